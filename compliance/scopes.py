@@ -1,0 +1,15 @@
+"""API key scopes: what a relay or application may do with its key."""
+
+from django.db import models
+
+
+class Scope(models.TextChoices):
+    SUPPRESSION_READ = "suppression:read", "Check and list suppressions"
+    SUPPRESSION_WRITE = "suppression:write", "Add, lift and import suppressions"
+    REPORTS_WRITE = "reports:write", "Submit complaint and bounce reports and relay events"
+    UNSUBSCRIBE_MINT = "unsubscribe:mint", "Mint List-Unsubscribe headers"
+    CONSENT_READ = "consent:read", "Read consent state and history"
+    CONSENT_WRITE = "consent:write", "Record consent events"
+
+
+ALL_SCOPES = frozenset(Scope.values)

@@ -1,0 +1,87 @@
+"""Writes of the core domain. Views, admin actions and commands call these; nothing else saves."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compliance.errors import ServiceError
+from compliance.models import ApiKey, Tenant
+from compliance.scopes import ALL_SCOPES
+
+KEY_PREFIX = "csk_"
+
+
+def _now() -> datetime.datetime:
+    return timezone.now()
+
+
+def hash_api_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def validate_scopes(scopes: Iterable[str]) -> list[str]:
+    """Return the scopes sorted and deduplicated; raise ServiceError naming any unknown one."""
+    wanted = {s.strip() for s in scopes if s.strip()}
+    unknown = sorted(wanted - ALL_SCOPES)
+    if unknown:
+        raise ServiceError(
+            f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(sorted(ALL_SCOPES))}",
+            code="unknown_scope",
+        )
+    if not wanted:
+        raise ServiceError("at least one scope is required", code="no_scope")
+    return sorted(wanted)
+
+
+@transaction.atomic
+def issue_api_key(
+    *, name: str, scopes: Iterable[str], tenant: Tenant | None = None, created_by=None
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plain text, which is never stored or shown again."""
+    if not name.strip():
+        raise ServiceError("an API key needs a name", code="no_name")
+    plain = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        name=name.strip(),
+        prefix=plain[: len(KEY_PREFIX) + 6],
+        key_hash=hash_api_key(plain),
+        scopes=validate_scopes(scopes),
+        tenant=tenant,
+        created_by=created_by,
+    )
+    return api_key, plain
+
+
+def authenticate_api_key(plain: str) -> ApiKey | None:
+    """The active key matching `plain`, or None. Notes its use at most once per interval."""
+    digest = hash_api_key(plain)
+    api_key = ApiKey.objects.select_related("tenant").filter(key_hash=digest).first()
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+        return None
+    if api_key.revoked_at is not None:
+        return None
+    now = _now()
+    interval = datetime.timedelta(seconds=settings.API_KEY_LAST_USED_INTERVAL)
+    if api_key.last_used_at is None or now - api_key.last_used_at >= interval:
+        # A plain UPDATE, not save(): usage is not an audited change and must stay cheap.
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+@transaction.atomic
+def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key: every later request with it gets 401. Revoking twice changes nothing."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = _now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

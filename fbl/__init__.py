@@ -1,0 +1,2 @@
+"""Inbound reports: ARF complaint and DSN bounce parsing, ingestion, relay events and complaint
+rates."""

@@ -1,0 +1,69 @@
+"""Tasks run eagerly without a broker, and on a real worker when one is configured."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from celery import Celery
+
+from compliance.celery import app
+from compliance.tasks import ping
+from tests.support import ROOT, require, service_env
+
+
+def test_tasks_run_in_process_without_a_broker(settings):
+    assert settings.CELERY_TASK_ALWAYS_EAGER
+    result = ping.delay()
+    assert result.successful()
+    assert result.get()["pong"] is True
+
+
+def test_one_celery_app_discovers_the_service_tasks():
+    assert app.main == "compliance"
+    assert "compliance.ping" in app.tasks
+
+
+@pytest.mark.integration
+def test_a_real_worker_runs_a_task_sent_through_the_real_broker():
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    require(broker.startswith(("redis://", "amqp://")), "a Celery broker (CELERY_BROKER_URL)")
+    backend = broker if broker.startswith("redis://") else "rpc://"
+    queue = f"test-{uuid.uuid4().hex}"
+    env = service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "compliance",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    producer = Celery("producer", broker=broker, backend=backend)
+    try:
+        result = producer.send_task("compliance.ping", queue=queue)
+        answer = result.get(timeout=60)
+        assert answer["pong"] is True
+        assert result.state == "SUCCESS"
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+        producer.close()
+    assert "compliance.ping" in output

@@ -1,0 +1,22 @@
+"""Test settings: the service's settings with fast hashing and a test-only hash key.
+
+The database follows DATABASE_URL exactly as in production (SQLite when unset), so CI runs the
+suite on the real PostgreSQL.
+"""
+
+from compliance.settings import *  # noqa: F403
+
+# Fast for users the tests create; PBKDF2 still verifies accounts made by subprocesses.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+ADDRESS_HASH_KEY = "test-address-hash-key-0123456789abcdef"
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests call tasks in-process; the worker integration test talks to the real broker itself.
+CELERY_TASK_ALWAYS_EAGER = True
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file rather than memory, so that commands run as subprocesses see the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}  # noqa: F405

@@ -1,0 +1,83 @@
+"""Helpers shared by the tests: outside programs and subprocesses of the service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip on a laptop that lacks `what`; fail under CI, where a missing part is a defect."""
+    if condition:
+        return
+    message = f"{what} is not available"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: the CI script must provide it)")
+    pytest.skip(message)
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    require(path is not None, f"the program {name!r}")
+    return path
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    """The environment of a fresh service process: embedded defaults plus `overrides`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "LOG_"))
+    }
+    env.update({"DJANGO_SETTINGS_MODULE": "compliance.settings", "PYTHONPATH": str(ROOT)})
+    env.update(overrides)
+    return env
+
+
+def run_manage(
+    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env or service_env(),
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def run_python(
+    code: str, *, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def same_database_env(**overrides: str) -> dict[str, str]:
+    """A subprocess environment pointing at the database the running test uses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
+    return service_env(DATABASE_URL=url, **overrides)
