@@ -208,5 +208,6 @@ LOGGING = {
     "loggers": {
         # Our request log replaces runserver's own access lines.
         "django.server": {"level": "WARNING"},
+        "django.utils.autoreload": {"level": "WARNING"},
     },
 }
