@@ -6,7 +6,7 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        from compliance import audit
+        from compliance import audit, schema  # noqa: F401  (registers the OpenAPI scheme)
         from compliance.models import ApiKey, Stream, Tenant, Topic
 
         # Staff and API changes to these models are recorded whoever makes them (admin, API,

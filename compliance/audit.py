@@ -74,10 +74,7 @@ def _record(instance: models.Model, action: str, changes: dict) -> None:
 
     actor = current_actor()
     AuditEvent.objects.create(
-        actor_user_id=actor.user_id,
-        actor_api_key_id=actor.api_key_id,
-        actor_label=actor.label[:200],
-        via=actor.via,
+        **AuditEvent.actor_fields(actor),
         remote_addr=actor.remote_addr,
         action=action,
         model=instance._meta.label_lower,

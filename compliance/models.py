@@ -118,15 +118,26 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise AuditTrailIsAppendOnly(f"{self.model._meta.label} rows cannot be deleted")
 
 
-class AuditEvent(models.Model):
-    """One create, change or delete made by staff, an API client or a command. Append-only."""
+class AppendOnlyModel(models.Model):
+    """A history row: written once, never changed or deleted (the database agrees on PostgreSQL)."""
 
-    class Action(models.TextChoices):
-        CREATE = "create", "Created"
-        UPDATE = "update", "Changed"
-        DELETE = "delete", "Deleted"
+    objects = AppendOnlyQuerySet.as_manager()
 
-    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditTrailIsAppendOnly(f"{self._meta.label} rows cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditTrailIsAppendOnly(f"{self._meta.label} rows cannot be deleted")
+
+
+class ActorStamped(AppendOnlyModel):
+    """A history row that names who acted: a staff user, an API key or a command."""
+
     # Plain ids rather than constrained keys: deleting a user or key must not rewrite history.
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -139,15 +150,37 @@ class AuditEvent(models.Model):
         ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     actor_label = models.CharField(max_length=200, help_text="Who, as a person would read it.")
-    via = models.CharField(max_length=20, help_text="admin, api, command or system")
+    via = models.CharField(max_length=20, help_text="admin, api, command, import or system")
+
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def actor_fields(actor) -> dict:
+        """Field values naming `actor` (a compliance.audit.Actor)."""
+        return {
+            "actor_user_id": actor.user_id,
+            "actor_api_key_id": actor.api_key_id,
+            "actor_label": actor.label[:200],
+            "via": actor.via,
+        }
+
+
+class AuditEvent(ActorStamped):
+    """One create, change or delete made by staff, an API client or a command. Append-only."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        UPDATE = "update", "Changed"
+        DELETE = "delete", "Deleted"
+
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True)
     action = models.CharField(max_length=10, choices=Action.choices)
     model = models.CharField(max_length=100, db_index=True)
     object_pk = models.CharField(max_length=64)
     object_repr = models.CharField(max_length=300)
     changes = models.JSONField(default=dict, help_text="field: [before, after]")
-
-    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -156,10 +189,36 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.model} {self.object_repr}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise AuditTrailIsAppendOnly("audit events cannot be changed")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise AuditTrailIsAppendOnly("audit events cannot be deleted")
+class OptOutRequest(models.Model):
+    """One opt-out, whichever way it arrived. Deadline clocks and propagation build on it.
+
+    CAN-SPAM (16 CFR 316.5) gives 10 business days, Gmail and Yahoo 2 days, counted from
+    `received_at`.
+    """
+
+    class Channel(models.TextChoices):
+        ONE_CLICK = "one_click", "One-click (RFC 8058)"
+        LANDING_PAGE = "landing_page", "Landing page"
+        PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+        MAILTO = "mailto", "mailto: unsubscribe"
+        COMPLAINT = "complaint", "Provider complaint"
+        OBJECTION = "objection", "GDPR objection"
+        API = "api", "API"
+        STAFF = "staff", "Staff"
+        IMPORT = "import", "Import"
+
+    received_at = models.DateTimeField(db_index=True)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    tenant = models.ForeignKey(Tenant, null=True, on_delete=models.PROTECT, related_name="+")
+    scope_key = models.CharField(max_length=64)
+    scope_label = models.CharField(max_length=200, help_text="The scope as staff read it.")
+    address_hash = models.BinaryField(max_length=32)
+    applied_at = models.DateTimeField(null=True, blank=True, help_text="When it took effect here.")
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "opt-out request"
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} opt-out of {self.scope_label} at {self.received_at}"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from compliance.errors import ServiceError
 from compliance.models import ApiKey, Tenant
 from compliance.scopes import ALL_SCOPES
+from compliance.ttl_cache import TtlCache
 
 KEY_PREFIX = "csk_"
 
@@ -61,10 +62,19 @@ def issue_api_key(
     return api_key, plain
 
 
+# Relays ask once per message: the key is looked up once per process per cache period, so a
+# revocation takes effect everywhere within LOOKUP_CACHE_SECONDS.
+_keys_by_hash: TtlCache[ApiKey | None] = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
+
+
+def _load_key(digest: str) -> ApiKey | None:
+    return ApiKey.objects.select_related("tenant").filter(key_hash=digest).first()
+
+
 def authenticate_api_key(plain: str) -> ApiKey | None:
     """The active key matching `plain`, or None. Notes its use at most once per interval."""
     digest = hash_api_key(plain)
-    api_key = ApiKey.objects.select_related("tenant").filter(key_hash=digest).first()
+    api_key = _keys_by_hash.get_or_load(digest, lambda: _load_key(digest))
     if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
         return None
     if api_key.revoked_at is not None:
@@ -84,4 +94,5 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = _now()
         api_key.save(update_fields=["revoked_at"])
+    _keys_by_hash.clear()  # this process at once; others within LOOKUP_CACHE_SECONDS
     return api_key

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "compliance",
+    "suppression",
 ]
 
 MIDDLEWARE = [
@@ -159,6 +160,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "compliance.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # `format` is ours (import and export formats), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Email compliance and suppression service",
@@ -170,6 +173,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# How long a relay may cache a check answer (Cache-Control max-age).
+SUPPRESSION_CHECK_CACHE_SECONDS = env.int("SUPPRESSION_CHECK_CACHE_SECONDS", default=30)
+# Largest CSV accepted for import (bytes).
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
+# How long each process may reuse API keys, tenants, streams and topics it has looked up.
+LOOKUP_CACHE_SECONDS = env.float("LOOKUP_CACHE_SECONDS", default=10)
 # How often an API key's last-used time is written: once per key per interval, not per request.
 API_KEY_LAST_USED_INTERVAL = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
 

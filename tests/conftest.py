@@ -11,7 +11,16 @@ from compliance.models import Stream, Tenant
 
 @pytest.fixture
 def default_tenant(db) -> Tenant:
-    return Tenant.objects.get(slug="default")
+    """The tenant migrations create; made again after a transactional test flushed it."""
+    tenant, _ = Tenant.objects.get_or_create(slug="default", defaults={"name": "Default"})
+    for slug, kind in [
+        ("transactional", Stream.Kind.TRANSACTIONAL),
+        ("marketing", Stream.Kind.COMMERCIAL),
+    ]:
+        Stream.objects.get_or_create(
+            tenant=tenant, slug=slug, defaults={"name": slug.title(), "kind": kind}
+        )
+    return tenant
 
 
 @pytest.fixture
@@ -35,7 +44,7 @@ def make_tenant(db):
 
 
 @pytest.fixture
-def make_api_key(db):
+def make_api_key(db, default_tenant):
     """Issue a key through the service; returns (ApiKey, plain key)."""
 
     def make(*scopes: str, tenant: Tenant | None = None, name: str = "relay"):
@@ -63,3 +72,38 @@ def staff_client(client, django_user_model):
     client.force_login(user)
     client.user = user
     return client
+
+
+@pytest.fixture
+def suppress(db, default_tenant):
+    """Suppress an address through the service: suppress("a@b.com", "unsubscribe", scope=...)."""
+    from suppression import services
+    from suppression.scopes import parse_scope
+
+    def make(
+        address: str,
+        reason: str = "unsubscribe",
+        *,
+        scope: str | None = None,
+        tenant: Tenant | None | str = "default",
+        origin: str = "api",
+        **kwargs,
+    ):
+        if tenant == "default":
+            tenant = default_tenant
+        target = parse_scope(tenant, scope, reason=reason)
+        return services.suppress(
+            target=target, address=address, reason=reason, origin=origin, **kwargs
+        ).suppression
+
+    return make
+
+
+@pytest.fixture
+def make_topic(db):
+    from compliance.models import Topic
+
+    def make(stream: Stream, slug: str, name: str | None = None) -> Topic:
+        return Topic.objects.create(stream=stream, slug=slug, name=name or slug.title())
+
+    return make

@@ -1,0 +1,208 @@
+"""Reads of the suppression list: is this address suppressed, which of these are, what changed."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from compliance.errors import ServiceError
+from compliance.models import Stream, Topic
+from suppression import addresses, rules, sql
+from suppression.models import Suppression, SuppressionEvent, active_q
+from suppression.scopes import label_for_key
+
+MAX_BATCH = 100_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    address: str
+    suppressed: bool
+    reason: str | None = None
+    scope: str | None = None
+    since: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    checked: int
+    suppressed: list[Verdict] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _keys(stream: Stream, topic: Topic | None) -> rules.BlockingKeys:
+    return rules.blocking_keys(
+        tenant_id=stream.tenant_id,
+        stream_id=stream.pk,
+        commercial=stream.is_commercial,
+        topic_id=topic.pk if topic else None,
+    )
+
+
+def _verdicts(stream, topic, rows: list[sql.BlockingRow]) -> dict[bytes, Verdict]:
+    """The reported verdict per hash: the widest blocking entry wins."""
+    by_hash: dict[bytes, list[sql.BlockingRow]] = {}
+    for row in rows:
+        by_hash.setdefault(row.address_hash, []).append(row)
+    verdicts = {}
+    for digest, found in by_hash.items():
+        key, reason = rules.widest([(r.scope_key, r.reason) for r in found])
+        since = min(r.created_at for r in found if r.scope_key == key)
+        verdicts[digest] = Verdict(
+            address="",
+            suppressed=True,
+            reason=reason,
+            scope=label_for_key(key, stream=stream, topic=topic),
+            since=since,
+        )
+    return verdicts
+
+
+def is_suppressed(*, stream: Stream, address: str, topic: Topic | None = None) -> Verdict:
+    """May mail of `stream` (and `topic`) go to `address`? Raises ServiceError if invalid."""
+    try:
+        normalised = addresses.normalise(address)
+    except addresses.InvalidAddress as exc:
+        raise ServiceError(
+            f"invalid address {address!r}: {exc.reason}", code="invalid_address"
+        ) from exc
+    digest = addresses.address_hash(normalised, settings.ADDRESS_HASH_KEY.encode())
+    found = _verdicts(stream, topic, sql.blocking_rows([digest], _keys(stream, topic)))
+    verdict = found.get(digest)
+    if verdict is None:
+        return Verdict(address=address, suppressed=False)
+    return Verdict(
+        address=address,
+        suppressed=True,
+        reason=verdict.reason,
+        scope=verdict.scope,
+        since=verdict.since,
+    )
+
+
+def suppressed_among(
+    *, stream: Stream, addresses_: list[str], topic: Topic | None = None
+) -> BatchVerdict:
+    """Which of `addresses_` may not get mail of `stream`; malformed ones are listed apart."""
+    if len(addresses_) > MAX_BATCH:
+        raise ServiceError(
+            f"at most {MAX_BATCH} addresses per request, got {len(addresses_)}",
+            code="batch_too_large",
+            status=413,
+        )
+    key = settings.ADDRESS_HASH_KEY.encode()
+    originals: dict[bytes, list[str]] = {}
+    invalid = []
+    for raw in addresses_:
+        try:
+            normalised = addresses.normalise(raw)
+        except addresses.InvalidAddress as exc:
+            invalid.append((raw, exc.reason))
+            continue
+        originals.setdefault(addresses.address_hash(normalised, key), []).append(raw)
+    rows = sql.blocking_rows(list(originals), _keys(stream, topic))
+    suppressed = []
+    for digest, verdict in _verdicts(stream, topic, rows).items():
+        for raw in originals[digest]:
+            suppressed.append(
+                Verdict(
+                    address=raw,
+                    suppressed=True,
+                    reason=verdict.reason,
+                    scope=verdict.scope,
+                    since=verdict.since,
+                )
+            )
+    return BatchVerdict(checked=len(addresses_), suppressed=suppressed, invalid=invalid)
+
+
+def suppressions_visible_to(tenant_ids: list[int] | None) -> QuerySet[Suppression]:
+    """Entries of these tenants plus shared ones (every entry when `tenant_ids` is None)."""
+    rows = Suppression.objects.select_related("tenant", "stream", "topic__stream")
+    if tenant_ids is None:
+        return rows
+    from django.db.models import Q
+
+    return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=tenant_ids))
+
+
+def filter_suppressions(
+    rows: QuerySet[Suppression],
+    *,
+    reason=None,
+    scope=None,
+    origin=None,
+    tenant=None,
+    created_after=None,
+    created_before=None,
+    address=None,
+    active=None,
+) -> QuerySet[Suppression]:
+    """Apply the list filters; `address` is normalised and matched by its hash."""
+    if reason:
+        rows = rows.filter(reason=reason)
+    if scope:
+        rows = rows.filter(scope=scope)
+    if origin:
+        rows = rows.filter(origin=origin)
+    if tenant:
+        rows = (
+            rows.filter(tenant__isnull=True) if tenant == "*" else rows.filter(tenant__slug=tenant)
+        )
+    if created_after:
+        rows = rows.filter(created_at__gte=created_after)
+    if created_before:
+        rows = rows.filter(created_at__lt=created_before)
+    if address:
+        from suppression.services import normalise_and_hash
+
+        rows = rows.filter(address_hash=normalise_and_hash(address)[1])
+    if active is True:
+        rows = rows.filter(active_q())
+    elif active is False:
+        rows = rows.exclude(active_q())
+    return rows
+
+
+@dataclass(frozen=True)
+class Cursor:
+    txid: int
+    event_id: int
+
+    def __str__(self) -> str:
+        return f"{self.txid}.{self.event_id}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        if not text:
+            return cls(0, 0)
+        try:
+            txid, event_id = (int(part) for part in text.split("."))
+        except ValueError:
+            raise ServiceError(f"malformed cursor {text!r}", code="bad_cursor") from None
+        if txid < 0 or event_id < 0:
+            raise ServiceError(f"malformed cursor {text!r}", code="bad_cursor")
+        return cls(txid, event_id)
+
+
+def changes_since(
+    cursor: Cursor, *, limit: int, tenant_ids: list[int] | None
+) -> tuple[list[SuppressionEvent], Cursor]:
+    """The next change-feed events after `cursor`, and the cursor to ask with next time."""
+    ids = sql.feed_event_ids(
+        txid=cursor.txid, event_id=cursor.event_id, limit=limit, tenant_ids=tenant_ids
+    )
+    events = SuppressionEvent.objects.in_bulk(ids)
+    ordered = [events[i] for i in ids]
+    rows = Suppression.objects.select_related("tenant", "stream", "topic__stream").in_bulk(
+        {e.suppression_id for e in ordered}
+    )
+    for event in ordered:
+        event.current = rows[event.suppression_id]
+    if not ordered:
+        return [], cursor
+    last = ordered[-1]
+    return ordered, Cursor(last.txid, last.id)

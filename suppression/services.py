@@ -1,0 +1,264 @@
+"""Every write to the suppression list: add, lift, and the opt-out record an opt-out leaves.
+
+Each function is one transaction that changes the entry, appends its history event and, for an
+opt-out, writes the `OptOutRequest` the deadline tracking builds on. Functions raise
+`compliance.errors.ServiceError` (or a subclass) for requests the rules refuse.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from compliance import audit
+from compliance.errors import PermissionDenied, ServiceError
+from compliance.models import OptOutRequest
+from suppression import addresses, rules
+from suppression.models import Origin, Suppression, SuppressionEvent
+from suppression.scopes import Target
+
+Channel = OptOutRequest.Channel
+
+# The opt-out channel an entry's origin stands for, when the caller names none.
+CHANNEL_FOR_ORIGIN = {
+    Origin.API: Channel.API,
+    Origin.STAFF: Channel.STAFF,
+    Origin.IMPORT: Channel.IMPORT,
+    Origin.PROVIDER_REPORT: Channel.COMPLAINT,
+    Origin.RELAY: Channel.COMPLAINT,
+    Origin.RECIPIENT: Channel.LANDING_PAGE,
+}
+
+
+def _now() -> datetime.datetime:
+    return timezone.now()
+
+
+def hash_key() -> bytes:
+    return settings.ADDRESS_HASH_KEY.encode()
+
+
+def normalise_and_hash(address: str) -> tuple[str, bytes]:
+    """Raises ServiceError for an address that is not valid."""
+    try:
+        normalised = addresses.normalise(address)
+    except addresses.InvalidAddress as exc:
+        raise ServiceError(
+            f"invalid address {address!r}: {exc.reason}", code="invalid_address"
+        ) from exc
+    return normalised, addresses.address_hash(normalised, hash_key())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    suppression: Suppression
+    action: str | None  # the SuppressionEvent action written, None when nothing changed
+
+    @property
+    def changed(self) -> bool:
+        return self.action is not None
+
+
+def _evidence_fields(evidence: Model | None) -> dict:
+    if evidence is None:
+        return {"evidence_type": None, "evidence_id": ""}
+    return {
+        "evidence_type": ContentType.objects.get_for_model(evidence),
+        "evidence_id": str(evidence.pk),
+    }
+
+
+def _append_event(
+    row: Suppression,
+    action: str,
+    *,
+    reason: str,
+    origin: str,
+    note: str = "",
+    evidence: dict | None = None,
+    evidence_note: str = "",
+) -> SuppressionEvent:
+    actor = audit.current_actor()
+    evidence = evidence or {"evidence_type": None, "evidence_id": ""}
+    return SuppressionEvent.objects.create(
+        suppression=row,
+        action=action,
+        reason=reason,
+        origin=origin,
+        scope_key=row.scope_key,
+        address_hash=row.address_hash,
+        note=note,
+        **SuppressionEvent.actor_fields(actor),
+        evidence_note=evidence_note[:500],
+        **evidence,
+    )
+
+
+def suppress(
+    *,
+    target: Target,
+    address: str,
+    reason: str,
+    origin: str,
+    evidence: Model | None = None,
+    evidence_note: str = "",
+    created_at: datetime.datetime | None = None,
+    expires_at: datetime.datetime | None = None,
+    channel: str | None = None,
+) -> Outcome:
+    """Suppress `address` under `target`. Idempotent: the same reason again changes nothing.
+
+    A key that is already active keeps one row: the new reason is recorded in the history and the
+    row keeps the weightier one. A lifted or expired key is added again. Raises ServiceError for an
+    invalid address or reason.
+    """
+    if reason not in rules.PRECEDENCE:
+        raise ServiceError(f"unknown reason {reason!r}", code="unknown_reason")
+    normalised, digest = normalise_and_hash(address)
+    now = _now()
+    evidence_fields = _evidence_fields(evidence)
+    with transaction.atomic():
+        row = (
+            Suppression.objects.select_for_update()
+            .filter(address_hash=digest, scope_key=target.key)
+            .first()
+        )
+        if row is None:
+            row = _insert_or_lock(
+                target,
+                digest,
+                normalised,
+                reason,
+                origin,
+                evidence_fields,
+                evidence_note,
+                created_at or now,
+                expires_at,
+            )
+            action = SuppressionEvent.Action.ADD if row.created_now else None
+        else:
+            action = None
+        if action is None:
+            action = _apply_to_existing(
+                row, normalised, reason, origin, evidence_fields, evidence_note, expires_at, now
+            )
+        if action is None:
+            return Outcome(row, None)
+        _append_event(
+            row,
+            action,
+            reason=reason,
+            origin=origin,
+            evidence=evidence_fields,
+            evidence_note=evidence_note,
+        )
+        if reason in rules.OPT_OUTS and action != SuppressionEvent.Action.REASON:
+            OptOutRequest.objects.create(
+                received_at=created_at or now,
+                channel=channel or CHANNEL_FOR_ORIGIN[origin],
+                tenant=target.tenant,
+                scope_key=target.key,
+                scope_label=target.label,
+                address_hash=digest,
+                applied_at=now,
+            )
+    return Outcome(row, action)
+
+
+def _insert_or_lock(
+    target,
+    digest,
+    normalised,
+    reason,
+    origin,
+    evidence_fields,
+    evidence_note,
+    created_at,
+    expires_at,
+) -> Suppression:
+    row = Suppression(
+        tenant=target.tenant,
+        scope=target.scope,
+        stream=target.stream,
+        topic=target.topic,
+        scope_key=target.key,
+        address_hash=digest,
+        address=normalised,
+        reason=reason,
+        origin=origin,
+        evidence_note=evidence_note[:500],
+        created_at=created_at,
+        updated_at=created_at,
+        expires_at=expires_at,
+        **evidence_fields,
+    )
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        row.created_now = True
+        return row
+    except IntegrityError:
+        # A concurrent request inserted the same key first: treat it as existing.
+        row = Suppression.objects.select_for_update().get(address_hash=digest, scope_key=target.key)
+        row.created_now = False
+        return row
+
+
+def _apply_to_existing(
+    row, normalised, reason, origin, evidence_fields, evidence_note, expires_at, now
+) -> str | None:
+    if not row.is_active:
+        row.reason = reason
+        row.origin = origin
+        row.lifted_at = None
+        row.expires_at = expires_at
+        row.evidence_note = evidence_note[:500]
+        row.evidence_type = evidence_fields["evidence_type"]
+        row.evidence_id = evidence_fields["evidence_id"]
+        if row.address is None and reason != rules.ERASURE and row.reason != rules.ERASURE:
+            row.address = normalised
+        row.updated_at = now
+        row.save()
+        return SuppressionEvent.Action.READD
+    if reason == row.reason and (expires_at is None) == (row.expires_at is None):
+        return None
+    row.reason = rules.weightier(row.reason, reason)
+    # A permanent reason outlives a temporary one: drop the expiry.
+    row.expires_at = None if expires_at is None else max(expires_at, row.expires_at or expires_at)
+    row.updated_at = now
+    row.save(update_fields=["reason", "expires_at", "updated_at"])
+    return SuppressionEvent.Action.REASON
+
+
+def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
+    """Lift an active entry. A reason is required; complaint, erasure, objection and legal
+    entries need the `suppression.lift_protected` permission, which API keys never have.
+
+    Raises ServiceError (400 without a reason, 409 when not active) or PermissionDenied.
+    """
+    note = (note or "").strip()
+    if not note:
+        raise ServiceError("a reason is required to lift a suppression", code="reason_required")
+    with transaction.atomic():
+        row = Suppression.objects.select_for_update().get(pk=suppression.pk)
+        if not row.is_active:
+            raise ServiceError("this suppression is not active", code="not_active", status=409)
+        if row.reason in rules.PROTECTED and not (
+            user is not None and user.has_perm("suppression.lift_protected")
+        ):
+            raise PermissionDenied(
+                f"lifting a {row.reason} entry needs the 'lift protected entries' permission"
+            )
+        row.lifted_at = _now()
+        row.updated_at = row.lifted_at
+        row.save(update_fields=["lifted_at", "updated_at"])
+        _append_event(
+            row, SuppressionEvent.Action.LIFT, reason=row.reason, origin=row.origin, note=note
+        )
+    return row

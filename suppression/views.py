@@ -1,0 +1,331 @@
+"""The suppression API: thin views that validate, call one selector or service, and answer."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import selectors as core
+from compliance.errors import PermissionDenied, ServiceError
+from compliance.permissions import ScopeRequired
+from compliance.scopes import Scope
+from suppression import exporting, importing, selectors, services
+from suppression.models import ImportJob, Origin, SuppressionEvent
+from suppression.scopes import parse_scope
+from suppression.serializers import (
+    BatchCheckAnswer,
+    BatchCheckRequest,
+    ChangesAnswer,
+    CheckAnswer,
+    CheckQuery,
+    ImportJobOut,
+    LiftIn,
+    ListQuery,
+    SuppressionIn,
+    SuppressionOut,
+)
+
+
+def _stream_and_topic(request, data):
+    tenant = core.tenant_for(api_key=request.auth, slug=data.get("tenant"))
+    stream = core.stream_of(tenant, data.get("stream"))
+    return stream, core.topic_of(stream, data.get("topic"))
+
+
+def _cacheable(response: Response) -> Response:
+    # Relays may reuse an answer briefly; an opt-out then reaches them within this many seconds.
+    response["Cache-Control"] = f"private, max-age={settings.SUPPRESSION_CHECK_CACHE_SECONDS}"
+    return response
+
+
+class CheckView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_READ}
+
+    @extend_schema(parameters=[CheckQuery], responses=CheckAnswer)
+    def get(self, request):
+        query = CheckQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        stream, topic = _stream_and_topic(request, query.validated_data)
+        verdict = selectors.is_suppressed(
+            stream=stream, topic=topic, address=query.validated_data["address"]
+        )
+        return _cacheable(
+            Response(
+                {
+                    "address": verdict.address,
+                    "suppressed": verdict.suppressed,
+                    "reason": verdict.reason,
+                    "scope": verdict.scope,
+                }
+            )
+        )
+
+    @extend_schema(request=BatchCheckRequest, responses=BatchCheckAnswer)
+    def post(self, request):
+        data = request.data
+        if not isinstance(data, dict):
+            raise ServiceError("the body must be a JSON object", code="invalid")
+        batch = data.get("addresses")
+        # Checked by hand rather than by a ListField: 100,000 field objects cost more than the
+        # lookup itself.
+        if not isinstance(batch, list) or not all(isinstance(a, str) for a in batch):
+            raise ServiceError("'addresses' must be a list of strings", code="invalid")
+        stream, topic = _stream_and_topic(request, data)
+        verdict = selectors.suppressed_among(stream=stream, topic=topic, addresses_=batch)
+        return _cacheable(
+            Response(
+                {
+                    "checked": verdict.checked,
+                    "suppressed": [
+                        {
+                            "address": v.address,
+                            "reason": v.reason,
+                            "scope": v.scope,
+                            "since": v.since.isoformat(),
+                        }
+                        for v in verdict.suppressed
+                    ],
+                    "invalid": [{"address": a, "reason": r} for a, r in verdict.invalid],
+                }
+            )
+        )
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class SuppressionListView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_WRITE}
+
+    @extend_schema(parameters=[ListQuery], responses=SuppressionOut(many=True))
+    def get(self, request):
+        query = ListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.filter_suppressions(
+            selectors.suppressions_visible_to(core.visible_tenant_ids(request.auth)),
+            **query.validated_data,
+        )
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(SuppressionOut(page, many=True).data)
+
+    @extend_schema(request=SuppressionIn, responses={201: SuppressionOut, 200: SuppressionOut})
+    def post(self, request):
+        body = SuppressionIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("tenant") == "*":
+            if request.auth.tenant_id is not None:
+                raise PermissionDenied("a key bound to a tenant cannot add shared entries")
+            tenant = None
+        else:
+            tenant = core.tenant_for(api_key=request.auth, slug=data.get("tenant"))
+        outcome = services.suppress(
+            target=parse_scope(tenant, data.get("scope"), reason=data["reason"]),
+            address=data["address"],
+            reason=data["reason"],
+            origin=Origin.API,
+            evidence=request.auth,
+            evidence_note=data.get("note", "") or f"API key {request.auth.name}",
+            expires_at=data.get("expires_at"),
+        )
+        code = status.HTTP_201_CREATED if outcome.changed else status.HTTP_200_OK
+        return Response(SuppressionOut(outcome.suppression).data, status=code)
+
+
+class SuppressionDetailView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_READ, "DELETE": Scope.SUPPRESSION_WRITE}
+
+    def _row(self, request, pk):
+        rows = selectors.suppressions_visible_to(core.visible_tenant_ids(request.auth))
+        return get_object_or_404(rows, pk=pk)
+
+    @extend_schema(responses=SuppressionOut)
+    def get(self, request, pk):
+        return Response(SuppressionOut(self._row(request, pk)).data)
+
+    @extend_schema(
+        request=LiftIn,
+        parameters=[OpenApiParameter("reason", str, description="why it is lifted (required)")],
+        responses=SuppressionOut,
+    )
+    def delete(self, request, pk):
+        row = self._row(request, pk)
+        if row.tenant_id is None and request.auth.tenant_id is not None:
+            raise PermissionDenied("a key bound to a tenant cannot lift a shared entry")
+        body = LiftIn(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        note = body.validated_data.get("reason") or request.query_params.get("reason", "")
+        lifted = services.lift(suppression=row, note=note)
+        return Response(SuppressionOut(lifted).data)
+
+
+FEED_ACTIONS = {
+    SuppressionEvent.Action.ADD: "added",
+    SuppressionEvent.Action.READD: "added",
+    SuppressionEvent.Action.REASON: "reason",
+    SuppressionEvent.Action.LIFT: "lifted",
+    SuppressionEvent.Action.ERASE: "erased",
+}
+
+
+class ChangesView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, description="cursor from the last answer's `next`"),
+            OpenApiParameter("limit", int, description="at most 10000, default 1000"),
+        ],
+        responses=ChangesAnswer,
+    )
+    def get(self, request):
+        cursor = selectors.Cursor.parse(request.query_params.get("since"))
+        try:
+            limit = int(request.query_params.get("limit", 1000))
+        except ValueError:
+            raise ServiceError("limit must be a whole number", code="invalid") from None
+        if not 1 <= limit <= 10_000:
+            raise ServiceError("limit must be between 1 and 10000", code="invalid")
+        events, next_cursor = selectors.changes_since(
+            cursor, limit=limit, tenant_ids=core.visible_tenant_ids(request.auth)
+        )
+        return Response(
+            {
+                "changes": [
+                    {
+                        "cursor": str(selectors.Cursor(e.txid, e.id)),
+                        "action": FEED_ACTIONS[e.action],
+                        "suppressed": e.action != SuppressionEvent.Action.LIFT,
+                        "address_hash": bytes(e.address_hash).hex(),
+                        "address": e.current.address,
+                        "tenant": e.current.tenant.slug if e.current.tenant else None,
+                        "scope": e.current.scope_label,
+                        "reason": e.reason,
+                        "at": e.occurred_at.isoformat(),
+                    }
+                    for e in events
+                ],
+                "next": str(next_cursor),
+            }
+        )
+
+
+class CsvUploadParser(BaseParser):
+    """A CSV file as the whole request body (`Content-Type: text/csv`)."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read() if stream is not None else b""
+
+
+class ImportView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"POST": Scope.SUPPRESSION_WRITE}
+    parser_classes = [CsvUploadParser, MultiPartParser]
+
+    @extend_schema(
+        request={"text/csv": {"type": "string", "format": "binary"}},
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                description="one of the import formats; recognised from the header row when absent",
+            ),
+            OpenApiParameter("tenant", str, description="tenant slug, or * for shared entries"),
+        ],
+        responses={202: ImportJobOut},
+    )
+    def post(self, request):
+        if isinstance(request.data, bytes):
+            content, filename = request.data, request.query_params.get("filename", "upload.csv")
+        else:
+            upload = request.data.get("file")
+            if upload is None:
+                raise ServiceError(
+                    "send the CSV as the body (text/csv) or as a 'file' field", code="no_file"
+                )
+            content, filename = upload.read(), upload.name
+        if not content:
+            raise ServiceError("the file is empty", code="empty")
+        slug = request.query_params.get("tenant")
+        if slug == "*" and request.auth.tenant_id is None:
+            tenant = None
+        else:
+            tenant = core.tenant_for(api_key=request.auth, slug=slug)
+        job = importing.queue_import(
+            content=content,
+            filename=filename,
+            tenant=tenant,
+            format_name=request.query_params.get("format"),
+        )
+        job.refresh_from_db()
+        return Response(ImportJobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportJobView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_WRITE}
+
+    @extend_schema(responses=ImportJobOut)
+    def get(self, request, pk):
+        jobs = ImportJob.objects.all()
+        tenant_ids = core.visible_tenant_ids(request.auth)
+        if tenant_ids is not None:
+            jobs = jobs.filter(tenant_id__in=tenant_ids)
+        return Response(ImportJobOut(get_object_or_404(jobs, pk=pk)).data)
+
+
+class ExportView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"GET": Scope.SUPPRESSION_READ}
+
+    @extend_schema(
+        parameters=[
+            ListQuery,
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(exporting.FORMATS),
+                description="csv (addresses) or hashes (keyed hashes only)",
+            ),
+        ],
+        responses={(200, "text/csv"): {"type": "string"}},
+    )
+    def get(self, request):
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in exporting.FORMATS:
+            raise ServiceError(
+                f"format must be one of {', '.join(exporting.FORMATS)}", code="invalid"
+            )
+        query = ListQuery(data={k: v for k, v in request.query_params.items() if k != "format"})
+        query.is_valid(raise_exception=True)
+        filters = {
+            "active": True,
+            **{k: v for k, v in query.validated_data.items() if v is not None},
+        }
+        rows = selectors.filter_suppressions(
+            selectors.suppressions_visible_to(core.visible_tenant_ids(request.auth)), **filters
+        ).order_by("id")
+        response = StreamingHttpResponse(
+            exporting.export_lines(rows, fmt=fmt), content_type="text/csv; charset=utf-8"
+        )
+        name = "suppressions-hashes.csv" if fmt == "hashes" else "suppressions.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

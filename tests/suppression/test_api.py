@@ -1,0 +1,230 @@
+"""The relay check API and the suppression list API (DESIGN.md's public contracts)."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from suppression.models import Suppression
+
+pytestmark = pytest.mark.django_db
+
+READ = "suppression:read"
+WRITE = "suppression:write"
+
+
+def test_single_check_answers_the_contract_shape(api_client, suppress):
+    suppress("pat@example.com", "unsubscribe", scope="commercial")
+    client = api_client(READ)
+    answer = client.get(
+        "/api/v1/suppressions/check", {"address": "Pat@Example.com", "stream": "marketing"}
+    )
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "address": "Pat@Example.com",
+        "suppressed": True,
+        "reason": "unsubscribe",
+        "scope": "commercial",
+    }
+    clean = client.get(
+        "/api/v1/suppressions/check", {"address": "pat@example.com", "stream": "transactional"}
+    )
+    assert clean.json() == {
+        "address": "pat@example.com",
+        "suppressed": False,
+        "reason": None,
+        "scope": None,
+    }
+
+
+def test_check_answers_may_be_cached_briefly(api_client, settings):
+    settings.SUPPRESSION_CHECK_CACHE_SECONDS = 15
+    answer = api_client(READ).get(
+        "/api/v1/suppressions/check", {"address": "a@example.com", "stream": "marketing"}
+    )
+    assert answer["Cache-Control"] == "private, max-age=15"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"address": "a@example.com", "stream": "nosuch"}, "unknown stream 'nosuch'"),
+        ({"address": "a@example.com"}, "stream"),
+        ({"address": "not an address", "stream": "marketing"}, "invalid address"),
+        ({"address": "a@example.com", "stream": "marketing", "tenant": "nosuch"}, "unknown tenant"),
+    ],
+)
+def test_single_check_bad_input_is_a_4xx_with_a_message(api_client, params, message):
+    answer = api_client(READ).get("/api/v1/suppressions/check", params)
+    assert 400 <= answer.status_code < 500
+    assert message in str(answer.json())
+
+
+def test_batch_check_lists_only_the_suppressed_and_the_invalid(api_client, suppress):
+    suppress("one@example.com", "hard_bounce", scope="global")
+    suppress("two@example.com", "unsubscribe", scope="stream:marketing")
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check",
+        {
+            "stream": "marketing",
+            "addresses": ["ONE@example.com", "two@example.com", "three@example.com", "bad@@x"],
+        },
+        format="json",
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["checked"] == 4
+    found = {s["address"]: (s["reason"], s["scope"]) for s in body["suppressed"]}
+    assert found == {
+        "ONE@example.com": ("hard_bounce", "global"),
+        "two@example.com": ("unsubscribe", "stream:marketing"),
+    }
+    assert all(datetime.datetime.fromisoformat(s["since"]) for s in body["suppressed"])
+    assert [i["address"] for i in body["invalid"]] == ["bad@@x"]
+    assert body["invalid"][0]["reason"]
+
+
+def test_batch_check_refuses_more_than_100000_addresses(api_client):
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check",
+        {"stream": "marketing", "addresses": ["a@example.com"] * 100_001},
+        format="json",
+    )
+    assert answer.status_code == 413
+    assert "100000" in answer.json()["detail"]
+
+
+def test_batch_check_refuses_malformed_json(api_client):
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check",
+        data='{"stream": "marketing",',
+        content_type="application/json",
+    )
+    assert answer.status_code == 400
+    assert "JSON" in answer.json()["detail"]
+
+
+def test_batch_check_refuses_addresses_that_are_not_a_list_of_strings(api_client):
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check", {"stream": "marketing", "addresses": [1, 2]}, format="json"
+    )
+    assert answer.status_code == 400
+    assert "list of strings" in answer.json()["detail"]
+
+
+def test_checks_need_the_read_scope(api_client):
+    answer = api_client(WRITE).get(
+        "/api/v1/suppressions/check", {"address": "a@example.com", "stream": "marketing"}
+    )
+    assert answer.status_code == 403
+    assert APIClient().get("/api/v1/suppressions/check").status_code == 401
+
+
+def test_add_then_lift_through_the_api(api_client):
+    client = api_client(READ, WRITE)
+    added = client.post(
+        "/api/v1/suppressions/",
+        {"address": "Kim@Example.com", "reason": "manual", "note": "CRM sync"},
+        format="json",
+    )
+    assert added.status_code == 201
+    entry = added.json()
+    assert (entry["address"], entry["scope"], entry["tenant"], entry["active"]) == (
+        "kim@example.com",
+        "commercial",
+        "default",
+        True,
+    )
+    again = client.post(
+        "/api/v1/suppressions/", {"address": "kim@example.com", "reason": "manual"}, format="json"
+    )
+    assert again.status_code == 200
+
+    no_reason = client.delete(f"/api/v1/suppressions/{entry['id']}/")
+    assert no_reason.status_code == 400
+    assert "reason is required" in no_reason.json()["detail"]
+
+    lifted = client.delete(
+        f"/api/v1/suppressions/{entry['id']}/", {"reason": "added by mistake"}, format="json"
+    )
+    assert lifted.status_code == 200
+    assert lifted.json()["active"] is False
+    row = Suppression.objects.get(pk=entry["id"])
+    assert list(row.events.values_list("action", flat=True)) == ["add", "lift"]
+
+
+def test_api_keys_cannot_lift_a_complaint(api_client, suppress):
+    row = suppress("a@example.com", "complaint")
+    answer = api_client(WRITE).delete(f"/api/v1/suppressions/{row.pk}/?reason=please")
+    assert answer.status_code == 403
+    row.refresh_from_db()
+    assert row.is_active
+
+
+def test_add_refuses_an_unknown_reason_or_scope(api_client):
+    client = api_client(WRITE)
+    bad_reason = client.post(
+        "/api/v1/suppressions/", {"address": "a@example.com", "reason": "dislike"}, format="json"
+    )
+    assert bad_reason.status_code == 400
+    bad_scope = client.post(
+        "/api/v1/suppressions/",
+        {"address": "a@example.com", "reason": "manual", "scope": "stream:x"},
+        format="json",
+    )
+    assert bad_scope.status_code == 400
+    assert "unknown stream 'x'" in bad_scope.json()["detail"]
+    assert Suppression.objects.count() == 0
+
+
+def test_list_filters_and_cursor_pages(api_client, suppress):
+    for i in range(5):
+        suppress(f"u{i}@example.com", "unsubscribe")
+    suppress("b@example.com", "hard_bounce")
+    client = api_client(READ)
+    bounces = client.get("/api/v1/suppressions/", {"reason": "hard_bounce"}).json()
+    assert [r["address"] for r in bounces["results"]] == ["b@example.com"]
+    by_address = client.get("/api/v1/suppressions/", {"address": "U3@EXAMPLE.COM"}).json()
+    assert [r["address"] for r in by_address["results"]] == ["u3@example.com"]
+
+    seen, url = [], "/api/v1/suppressions/?page_size=2&reason=unsubscribe"
+    while url:
+        page = client.get(url).json()
+        seen += [r["address"] for r in page["results"]]
+        url = page["next"]
+    assert seen == [f"u{i}@example.com" for i in reversed(range(5))]
+
+
+def test_list_filters_by_created_range(api_client, suppress):
+    old = timezone.now() - datetime.timedelta(days=30)
+    suppress("old@example.com", "manual", created_at=old)
+    suppress("new@example.com", "manual")
+    since = (timezone.now() - datetime.timedelta(days=1)).isoformat()
+    page = api_client(READ).get("/api/v1/suppressions/", {"created_after": since}).json()
+    assert [r["address"] for r in page["results"]] == ["new@example.com"]
+
+
+def test_a_tenant_key_sees_only_its_own_and_shared_entries(api_client, suppress, make_tenant):
+    other = make_tenant("other")
+    suppress("mine@example.com", "manual")
+    suppress("theirs@example.com", "manual", tenant=other)
+    suppress("shared@example.com", "hard_bounce", tenant=None)
+    client = api_client(READ, WRITE, tenant=other)
+    listed = {r["address"] for r in client.get("/api/v1/suppressions/").json()["results"]}
+    assert listed == {"theirs@example.com", "shared@example.com"}
+    mine = Suppression.objects.get(address="mine@example.com")
+    assert client.get(f"/api/v1/suppressions/{mine.pk}/").status_code == 404
+    assert client.delete(f"/api/v1/suppressions/{mine.pk}/?reason=x").status_code == 404
+    shared = Suppression.objects.get(address="shared@example.com")
+    assert client.delete(f"/api/v1/suppressions/{shared.pk}/?reason=x").status_code == 403
+    # its checks run against its own tenant, and naming another is refused
+    check = client.get(
+        "/api/v1/suppressions/check", {"address": "mine@example.com", "stream": "marketing"}
+    ).json()
+    assert check["suppressed"] is False
+    refused = client.get(
+        "/api/v1/suppressions/check",
+        {"address": "mine@example.com", "stream": "marketing", "tenant": "default"},
+    )
+    assert refused.status_code == 403

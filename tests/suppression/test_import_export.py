@@ -1,0 +1,211 @@
+"""Importing lists (API, command, admin) and exporting them (addresses or hashes only)."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from compliance.models import OptOutRequest
+from suppression.models import ImportJob, Suppression
+from tests.support import run_manage, same_database_env
+
+# Imports run as a task once the upload commits, so these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAMPLES = Path(__file__).parent / "samples"
+
+GENERIC = (
+    "email,reason,scope,created_at\n"
+    "A@example.com,unsubscribe,,2024-01-02T03:04:05Z\n"
+    "b@example.com,hard_bounce,global,\n"
+    "bad-address,manual,,\n"
+    "c@example.com,unsubscribe,stream:marketing,\n"
+    "d@example.com,manual,stream:nosuch,\n"
+)
+
+
+def post_csv(client, body: str, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return client.post(
+        f"/api/v1/suppressions/import?{query}", data=body.encode(), content_type="text/csv"
+    )
+
+
+def test_api_import_adds_good_rows_and_reports_bad_ones_by_line(api_client):
+    client = api_client("suppression:write")
+    answer = post_csv(client, GENERIC)
+    assert answer.status_code == 202, answer.content
+    job = answer.json()
+    assert job["format"] == "generic"
+    progress = client.get(f"/api/v1/suppressions/imports/{job['id']}").json()
+    assert progress["status"] == "done"
+    assert progress["percent"] == 100
+    assert (progress["rows_total"], progress["rows_added"], progress["rows_bad"]) == (5, 3, 2)
+    assert [(e["line"], e["email"]) for e in progress["errors"]] == [
+        (4, "bad-address"),
+        (6, "d@example.com"),
+    ]
+    assert "unknown stream 'nosuch'" in progress["errors"][1]["error"]
+
+    a = Suppression.objects.get(address="a@example.com")
+    assert (a.scope, a.reason, a.origin) == ("commercial", "unsubscribe", "import")
+    assert a.created_at.isoformat() == "2024-01-02T03:04:05+00:00"
+    assert a.evidence == ImportJob.objects.get(pk=job["id"])
+    assert a.evidence_note == f"import #{job['id']} line 2"
+    assert Suppression.objects.get(address="c@example.com").scope_label == "stream:marketing"
+    assert OptOutRequest.objects.filter(channel="import").count() == 2
+
+
+def test_reimporting_the_same_file_changes_nothing(api_client):
+    client = api_client("suppression:write")
+    post_csv(client, GENERIC)
+    before = list(Suppression.objects.values_list("id", "reason", "updated_at"))
+    events = Suppression.objects.values_list("events__id", flat=True).count()
+    again = client.get(f"/api/v1/suppressions/imports/{post_csv(client, GENERIC).json()['id']}")
+    assert (again.json()["rows_added"], again.json()["rows_existing"]) == (0, 3)
+    assert list(Suppression.objects.values_list("id", "reason", "updated_at")) == before
+    assert Suppression.objects.values_list("events__id", flat=True).count() == events
+
+
+def test_duplicate_rows_in_one_file_make_one_entry(api_client):
+    body = "email\nx@example.com\nX@EXAMPLE.COM\n"
+    job = post_csv(api_client("suppression:write"), body).json()
+    assert Suppression.objects.count() == 1
+    assert ImportJob.objects.get(pk=job["id"]).rows_added == 1
+
+
+def test_an_unknown_header_is_refused_before_anything_is_stored(api_client):
+    answer = post_csv(api_client("suppression:write"), "name,phone\nx,1\n")
+    assert answer.status_code == 400
+    assert "generic" in answer.json()["detail"]  # names the formats it knows
+    assert ImportJob.objects.count() == 0
+
+
+def test_a_file_that_is_not_utf8_is_refused(api_client):
+    answer = api_client("suppression:write").post(
+        "/api/v1/suppressions/import",
+        data="email\nj\xf6rg@example.com\n".encode("latin-1"),
+        content_type="text/csv",
+    )
+    assert answer.status_code == 400
+    assert "UTF-8" in answer.json()["detail"]
+
+
+def test_multipart_upload_and_a_forced_format(api_client):
+    upload = io.BytesIO(b"email\nm@example.com\n")
+    upload.name = "list.csv"
+    answer = api_client("suppression:write").post(
+        "/api/v1/suppressions/import?format=generic", {"file": upload}, format="multipart"
+    )
+    assert answer.status_code == 202
+    assert answer.json()["filename"] == "list.csv"
+    assert Suppression.objects.filter(address="m@example.com", reason="manual").exists()
+
+
+def test_import_needs_the_write_scope(api_client):
+    assert post_csv(api_client("suppression:read"), GENERIC).status_code == 403
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.csv")))
+def test_every_provider_export_imports(api_client, sample):
+    content = (SAMPLES / sample).read_bytes()
+    job = (
+        api_client("suppression:write")
+        .post("/api/v1/suppressions/import", data=content, content_type="text/csv")
+        .json()
+    )
+    job = ImportJob.objects.get(pk=job["id"])
+    assert job.status == "done", job.message
+    assert job.format_name != "generic" or sample == "generic.csv"
+    assert job.rows_added > 0
+    assert job.rows_added + job.rows_existing + job.rows_bad == job.rows_total
+    reasons = set(Suppression.objects.values_list("reason", flat=True))
+    assert reasons <= {
+        "hard_bounce",
+        "soft_bounce",
+        "complaint",
+        "unsubscribe",
+        "manual",
+        "invalid",
+        "objection",
+        "legal",
+        "erasure",
+    }
+
+
+def test_command_imports_a_file_and_reports_bad_rows(tmp_path, default_tenant):
+    path = tmp_path / "list.csv"
+    path.write_text(GENERIC)
+    result = run_manage(
+        "import_suppressions", str(path), "--tenant", "default", env=same_database_env()
+    )
+    assert result.returncode == 0, result.stderr
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert "generic format, 5 rows" in out
+    assert "added 3, already listed 0, bad 2" in out
+    assert "line 4: invalid address" in err
+    assert Suppression.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent.csv"], "no such file"),
+        (["{file}", "--tenant", "nosuch"], "unknown tenant"),
+        (["{file}", "--format", "sendgrid-bounces"], ""),
+    ],
+)
+def test_command_bad_input_exits_2(tmp_path, default_tenant, args, message):
+    path = tmp_path / "list.csv"
+    path.write_text(GENERIC)
+    result = run_manage(
+        "import_suppressions", *[a.format(file=path) for a in args], env=same_database_env()
+    )
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+    assert Suppression.objects.count() == 0
+
+
+def read_export(response) -> list[dict]:
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_export_streams_active_entries_and_can_be_imported_again(api_client, suppress):
+    from suppression import services
+
+    suppress("keep@example.com", "unsubscribe", scope="stream:marketing")
+    gone = suppress("gone@example.com", "manual")
+    services.lift(suppression=gone, note="test")
+    rows = read_export(api_client("suppression:read").get("/api/v1/suppressions/export"))
+    assert [(r["email"], r["reason"], r["scope"], r["tenant"]) for r in rows] == [
+        ("keep@example.com", "unsubscribe", "stream:marketing", "default")
+    ]
+
+    header = ",".join(rows[0].keys())
+    body = header + "\n" + "\n".join(",".join(r.values()) for r in rows) + "\n"
+    job = post_csv(api_client("suppression:write"), body).json()
+    job = ImportJob.objects.get(pk=job["id"])
+    assert (job.rows_existing, job.rows_bad) == (1, 0), job.errors
+
+
+def test_hash_export_carries_no_address(api_client, suppress):
+    row = suppress("secret@example.com", "complaint")
+    answer = api_client("suppression:read").get("/api/v1/suppressions/export", {"format": "hashes"})
+    rows = read_export(answer)
+    assert rows == [
+        {
+            "address_hmac_sha256": bytes(row.address_hash).hex(),
+            "reason": "complaint",
+            "scope": "commercial",
+            "created_at": row.created_at.isoformat(),
+        }
+    ]
+    assert "secret" not in str(rows)
+
+
+def test_export_refuses_an_unknown_format(api_client):
+    answer = api_client("suppression:read").get("/api/v1/suppressions/export", {"format": "xml"})
+    assert answer.status_code == 400
