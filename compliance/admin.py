@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from compliance import services
 from compliance.errors import ServiceError
-from compliance.models import ApiKey, AuditEvent, Stream, Tenant, Topic
+from compliance.models import ApiKey, AuditEvent, SendingIdentity, Stream, Tenant, Topic
 from compliance.scopes import Scope
 
 
@@ -141,3 +141,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SendingIdentity)
+class SendingIdentityAdmin(admin.ModelAdmin):
+    list_display = ["pattern", "tenant", "stream"]
+    list_filter = ["tenant"]
+    search_fields = ["pattern"]

@@ -222,3 +222,35 @@ class OptOutRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} opt-out of {self.scope_label} at {self.received_at}"
+
+
+class SendingIdentity(models.Model):
+    """Which tenant and stream a message belongs to, told from its envelope sender.
+
+    Relays that only see the SMTP envelope (the Postfix policy server) decide with this table.
+    `pattern` is a whole address (`news@example.com`), a domain (`example.com`) or every
+    subdomain of one (`*.example.com`); the most specific match wins.
+    """
+
+    pattern = models.CharField(max_length=254, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="identities")
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="identities")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pattern"]
+        verbose_name = "sending identity"
+        verbose_name_plural = "sending identities"
+
+    def __str__(self) -> str:
+        return f"{self.pattern} → {self.stream}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        self.pattern = self.pattern.strip().lower()
+        if self.stream_id and self.tenant_id and self.stream.tenant_id != self.tenant_id:
+            raise ValidationError({"stream": "The stream must belong to the tenant."})
+        bare = self.pattern.removeprefix("*.")
+        if not bare or " " in bare or bare.count("@") > 1 or bare.startswith("@"):
+            raise ValidationError({"pattern": "Use an address, a domain or *.domain."})

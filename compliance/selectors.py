@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from compliance.errors import NotFound, PermissionDenied, ServiceError
-from compliance.models import ApiKey, Stream, Tenant, Topic
+from compliance.models import ApiKey, SendingIdentity, Stream, Tenant, Topic
 from compliance.ttl_cache import TtlCache
 
 DEFAULT_TENANT = "default"
@@ -71,3 +71,33 @@ def topic_of(stream: Stream, slug: str | None) -> Topic | None:
             code="unknown_topic",
         )
     return topic
+
+
+def sender_patterns(sender: str) -> list[str]:
+    """Patterns that could match an envelope sender, most specific first."""
+    sender = sender.strip().lower()
+    domain = sender.rpartition("@")[2]
+    patterns = [sender] if "@" in sender else []
+    labels = domain.split(".")
+    patterns.append(domain)
+    patterns += ["*." + ".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    return [p for p in patterns if p]
+
+
+def identity_for_sender(sender: str) -> SendingIdentity | None:
+    """The sending identity of an envelope sender: exact address, then domain, then the
+    nearest `*.parent` pattern. None when nothing matches."""
+    patterns = sender_patterns(sender)
+    if not patterns:
+        return None
+
+    def load():
+        found = {
+            i.pattern: i
+            for i in SendingIdentity.objects.filter(pattern__in=patterns).select_related(
+                "tenant", "stream__tenant"
+            )
+        }
+        return next((found[p] for p in patterns if p in found), None)
+
+    return _lookups.get_or_load(("identity", sender.strip().lower()), load)
