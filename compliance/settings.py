@@ -182,6 +182,14 @@ LOOKUP_CACHE_SECONDS = env.float("LOOKUP_CACHE_SECONDS", default=10)
 # How often an API key's last-used time is written: once per key per interval, not per request.
 API_KEY_LAST_USED_INTERVAL = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
 
+# --- Postfix policy server ---------------------------------------------------------------------
+# What to answer when the database cannot be asked: commercial mail waits (nothing is sent
+# unchecked), transactional mail goes (a password reset is not held up).
+POLICY_FAIL_COMMERCIAL = env.str("POLICY_FAIL_COMMERCIAL", default="DEFER_IF_PERMIT")
+POLICY_FAIL_TRANSACTIONAL = env.str("POLICY_FAIL_TRANSACTIONAL", default="DUNNO")
+# The stream (TENANT/STREAM) of mail whose envelope sender matches no sending identity.
+POLICY_DEFAULT_STREAM = env.str("POLICY_DEFAULT_STREAM", default="default/marketing")
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 # No broker configured: run tasks in-process, so the embedded default needs no other service.
