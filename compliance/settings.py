@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "compliance",
     "suppression",
+    "unsubscribe",
+    "fbl",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class UnsubscribeConfig(AppConfig):
+    name = "unsubscribe"
+    verbose_name = "Unsubscribe"
