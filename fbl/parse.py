@@ -1,0 +1,115 @@
+"""One entry point for inbound report mail: detect the kind, dispatch, never crash.
+
+Detection order, most structural evidence first:
+1. a feedback report (RFC 5965, or a provider format such as Outlook.com JMRP): fbl/arf.py;
+2. a DSN by structure (RFC 3464 / RFC 6522 multipart/report; report-type=delivery-status);
+3. a bounce sent by a mailer daemon or postmaster: fbl/dsn.py reads its text. Checked before
+   auto-replies because bounces carry "Auto-Submitted" too (RFC 3834 section 5);
+4. an RFC 3834 auto-reply: fbl/autoreply.py;
+5. a bounce by its subject ("Undelivered Mail Returned to Sender"); after auto-replies, whose
+   subjects quote the original's;
+6. anything else whose text still names a recipient with a reason for the failure: a bounce;
+7. otherwise kind "unknown".
+
+The stdlib parser runs with the compat32 policy: it is faster than `email.policy.default`, keeps
+malformed headers as plain strings instead of raising when they are read, and we decode only
+the few headers we use (fbl/recipients.py reads every header defensively).
+"""
+
+from __future__ import annotations
+
+import email
+import logging
+from dataclasses import replace
+from email.message import Message
+from email.policy import compat32
+
+from fbl import arf, autoreply, dsn
+from fbl.recipients import RecoveryHooks, decoded_header
+from fbl.report import ParsedReport, ParseError
+
+__all__ = ["DEFAULT_HOOKS", "ParseError", "parse"]
+
+DEFAULT_HOOKS = RecoveryHooks()
+
+_READ_FROM_REPORT = frozenset(
+    {"bounce_text", "flufl_bounce", "dsn_final_recipient", "dsn_original_recipient"}
+)
+
+log = logging.getLogger(__name__)
+
+
+def parse(
+    raw: bytes, *, hooks: RecoveryHooks | None = None, max_bytes: int | None = None
+) -> ParsedReport:
+    """Parse one raw RFC 5322 message into a ParsedReport.
+
+    Raises ParseError only when `raw` is not bytes; every malformed message comes back as a
+    report (kind "unknown" at worst) with `problems` saying what was wrong. Messages longer than
+    `max_bytes` are parsed on their first `max_bytes` bytes and flagged.
+    """
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
+    if not isinstance(raw, bytes):
+        raise ParseError(f"expected the raw message as bytes, got {type(raw).__name__}")
+    hooks = hooks or DEFAULT_HOOKS
+    raw_size = len(raw)
+    problems: list[str] = []
+    data = raw
+    if max_bytes is not None and max_bytes >= 0 and raw_size > max_bytes:
+        data = raw[:max_bytes]
+        problems.append(f"message of {raw_size} bytes truncated to its first {max_bytes} bytes")
+    if not data.strip():
+        problems.append("empty message")
+        return ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size, raw=raw)
+    try:
+        report = _parse(data, raw_size=raw_size, hooks=hooks, problems=problems)
+    except RecursionError:
+        problems.append("message nested too deeply to parse")
+        report = ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size)
+    except Exception as exc:  # the promise: nothing but ParseError leaves parse()
+        log.warning("report parsing failed", exc_info=True)
+        problems.append(f"unreadable message ({type(exc).__name__}: {str(exc)[:200]})")
+        report = ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size)
+    return _with_raw(report, raw)
+
+
+def _with_raw(report: ParsedReport, raw: bytes) -> ParsedReport:
+    return replace(report, raw=raw)
+
+
+def _parse(
+    data: bytes, *, raw_size: int, hooks: RecoveryHooks, problems: list[str]
+) -> ParsedReport:
+    msg: Message = email.message_from_bytes(data, policy=compat32)
+    if not msg.keys():
+        problems.append("no header fields: not an RFC 5322 message")
+    ses = dsn.ses_notification(msg)
+    if ses is not None:
+        return dsn.parse_ses(
+            ses, raw_size=raw_size, problems=problems, subject=decoded_header(msg, "Subject")
+        )
+    if arf.is_arf(msg):
+        return arf.parse_arf(msg, raw_size=raw_size, hooks=hooks, problems=problems)
+    if dsn.is_dsn(msg) or dsn.from_mailer_daemon(msg):
+        return dsn.parse_dsn(msg, raw_size=raw_size, hooks=hooks, problems=problems)
+    # A person's auto-reply may quote a subject that sounds like a bounce; a mailer daemon's
+    # bounce may say Auto-Submitted (RFC 3834 5). Hence: daemon, auto-reply, then subject.
+    if autoreply.is_auto_reply(msg):
+        return autoreply.parse_auto_reply(msg, raw_size=raw_size, problems=problems)
+    if dsn.titled_like_bounce(msg):
+        return dsn.parse_dsn(msg, raw_size=raw_size, hooks=hooks, problems=problems)
+    report = dsn.parse_dsn(msg, raw_size=raw_size, hooks=hooks, problems=[])
+    # Without a bounce's envelope, only a recipient line with a reason makes it one.
+    if any(r.found_by in _READ_FROM_REPORT and r.category != "unknown" for r in report.recipients):
+        return replace(
+            report,
+            problems=(*problems, *report.problems, "no bounce sender or subject: read as one"),
+        )
+    problems.append("not a feedback report, bounce or auto-reply")
+    return ParsedReport(
+        kind="unknown",
+        problems=tuple(problems),
+        raw_size=raw_size,
+        subject=decoded_header(msg, "Subject"),
+    )
