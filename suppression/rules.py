@@ -126,5 +126,10 @@ def blocks(keys: BlockingKeys, entry_scope_key: str, reason: str) -> bool:
 def widest(entries: list[tuple[str, str]]) -> tuple[str, str]:
     """Of several blocking (scope_key, reason) pairs, the one to report: the widest scope first,
     then the weightier reason."""
-    order = {scope: i for i, scope in enumerate(SCOPES)}
-    return min(entries, key=lambda e: (order[e[0].split(":")[1]], PRECEDENCE.index(e[1])))
+    if len(entries) == 1:
+        return entries[0]
+    return min(entries, key=lambda e: (_SCOPE_ORDER[e[0].split(":")[1]], _RANK[e[1]]))
+
+
+_SCOPE_ORDER = {scope: i for i, scope in enumerate(SCOPES)}
+_RANK = {reason: i for i, reason in enumerate(PRECEDENCE)}

@@ -44,21 +44,29 @@ def _keys(stream: Stream, topic: Topic | None) -> rules.BlockingKeys:
 
 def _verdicts(stream, topic, rows: list[sql.BlockingRow]) -> dict[bytes, Verdict]:
     """The reported verdict per hash: the widest blocking entry wins."""
-    by_hash: dict[bytes, list[sql.BlockingRow]] = {}
+    winners: dict[bytes, sql.BlockingRow] = {}
     for row in rows:
-        by_hash.setdefault(row.address_hash, []).append(row)
+        best = winners.get(row.address_hash)
+        if best is None or _better(row, best):
+            winners[row.address_hash] = row
+    labels: dict[str, str] = {}
     verdicts = {}
-    for digest, found in by_hash.items():
-        key, reason = rules.widest([(r.scope_key, r.reason) for r in found])
-        since = min(r.created_at for r in found if r.scope_key == key)
+    for digest, row in winners.items():
+        label = labels.get(row.scope_key)
+        if label is None:
+            label = labels[row.scope_key] = label_for_key(row.scope_key, stream=stream, topic=topic)
         verdicts[digest] = Verdict(
-            address="",
-            suppressed=True,
-            reason=reason,
-            scope=label_for_key(key, stream=stream, topic=topic),
-            since=since,
+            address="", suppressed=True, reason=row.reason, scope=label, since=row.created_at
         )
     return verdicts
+
+
+def _better(row: sql.BlockingRow, best: sql.BlockingRow) -> bool:
+    """Does `row` report better than `best`: a wider scope, then a weightier reason?"""
+    return rules.widest([(row.scope_key, row.reason), (best.scope_key, best.reason)]) == (
+        row.scope_key,
+        row.reason,
+    ) and (row.scope_key, row.reason) != (best.scope_key, best.reason)
 
 
 def is_suppressed(*, stream: Stream, address: str, topic: Topic | None = None) -> Verdict:
@@ -70,7 +78,7 @@ def is_suppressed(*, stream: Stream, address: str, topic: Topic | None = None) -
             f"invalid address {address!r}: {exc.reason}", code="invalid_address"
         ) from exc
     digest = addresses.address_hash(normalised, settings.ADDRESS_HASH_KEY.encode())
-    found = _verdicts(stream, topic, sql.blocking_rows([digest], _keys(stream, topic)))
+    found = _verdicts(stream, topic, sql.blocking_rows_for_one(digest, _keys(stream, topic)))
     verdict = found.get(digest)
     if verdict is None:
         return Verdict(address=address, suppressed=False)

@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg
 from django.db import connection
 from django.utils import timezone
 
@@ -20,12 +21,20 @@ from suppression.models import Suppression, SuppressionEvent
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 BLOCKING_SQL = """
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
-FROM unnest(%(hashes)s::bytea[]) AS h(address_hash)
+FROM unnest(%(hashes)b::bytea[]) AS h(address_hash)
 JOIN suppression_suppression AS s ON s.address_hash = h.address_hash
 WHERE s.lifted_at IS NULL
   AND (s.expires_at IS NULL OR s.expires_at > %(now)s)
   AND (s.scope_key = ANY(%(any_reason)s)
        OR (s.scope_key = ANY(%(never_mail_only)s) AND s.reason = ANY(%(never_mail)s)))
+"""
+
+# One address: a plain index lookup, planned in microseconds; the reason filter for
+# "never mail only" keys is applied by the caller (rules.blocks).
+SINGLE_SQL = """
+SELECT scope_key, reason, created_at FROM suppression_suppression
+WHERE address_hash = %s AND scope_key IN ({keys})
+  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 """
 
 # Only events of transactions older than every transaction still running: a later read can never
@@ -55,7 +64,11 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
         return []
     now = timezone.now()
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        connection.ensure_connection()
+        # A server-side-binding cursor on Django's connection (and transaction): the hashes
+        # travel as one binary array instead of 10,000 hex literals in the query text, which
+        # more than halves the time of a large batch.
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 BLOCKING_SQL,
                 {
@@ -65,9 +78,24 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
                     "never_mail_only": list(keys.never_mail_only),
                     "never_mail": sorted(rules.NEVER_MAIL),
                 },
+                binary=True,
             )
-            return [BlockingRow(bytes(h), k, r, c) for h, k, r, c in cursor.fetchall()]
+            return [BlockingRow(h, k, r, c) for h, k, r, c in cursor.fetchall()]
     return _blocking_rows_orm(hashes, keys, now)
+
+
+def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[BlockingRow]:
+    """Active entries of one hash that block mail under `keys` (the single check's hot path)."""
+    wanted = [*keys.any_reason, *keys.never_mail_only]
+    if connection.vendor != "postgresql":
+        return _blocking_rows_orm([digest], keys, timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(SINGLE_SQL.format(keys=", ".join(["%s"] * len(wanted))), [digest, *wanted])
+        return [
+            BlockingRow(digest, k, r, c)
+            for k, r, c in cursor.fetchall()
+            if rules.blocks(keys, k, r)
+        ]
 
 
 def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
