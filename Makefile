@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint install worker bench clean
+.PHONY: run test lint install worker bench clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,9 @@ worker: $(RUN_STAMP)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
+
+# Recipient pages are translated; edit locale/*/LC_MESSAGES/django.po, then run this (needs
+# GNU gettext). The compiled .mo files are committed, so running the service never needs it.
+messages: $(TEST_STAMP)
+	$(BIN)/python manage.py makemessages -l de --ignore=.venv --ignore=tests --ignore=bench
+	$(BIN)/python manage.py compilemessages --ignore=.venv

@@ -6,7 +6,16 @@ from django.utils.html import format_html
 
 from compliance import services
 from compliance.errors import ServiceError
-from compliance.models import ApiKey, AuditEvent, SendingIdentity, Stream, Tenant, Topic
+from compliance.models import (
+    ApiKey,
+    AuditEvent,
+    ConsentEvent,
+    OptOutRequest,
+    SendingIdentity,
+    Stream,
+    Tenant,
+    Topic,
+)
 from compliance.scopes import Scope
 
 
@@ -148,3 +157,28 @@ class SendingIdentityAdmin(admin.ModelAdmin):
     list_display = ["pattern", "tenant", "stream"]
     list_filter = ["tenant"]
     search_fields = ["pattern"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OptOutRequest)
+class OptOutRequestAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "channel", "tenant", "scope_label", "applied_at"]
+    list_filter = ["channel", "tenant"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "tenant", "purpose", "action", "channel"]
+    list_filter = ["action", "channel", "tenant"]
+    date_hierarchy = "occurred_at"

@@ -57,6 +57,19 @@ def stream_of(tenant: Tenant, slug: str | None) -> Stream:
     return stream
 
 
+def stream_by_id(stream_id: int) -> Stream | None:
+    return _lookups.get_or_load(
+        ("stream-id", stream_id),
+        lambda: Stream.objects.select_related("tenant").filter(pk=stream_id).first(),
+    )
+
+
+def topic_by_id(topic_id: int) -> Topic | None:
+    return _lookups.get_or_load(
+        ("topic-id", topic_id), lambda: Topic.objects.filter(pk=topic_id).first()
+    )
+
+
 def topic_of(stream: Stream, slug: str | None) -> Topic | None:
     if not slug:
         return None

@@ -26,8 +26,22 @@ ADDRESS_HASH_KEY = env.str("ADDRESS_HASH_KEY", default=INSECURE_PREFIX + "addres
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Unsubscribe token keys, "ID:SECRET" separated by commas; the first signs new links, the others
+# only read old ones (rotation without breaking links already sent). Key ids are 0 to 255.
+UNSUBSCRIBE_TOKEN_KEYS = env.str(
+    "UNSUBSCRIBE_TOKEN_KEYS", default="1:" + INSECURE_PREFIX + "unsubscribe-token-key"
+)
+# Public base of one-click links; RFC 8058 requires HTTPS in production.
+UNSUBSCRIBE_BASE_URL = env.str(
+    "UNSUBSCRIBE_BASE_URL", default="http://127.0.0.1:8000" if DEBUG else ""
+).rstrip("/")
+
 if not DEBUG:
     require_production_secret("SECRET_KEY", SECRET_KEY, min_length=50)
+    for _, _, _secret in (k.partition(":") for k in UNSUBSCRIBE_TOKEN_KEYS.split(",")):
+        require_production_secret("UNSUBSCRIBE_TOKEN_KEYS", _secret)
+    if not UNSUBSCRIBE_BASE_URL.startswith("https://"):
+        raise ImproperlyConfigured("UNSUBSCRIBE_BASE_URL must be an https:// URL when DEBUG is off")
     require_production_secret("ADDRESS_HASH_KEY", ADDRESS_HASH_KEY)
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
@@ -184,6 +198,18 @@ LOOKUP_CACHE_SECONDS = env.float("LOOKUP_CACHE_SECONDS", default=10)
 # How often an API key's last-used time is written: once per key per interval, not per request.
 API_KEY_LAST_USED_INTERVAL = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
 
+# --- Unsubscribe -------------------------------------------------------------------------------
+# Tokens never expire unless this is set; it may not be under 30 days (CAN-SPAM).
+UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = env.int("UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", default=0)
+# Domain of per-recipient `unsubscribe+TOKEN@DOMAIN` addresses; empty: links carry no mailto.
+UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")
+# Where one-click opt-outs are kept durably while the database cannot take them.
+UNSUBSCRIBE_SPOOL_DIR = Path(env.str("UNSUBSCRIBE_SPOOL_DIR", default=str(BASE_DIR / "spool")))
+
+# --- Inbound mail ----------------------------------------------------------------------------
+# Larger messages are stored truncated to this many bytes, with a flag, never refused.
+INBOUND_MAX_BYTES = env.int("INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+
 # --- Postfix policy server ---------------------------------------------------------------------
 # What to answer when the database cannot be asked: commercial mail waits (nothing is sent
 # unchecked), transactional mail goes (a password reset is not held up).
@@ -203,6 +229,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Apply a one-click opt-out inside its request (the embedded default), or record it and apply it
+# from a worker right after (with a broker: the web tier then does one INSERT per click).
+UNSUBSCRIBE_APPLY_INLINE = env.bool("UNSUBSCRIBE_APPLY_INLINE", default=not CELERY_BROKER_URL)
+CELERY_BEAT_SCHEDULE = {
+    # The safety net for opt-outs whose apply task was lost (a broker restart).
+    "apply-pending-unsubscribes": {"task": "unsubscribe.apply_pending", "schedule": 60.0},
+}
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

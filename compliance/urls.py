@@ -9,5 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("suppression.urls")),
+    path("api/v1/", include("unsubscribe.api_urls")),
     path("admin/", admin.site.urls),
+    path("", include("unsubscribe.urls")),
 ]

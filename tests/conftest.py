@@ -107,3 +107,23 @@ def make_topic(db):
         return Topic.objects.create(stream=stream, slug=slug, name=name or slug.title())
 
     return make
+
+
+@pytest.fixture
+def mint(db, default_tenant):
+    """Mint an unsubscribe link for a recipient of the default tenant's stream (and topic)."""
+    from unsubscribe import services as unsubscribe_services
+
+    def make(
+        recipient: str = "pat@example.com",
+        *,
+        stream: str = "marketing",
+        topic=None,
+        campaign: str | None = None,
+    ):
+        stream_obj = Stream.objects.get(tenant=default_tenant, slug=stream)
+        return unsubscribe_services.mint_link(
+            stream=stream_obj, recipient=recipient, topic=topic, campaign=campaign
+        )
+
+    return make

@@ -4,6 +4,9 @@ The database follows DATABASE_URL exactly as in production (SQLite when unset), 
 suite on the real PostgreSQL.
 """
 
+import tempfile
+from pathlib import Path
+
 from compliance.settings import *  # noqa: F403
 
 # Fast for users the tests create; PBKDF2 still verifies accounts made by subprocesses.
@@ -23,3 +26,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 
 # Tests create and change keys and streams between requests; they see each change at once.
 LOOKUP_CACHE_SECONDS = 0
+# One-click opt-outs are applied within the request, as in the embedded default; the test of
+# the deferred path turns this off itself.
+UNSUBSCRIBE_APPLY_INLINE = True
+# Each test run spools to its own directory, never to the service's own spool.
+UNSUBSCRIBE_SPOOL_DIR = Path(tempfile.mkdtemp(prefix="test-unsubscribe-spool-"))

@@ -9,6 +9,8 @@ PRODUCTION = {
     "SECRET_KEY": "k" * 20 + "-a-real-secret-key-of-sufficient-length-0123",
     "ADDRESS_HASH_KEY": "h" * 40,
     "ALLOWED_HOSTS": "compliance.example.com",
+    "UNSUBSCRIBE_TOKEN_KEYS": "2:" + "t" * 40 + ",1:" + "o" * 40,
+    "UNSUBSCRIBE_BASE_URL": "https://compliance.example.com",
     "DATABASE_URL": "sqlite:////tmp/compliance-settings-test.sqlite3",
 }
 
@@ -21,7 +23,11 @@ def test_production_settings_pass_the_deploy_checklist():
     assert "no issues" in result.stdout.decode()
 
 
-@pytest.mark.parametrize("variable", ["SECRET_KEY", "ADDRESS_HASH_KEY", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "variable",
+    ["SECRET_KEY", "ADDRESS_HASH_KEY", "ALLOWED_HOSTS", "UNSUBSCRIBE_TOKEN_KEYS",
+     "UNSUBSCRIBE_BASE_URL"],
+)
 def test_production_refuses_to_start_without_a_required_setting(variable):
     env = service_env(**PRODUCTION)
     del env[variable]
@@ -67,3 +73,10 @@ def test_embedded_default_needs_no_other_service():
         "True",
         "django.core.mail.backends.console.EmailBackend",
     ]
+
+
+def test_production_refuses_plain_http_unsubscribe_links():
+    env = service_env(**{**PRODUCTION, "UNSUBSCRIBE_BASE_URL": "http://compliance.example.com"})
+    result = run_manage("check", env=env)
+    assert result.returncode == 2
+    assert "UNSUBSCRIBE_BASE_URL must be an https:// URL" in result.stderr.decode()

@@ -1,0 +1,83 @@
+"""Taking inbound mail in: store first (so nothing is ever lost), then route.
+
+Every way in (the MTA pipe, HTTP, mbox and Maildir backfills) calls `ingest`. The message is
+stored before anything else; a routing failure leaves it stored as received, and the next
+delivery of the same bytes routes it again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from fbl.models import InboundMessage
+from unsubscribe import mail as unsubscribe_mail
+
+
+def store(
+    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
+) -> tuple[InboundMessage, bool]:
+    """Keep the message; the same bytes delivered again are counted on the first copy.
+    Returns (message, created). Raises DatabaseError when the database cannot take it."""
+    digest = hashlib.sha256(raw).hexdigest()
+    limit = settings.INBOUND_MAX_BYTES
+    existing = InboundMessage.objects.filter(sha256=digest)
+    if existing.update(times_received=F("times_received") + 1):
+        return existing.get(), False
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                source=source,
+                envelope_sender=envelope_sender[:320],
+                envelope_recipient=envelope_recipient[:320],
+                raw_gzip=gzip.compress(raw[:limit], compresslevel=6),
+                size=len(raw),
+                truncated=len(raw) > limit,
+                sha256=digest,
+            )
+    except IntegrityError:  # delivered twice at the same moment
+        existing.update(times_received=F("times_received") + 1)
+        return existing.get(), False
+    return message, True
+
+
+def raw_bytes(message: InboundMessage) -> bytes:
+    return gzip.decompress(bytes(message.raw_gzip))
+
+
+def route(message: InboundMessage) -> None:
+    """Act on a stored message. Mail to `unsubscribe+TOKEN@...` goes to the unsubscribe path;
+    reports stay stored as received until report processing takes them."""
+    raw = raw_bytes(message)
+    if unsubscribe_mail.is_unsubscribe_mail(raw, message.envelope_recipient):
+        outcome = unsubscribe_mail.unsubscribe_by_mail(
+            raw, envelope_recipient=message.envelope_recipient
+        )
+        status = {
+            "unsubscribed": InboundMessage.Status.PROCESSED,
+            "auto-reply": InboundMessage.Status.IGNORED,
+        }.get(outcome, InboundMessage.Status.UNRECOGNISED)
+        InboundMessage.objects.filter(pk=message.pk).update(
+            kind="unsubscribe" if outcome != "auto-reply" else "autoreply",
+            status=status,
+            note=outcome,
+        )
+
+
+def ingest(
+    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
+) -> InboundMessage:
+    """Store, then route the message. A copy already stored but not yet processed is routed
+    again, so an MTA's redelivery retries what failed. Raises DatabaseError when the database
+    cannot take the message or its routing: the caller answers "try again later"."""
+    message, _ = store(
+        raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
+    )
+    if message.status == InboundMessage.Status.RECEIVED:
+        route(message)
+        message.refresh_from_db()
+    return message

@@ -1,0 +1,182 @@
+"""RFC 8058 one-click POST and the landing page's GET safety."""
+
+from urllib.parse import urlparse
+
+import pytest
+from django.test import Client
+
+from compliance.models import OptOutRequest
+from suppression import selectors
+from suppression.models import Suppression
+from unsubscribe.models import UnsubscribeRequest
+
+pytestmark = pytest.mark.django_db
+
+
+def path_of(link) -> str:
+    return urlparse(link.url).path
+
+
+def marketing(default_tenant):
+    return default_tenant.streams.get(slug="marketing")
+
+
+def assert_suppressed(default_tenant, address="pat@example.com", topic=None) -> None:
+    assert selectors.is_suppressed(
+        stream=marketing(default_tenant), address=address, topic=topic
+    ).suppressed
+
+
+def test_urlencoded_one_click_unsubscribes(client, mint, default_tenant):
+    link = mint()
+    response = client.post(
+        path_of(link),
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_USER_AGENT="Mozilla/5.0 (Gmail one-click)",
+    )
+    assert response.status_code == 200
+    assert_suppressed(default_tenant)
+    request = UnsubscribeRequest.objects.get()
+    assert (request.channel, request.ip, request.user_agent) == (
+        "one_click",
+        "127.0.0.1",
+        "Mozilla/5.0 (Gmail one-click)",
+    )
+    entry = Suppression.objects.get()
+    assert (entry.scope_label, entry.reason, entry.origin, entry.evidence) == (
+        "stream:marketing",
+        "unsubscribe",
+        "recipient",
+        request,
+    )
+    opt_out = OptOutRequest.objects.get()
+    assert (opt_out.channel, opt_out.scope_label) == ("one_click", "stream:marketing")
+
+
+def test_multipart_one_click_unsubscribes(client, mint, default_tenant):
+    response = client.post(path_of(mint()), {"List-Unsubscribe": "One-Click"})  # multipart
+    assert response.status_code == 200
+    assert_suppressed(default_tenant)
+
+
+def test_a_repeated_one_click_answers_200_and_changes_nothing_more(client, mint):
+    path = path_of(mint())
+    body = {
+        "data": "List-Unsubscribe=One-Click",
+        "content_type": "application/x-www-form-urlencoded",
+    }
+    assert client.post(path, **body).status_code == 200
+    assert client.post(path, **body).status_code == 200
+    assert Suppression.objects.count() == 1
+    assert OptOutRequest.objects.count() == 1
+    assert UnsubscribeRequest.objects.count() == 2  # both requests kept as evidence
+
+
+def test_one_click_never_redirects_sets_no_cookie_and_needs_no_csrf(mint):
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(
+        path_of(mint()),
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert "Location" not in response
+    assert not response.cookies
+    assert "Set-Cookie" not in str(response.serialize_headers())
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("", "application/x-www-form-urlencoded"),
+        ("List-Unsubscribe=Yes", "application/x-www-form-urlencoded"),
+        ('{"List-Unsubscribe": "One-Click"}', "application/json"),
+    ],
+)
+def test_a_wrong_body_is_400_and_changes_nothing(client, mint, body, content_type):
+    response = client.post(path_of(mint()), body, content_type=content_type)
+    assert response.status_code == 400
+    assert "List-Unsubscribe=One-Click" in response.content.decode()
+    assert Suppression.objects.count() == 0
+
+
+def test_a_topic_link_opts_out_of_that_topic_only(client, mint, default_tenant, make_topic):
+    offers = make_topic(marketing(default_tenant), "offers")
+    news = make_topic(marketing(default_tenant), "news")
+    client.post(path_of(mint(topic=offers)), {"List-Unsubscribe": "One-Click"})
+    assert_suppressed(default_tenant, topic=offers)
+    assert not selectors.is_suppressed(
+        stream=marketing(default_tenant), topic=news, address="pat@example.com"
+    ).suppressed
+
+
+def test_the_page_button_can_stop_all_commercial_mail(client, mint, default_tenant, make_tenant):
+    client.post(
+        path_of(mint()), {"List-Unsubscribe": "One-Click", "from": "page", "scope": "commercial"}
+    )
+    entry = Suppression.objects.get()
+    assert entry.scope_label == "commercial"
+    assert UnsubscribeRequest.objects.get().channel == "landing_page"
+    transactional = default_tenant.streams.get(slug="transactional")
+    assert not selectors.is_suppressed(stream=transactional, address="pat@example.com").suppressed
+
+
+@pytest.mark.parametrize("method", ["get", "head", "options"])
+def test_get_head_and_options_change_nothing(client, mint, method):
+    response = getattr(client, method)(path_of(mint()))
+    assert response.status_code == 200
+    assert Suppression.objects.count() == 0
+    assert UnsubscribeRequest.objects.count() == 0
+    assert not response.cookies
+
+
+def test_the_landing_page_says_what_will_stop_and_offers_a_button(
+    client, mint, default_tenant, make_topic
+):
+    offers = make_topic(marketing(default_tenant), "offers", "Special offers")
+    page = client.get(path_of(mint(topic=offers))).content.decode()
+    assert "Special offers" in page
+    assert 'name="List-Unsubscribe" value="One-Click"' in page
+    assert "<script" not in page
+    assert "http://" not in page.replace('href=""', "") and "https://" not in page
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-5],
+        lambda t: t[:10],
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: "x" + t[1:],
+        lambda t: "not-a-token-at-all",
+    ],
+)
+def test_a_tampered_or_truncated_token_gets_a_4xx_page_that_reveals_nothing(client, mint, mangle):
+    token = urlparse(mint().url).path.rsplit("/", 1)[1]
+    bad = f"/u/{mangle(token)}"
+    for response in (client.get(bad), client.post(bad, {"List-Unsubscribe": "One-Click"})):
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "does not work" in page
+        assert "pat@example.com" not in page and "example.com" not in page
+    assert Suppression.objects.count() == 0
+
+
+def test_a_valid_token_for_a_deleted_stream_is_the_same_4xx(client, mint, default_tenant):
+    from compliance.models import Stream
+
+    stream = Stream.objects.create(
+        tenant=default_tenant, slug="gone", name="Gone", kind=Stream.Kind.COMMERCIAL
+    )
+    link = mint(stream="gone")
+    stream.delete()
+    assert client.get(path_of(link)).status_code == 400
+    assert client.post(path_of(link), {"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert Suppression.objects.count() == 0
+
+
+def test_other_methods_are_refused(client, mint):
+    response = client.put(path_of(mint()))
+    assert response.status_code == 405
+    assert "POST" in response["Allow"]

@@ -1,0 +1,66 @@
+"""`POST /api/v1/unsubscribe-links`: List-Unsubscribe headers for the sending application."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import selectors as core
+from compliance.errors import ServiceError
+from compliance.permissions import ScopeRequired
+from compliance.scopes import Scope
+from unsubscribe import services
+
+MAX_LINKS = 10_000
+
+
+class LinkRequest(serializers.Serializer):
+    recipient = serializers.CharField(max_length=512)
+    stream = serializers.CharField(max_length=50)
+    topic = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    campaign = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    tenant = serializers.CharField(max_length=50, required=False)
+
+
+class LinkAnswer(serializers.Serializer):
+    recipient = serializers.CharField()
+    list_unsubscribe = serializers.CharField(help_text="the List-Unsubscribe header value")
+    list_unsubscribe_post = serializers.CharField(help_text="List-Unsubscribe=One-Click")
+    url = serializers.CharField()
+    mailto = serializers.CharField(allow_null=True)
+
+
+class UnsubscribeLinksView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"POST": Scope.UNSUBSCRIBE_MINT}
+
+    @extend_schema(request=LinkRequest, responses=LinkAnswer)
+    def post(self, request):
+        many = isinstance(request.data, list)
+        items = request.data if many else [request.data]
+        if many and len(items) > MAX_LINKS:
+            raise ServiceError(
+                f"at most {MAX_LINKS} links per request", code="too_many", status=413
+            )
+        body = LinkRequest(data=items, many=True)
+        body.is_valid(raise_exception=True)
+        answers = []
+        for item in body.validated_data:
+            tenant = core.tenant_for(api_key=request.auth, slug=item.get("tenant"))
+            stream = core.stream_of(tenant, item["stream"])
+            link = services.mint_link(
+                stream=stream,
+                recipient=item["recipient"],
+                topic=core.topic_of(stream, item.get("topic")),
+                campaign=item.get("campaign") or None,
+            )
+            answers.append(
+                {
+                    "recipient": link.recipient,
+                    "list_unsubscribe": link.list_unsubscribe,
+                    "list_unsubscribe_post": link.list_unsubscribe_post,
+                    "url": link.url,
+                    "mailto": link.mailto,
+                }
+            )
+        return Response(answers if many else answers[0])

@@ -1,0 +1,57 @@
+"""What a recipient did to opt out: the evidence behind recipient-made suppressions."""
+
+from django.db import models
+
+from compliance.models import Stream, Tenant, Topic
+
+
+class UnsubscribeRequest(models.Model):
+    """One opt-out by a recipient (one-click, landing page, preference centre or mail)."""
+
+    class Channel(models.TextChoices):
+        ONE_CLICK = "one_click", "One-click (RFC 8058)"
+        LANDING_PAGE = "landing_page", "Landing page"
+        PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+        MAILTO = "mailto", "mailto: unsubscribe"
+
+    class Scope(models.TextChoices):
+        LINK = "link", "What the link names (its topic, else its stream)"
+        COMMERCIAL = "commercial", "All commercial mail of the tenant"
+
+    received_at = models.DateTimeField(db_index=True)
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the suppression was made; empty: pending."
+    )
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
+    topic = models.ForeignKey(
+        Topic, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.LINK)
+    campaign = models.CharField(max_length=255, blank=True)
+    scope_label = models.CharField(
+        max_length=200, blank=True, help_text="What was opted out of, once applied."
+    )
+    # Needed to make the suppression; cleared by erasure like every stored address.
+    address = models.CharField(max_length=320, null=True, blank=True)  # noqa: DJ001
+    address_hash = models.BinaryField(max_length=32)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    token_key_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Set when the opt-out was first captured to the spool: applying it twice finds this.
+    capture_id = models.UUIDField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "unsubscribe request"
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(applied_at__isnull=True),
+                name="unsubscribe_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} opt-out of {self.scope_label} at {self.received_at}"

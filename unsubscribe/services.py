@@ -1,0 +1,511 @@
+"""Recipients' opt-outs and preferences, and the links that lead to them.
+
+Every opt-out writes an `UnsubscribeRequest` (the evidence: channel, time, IP, user agent) and
+suppresses through `suppression.services`, which also writes the `OptOutRequest` the deadline
+tracking counts from. Functions raise `compliance.errors.ServiceError` for refused requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from compliance.errors import ServiceError
+from compliance.models import ConsentEvent, Stream, Tenant, Topic
+from compliance.selectors import stream_by_id, topic_by_id
+from suppression import addresses, rules
+from suppression import services as suppression_services
+from suppression.models import Origin
+from suppression.scopes import Target
+from unsubscribe import spool
+from unsubscribe.models import UnsubscribeRequest
+from unsubscribe.tokens import Claims, TokenCodec, derive_key
+
+log = logging.getLogger(__name__)
+
+ONE_CLICK_POST = "List-Unsubscribe=One-Click"
+# The database is down or the connection broke: worth spooling. Anything else is a bug to surface.
+UNREACHABLE = (OperationalError, InterfaceError)
+
+
+def _now() -> datetime.datetime:
+    return timezone.now()
+
+
+@functools.cache
+def _codec_for(keys: str, max_age_days: int) -> TokenCodec:
+    parsed = {}
+    for item in keys.split(","):
+        kid, _, secret = item.strip().partition(":")
+        parsed[int(kid)] = derive_key(secret)
+    current = int(keys.split(",")[0].partition(":")[0])
+    return TokenCodec(parsed, current=current, max_age=max_age_days * 86400 or None)
+
+
+def codec() -> TokenCodec:
+    return _codec_for(settings.UNSUBSCRIBE_TOKEN_KEYS, settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS)
+
+
+# --- minting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MintedLink:
+    recipient: str
+    url: str
+    mailto: str | None
+
+    @property
+    def list_unsubscribe(self) -> str:
+        # RFC 8058 section 3.1: exactly one HTTPS URI, optionally with a mailto.
+        value = f"<{self.url}>"
+        return f"{value}, <mailto:{self.mailto}>" if self.mailto else value
+
+    @property
+    def list_unsubscribe_post(self) -> str:
+        return ONE_CLICK_POST
+
+
+def mint_link(
+    *, stream: Stream, recipient: str, topic: Topic | None = None, campaign: str | None = None
+) -> MintedLink:
+    """List-Unsubscribe values for one message. Raises ServiceError for an invalid recipient,
+    a transactional stream (exempt from the opt-out duty) or an over-long campaign id."""
+    if not stream.is_commercial:
+        raise ServiceError(
+            f"stream {stream.slug!r} is transactional: its mail carries no unsubscribe link",
+            code="transactional_stream",
+        )
+    try:
+        normalised = addresses.normalise(recipient)
+    except addresses.InvalidAddress as exc:
+        raise ServiceError(
+            f"invalid recipient {recipient!r}: {exc.reason}", code="invalid_address"
+        ) from exc
+    if campaign and len(campaign.encode()) > 255:
+        raise ServiceError("campaign is at most 255 bytes", code="invalid")
+    token = codec().mint(
+        Claims(
+            tenant_id=stream.tenant_id,
+            recipient=normalised,
+            stream_id=stream.pk,
+            topic_id=topic.pk if topic else None,
+            campaign=campaign or None,
+        )
+    )
+    mailto = None
+    if settings.UNSUBSCRIBE_MAILTO_DOMAIN:
+        mailto = f"unsubscribe+{token}@{settings.UNSUBSCRIBE_MAILTO_DOMAIN}"
+    return MintedLink(
+        recipient=normalised, url=f"{settings.UNSUBSCRIBE_BASE_URL}/u/{token}", mailto=mailto
+    )
+
+
+# --- reading a token -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A valid token's claims with the rows they name."""
+
+    claims: Claims
+    tenant: Tenant
+    stream: Stream
+    topic: Topic | None
+
+    @property
+    def link_target(self) -> Target:
+        """What the link in the message opts out of: its topic, else its stream."""
+        if self.topic is not None:
+            return Target(
+                tenant=self.tenant, scope=rules.TOPIC, stream=self.stream, topic=self.topic
+            )
+        return Target(tenant=self.tenant, scope=rules.STREAM, stream=self.stream)
+
+    @property
+    def all_commercial(self) -> Target:
+        return Target(tenant=self.tenant, scope=rules.COMMERCIAL)
+
+
+def read_claims(token: str) -> Claims | None:
+    return codec().read(token)
+
+
+def names_for(claims: Claims) -> dict:
+    """Sender and stream names for the pages, from the per-process cache; empty if unknown
+    (the database may be down: the opt-out is captured all the same)."""
+    try:
+        stream = stream_by_id(claims.stream_id)
+    except DatabaseError:
+        return {}
+    if stream is None:
+        return {}
+    return {"stream": stream.name, "sender": stream.tenant.name}
+
+
+def recipient_for(claims: Claims) -> Recipient | None:
+    """The rows a token names, or None when they no longer exist (needs the database)."""
+    stream = (
+        Stream.objects.select_related("tenant")
+        .filter(pk=claims.stream_id, tenant_id=claims.tenant_id)
+        .first()
+    )
+    if stream is None:
+        return None
+    topic = None
+    if claims.topic_id is not None:
+        topic = Topic.objects.filter(pk=claims.topic_id, stream=stream).first()
+        if topic is None:
+            return None
+    return Recipient(claims=claims, tenant=stream.tenant, stream=stream, topic=topic)
+
+
+# --- opting out ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    channel: str
+    ip: str | None = None
+    user_agent: str = ""
+    token_key_id: int | None = None
+    received_at: datetime.datetime | None = None
+    capture_id: str | None = None
+
+
+Scope = UnsubscribeRequest.Scope
+
+
+def record(
+    *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK, apply_now: bool | None = None
+) -> UnsubscribeRequest:
+    """Record an opt-out durably: one row, committed before the caller answers.
+
+    It is applied (suppressed, with its opt-out record) in the same transaction when
+    `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker), otherwise by a task
+    queued on commit, so a burst of one-clicks costs the web tier one INSERT each; a periodic
+    sweep applies any request whose task was lost. Raises ServiceError when the link's stream or
+    topic no longer exists, DatabaseError when the database cannot take it.
+    """
+    if apply_now is None:
+        apply_now = settings.UNSUBSCRIBE_APPLY_INLINE
+    if not _names_a_list(claims):
+        raise ServiceError("the link's list no longer exists", code="link_gone")
+    try:
+        with transaction.atomic():
+            if evidence.capture_id:
+                done = UnsubscribeRequest.objects.filter(capture_id=evidence.capture_id).first()
+                if done is not None:
+                    return done
+            request = UnsubscribeRequest.objects.create(
+                received_at=evidence.received_at or _now(),
+                channel=evidence.channel,
+                tenant_id=claims.tenant_id,
+                stream_id=claims.stream_id,
+                topic_id=claims.topic_id,
+                scope=scope,
+                campaign=claims.campaign or "",
+                address=claims.recipient,
+                address_hash=addresses.address_hash(
+                    claims.recipient, settings.ADDRESS_HASH_KEY.encode()
+                ),
+                ip=evidence.ip,
+                user_agent=evidence.user_agent[:500],
+                token_key_id=evidence.token_key_id,
+                capture_id=evidence.capture_id,
+            )
+            if apply_now:
+                apply(request)
+            else:
+                from unsubscribe.tasks import apply_unsubscribe_request
+
+                transaction.on_commit(lambda: apply_unsubscribe_request.delay(request.pk))
+    except IntegrityError as exc:  # the stream or topic the token names is gone
+        raise ServiceError("the link's list no longer exists", code="link_gone") from exc
+    return request
+
+
+def _names_a_list(claims: Claims) -> bool:
+    """Do the token's stream (and topic) still exist? Answered from the per-process cache."""
+    stream = stream_by_id(claims.stream_id)
+    if stream is None or stream.tenant_id != claims.tenant_id:
+        return False
+    if claims.topic_id is None:
+        return True
+    topic = topic_by_id(claims.topic_id)
+    return topic is not None and topic.stream_id == stream.pk
+
+
+def _target_of(request: UnsubscribeRequest) -> Target:
+    if request.scope == Scope.COMMERCIAL:
+        return Target(tenant=request.tenant, scope=rules.COMMERCIAL)
+    if request.topic_id is not None:
+        return Target(
+            tenant=request.tenant, scope=rules.TOPIC, stream=request.stream, topic=request.topic
+        )
+    return Target(tenant=request.tenant, scope=rules.STREAM, stream=request.stream)
+
+
+def apply(request: UnsubscribeRequest) -> UnsubscribeRequest:
+    """Suppress what a recorded request asks for; applying it twice changes nothing."""
+    with transaction.atomic():
+        request = (
+            UnsubscribeRequest.objects.select_for_update(of=("self",))
+            .select_related("tenant", "stream", "topic__stream")
+            .get(pk=request.pk)
+        )
+        if request.applied_at is not None:
+            return request
+        target = _target_of(request)
+        suppression_services.suppress(
+            target=target,
+            address=request.address,
+            reason=rules.UNSUBSCRIBE,
+            origin=Origin.RECIPIENT,
+            evidence=request,
+            evidence_note=f"{request.get_channel_display()} from {request.ip or 'unknown'}",
+            created_at=request.received_at,
+            channel=request.channel,
+        )
+        request.applied_at = _now()
+        request.scope_label = target.label
+        request.save(update_fields=["applied_at", "scope_label"])
+    return request
+
+
+def apply_pending(*, older_than: datetime.timedelta = datetime.timedelta(seconds=30)) -> int:
+    """Apply requests whose task never ran (a lost message, a broker restart)."""
+    stale = UnsubscribeRequest.objects.filter(
+        applied_at__isnull=True, received_at__lt=_now() - older_than
+    )
+    count = 0
+    for request in stale.order_by("received_at").iterator():
+        apply(request)
+        count += 1
+    return count
+
+
+def unsubscribe(
+    *, recipient: Recipient, evidence: Evidence, target: Target | None = None
+) -> UnsubscribeRequest:
+    """Opt out at once (the preference centre and mail): recorded and applied together."""
+    scope = Scope.LINK
+    if target is not None and target.scope == rules.COMMERCIAL:
+        scope = Scope.COMMERCIAL
+    claims = recipient.claims
+    if target is not None and target.scope in (rules.STREAM, rules.TOPIC):
+        claims = Claims(
+            tenant_id=claims.tenant_id,
+            recipient=claims.recipient,
+            stream_id=target.stream.pk,
+            topic_id=target.topic.pk if target.topic else None,
+            campaign=claims.campaign,
+            issued_at=claims.issued_at,
+        )
+    return record(claims=claims, evidence=evidence, scope=scope, apply_now=True)
+
+
+def capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str:
+    """Keep an opt-out on local disk while the database is unreachable; applied later by
+    `drain_spool`. Returns the capture id."""
+    capture_id = spool.write(
+        settings.UNSUBSCRIBE_SPOOL_DIR,
+        {
+            "claims": {
+                "tenant_id": claims.tenant_id,
+                "recipient": claims.recipient,
+                "stream_id": claims.stream_id,
+                "topic_id": claims.topic_id,
+                "campaign": claims.campaign,
+                "issued_at": claims.issued_at,
+            },
+            "channel": evidence.channel,
+            "ip": evidence.ip,
+            "user_agent": evidence.user_agent[:500],
+            "token_key_id": evidence.token_key_id,
+            "received_at": (evidence.received_at or _now()).isoformat(),
+            "scope": scope,
+        },
+    )
+    log.warning("database unavailable: opt-out captured to the spool as %s", capture_id)
+    return capture_id
+
+
+def record_or_capture(
+    *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK
+) -> UnsubscribeRequest | None:
+    """Record the opt-out in the database, or on local disk if the database is down. Either way
+    it is durable when this returns. Returns the request, or None when it was captured. Raises
+    ServiceError when the link's list no longer exists."""
+    evidence = dataclasses.replace(evidence, received_at=evidence.received_at or _now())
+    try:
+        request = record(claims=claims, evidence=evidence, scope=scope)
+    except UNREACHABLE as exc:
+        log.warning("cannot record an opt-out in the database: %s", exc)
+        capture(claims=claims, evidence=evidence, scope=scope)
+        return None
+    if spool.has_pending(settings.UNSUBSCRIBE_SPOOL_DIR):
+        drain_spool()
+    return request
+
+
+def drain_spool() -> int:
+    """Record every spooled opt-out the database will now take; return how many. Stops at the
+    first database error, leaving the rest for the next run."""
+    applied = 0
+    for path, entry in spool.pending(settings.UNSUBSCRIBE_SPOOL_DIR):
+        evidence = Evidence(
+            channel=entry["channel"],
+            ip=entry.get("ip"),
+            user_agent=entry.get("user_agent", ""),
+            token_key_id=entry.get("token_key_id"),
+            received_at=datetime.datetime.fromisoformat(entry["received_at"]),
+            capture_id=entry["capture_id"],
+        )
+        try:
+            record(
+                claims=Claims(**entry["claims"]),
+                evidence=evidence,
+                scope=entry.get("scope", Scope.LINK),
+            )
+        except ServiceError:
+            log.warning("spooled opt-out %s names a list that no longer exists", path.name)
+        except UNREACHABLE:
+            log.warning("database still unavailable; %s stays in the spool", path.name)
+            break
+        spool.remove(path)
+        applied += 1
+    return applied
+
+
+# --- the preference centre -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One line of the preference centre."""
+
+    key: str  # "stream", "commercial" or "topic:<slug>"
+    label: str
+    description: str
+    receiving: bool
+    locked: bool  # blocked by an entry the recipient cannot lift here (complaint, bounce, ...)
+
+
+def _blocking_entry(recipient: Recipient, target: Target):
+    from suppression.models import Suppression, active_q
+
+    digest = addresses.address_hash(recipient.claims.recipient, settings.ADDRESS_HASH_KEY.encode())
+    return Suppression.objects.filter(active_q(), address_hash=digest, scope_key=target.key).first()
+
+
+def _liftable(entry) -> bool:
+    return entry is None or entry.reason in (rules.UNSUBSCRIBE, rules.MANUAL)
+
+
+def preference_choices(recipient: Recipient) -> list[Choice]:
+    """The stream, each active topic and "all commercial mail", each with whether the recipient
+    receives it (no entry of its own scope) and whether they may change it here."""
+    lines = [
+        (
+            "stream",
+            recipient.stream.name,
+            "",
+            Target(recipient.tenant, rules.STREAM, recipient.stream),
+        )
+    ]
+    for topic in recipient.stream.topics.filter(is_active=True):
+        lines.append(
+            (
+                f"topic:{topic.slug}",
+                topic.name,
+                topic.description,
+                Target(recipient.tenant, rules.TOPIC, recipient.stream, topic),
+            )
+        )
+    lines.append(("commercial", recipient.tenant.name, "", recipient.all_commercial))
+    choices = []
+    for key, label, description, target in lines:
+        entry = _blocking_entry(recipient, target)
+        choices.append(
+            Choice(
+                key=key,
+                label=label,
+                description=description,
+                receiving=entry is None,
+                locked=not _liftable(entry),
+            )
+        )
+    return choices
+
+
+def stopped_for_another_reason(recipient: Recipient) -> bool:
+    """Is this stream's mail stopped by an entry the preference centre cannot change (a
+    complaint, a bounce, an erasure, a legal hold, or one shared by all tenants)?"""
+    from suppression import selectors
+
+    verdict = selectors.is_suppressed(stream=recipient.stream, address=recipient.claims.recipient)
+    if not verdict.suppressed:
+        return False
+    return verdict.scope == rules.GLOBAL or verdict.reason not in (rules.UNSUBSCRIBE, rules.MANUAL)
+
+
+def _target_for_key(recipient: Recipient, key: str) -> Target:
+    if key == "stream":
+        return Target(recipient.tenant, rules.STREAM, recipient.stream)
+    if key == "commercial":
+        return recipient.all_commercial
+    slug = key.removeprefix("topic:")
+    topic = recipient.stream.topics.get(slug=slug)
+    return Target(recipient.tenant, rules.TOPIC, recipient.stream, topic)
+
+
+def save_preferences(
+    *, recipient: Recipient, receiving: set[str], evidence: Evidence, wording: str
+) -> list[str]:
+    """Apply the preference centre form: opt out of each choice no longer wanted, and resubscribe
+    to each wanted one that an unsubscribe had stopped (recording the consent given). Entries the
+    recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. Returns the keys
+    that changed."""
+    changed = []
+    with transaction.atomic():
+        for choice in preference_choices(recipient):
+            if choice.locked:
+                continue
+            wanted = choice.key in receiving
+            if wanted == choice.receiving:
+                continue
+            target = _target_for_key(recipient, choice.key)
+            if not wanted:
+                unsubscribe(recipient=recipient, evidence=evidence, target=target)
+            else:
+                entry = _blocking_entry(recipient, target)
+                if entry is not None:
+                    suppression_services.lift(
+                        suppression=entry,
+                        note="the recipient resubscribed in the preference centre",
+                    )
+                ConsentEvent.objects.create(
+                    occurred_at=_now(),
+                    tenant=recipient.tenant,
+                    address_hash=entry.address_hash
+                    if entry
+                    else addresses.address_hash(
+                        recipient.claims.recipient, settings.ADDRESS_HASH_KEY.encode()
+                    ),
+                    purpose=target.label,
+                    action=ConsentEvent.Action.GIVEN,
+                    channel=UnsubscribeRequest.Channel.PREFERENCE_CENTRE,
+                    wording=wording,
+                    ip=evidence.ip,
+                    user_agent=evidence.user_agent[:500],
+                )
+            changed.append(choice.key)
+    return changed

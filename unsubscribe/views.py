@@ -1,0 +1,130 @@
+"""The recipient's pages and the RFC 8058 one-click endpoint.
+
+GET shows a page and never changes anything (link scanners and prefetchers fetch it); POST acts.
+No page sets a cookie or needs a CSRF token: the unguessable token in the URL is the only
+credential, as RFC 8058 section 3.1 requires for the one-click POST.
+"""
+
+from __future__ import annotations
+
+from django.db import DatabaseError
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+
+from compliance.errors import ServiceError
+from compliance.middleware import client_ip
+from unsubscribe import services
+from unsubscribe.models import UnsubscribeRequest
+
+Channel = UnsubscribeRequest.Channel
+Scope = UnsubscribeRequest.Scope
+ALLOWED = "GET, HEAD, POST, OPTIONS"
+
+
+def _evidence(request, token: str, channel: str) -> services.Evidence:
+    return services.Evidence(
+        channel=channel,
+        ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        token_key_id=services.codec().key_id_of(token),
+    )
+
+
+def _invalid(request):
+    # 400, the same page for every failure: it never tells whether an address is known.
+    return render(request, "unsubscribe/invalid.html", status=400)
+
+
+@csrf_exempt
+@never_cache
+def unsubscribe_link(request, token: str):
+    if request.method == "OPTIONS":
+        return HttpResponse(status=200, headers={"Allow": ALLOWED})
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponse(status=405, headers={"Allow": ALLOWED})
+    claims = services.read_claims(token)
+    if claims is None:
+        return _invalid(request)
+    if request.method == "POST":
+        return _post(request, token, claims)
+    return _landing(request, token, claims)
+
+
+def _post(request, token, claims):
+    # RFC 8058 section 3.2: the body holds List-Unsubscribe=One-Click, form-urlencoded or
+    # multipart. The landing page's button posts the same body (with `from=page`).
+    if request.POST.get("List-Unsubscribe") != "One-Click":
+        return render(request, "unsubscribe/bad_request.html", status=400)
+    channel = Channel.LANDING_PAGE if request.POST.get("from") == "page" else Channel.ONE_CLICK
+    scope = Scope.COMMERCIAL if request.POST.get("scope") == "commercial" else Scope.LINK
+    try:
+        services.record_or_capture(
+            claims=claims, scope=scope, evidence=_evidence(request, token, channel)
+        )
+    except ServiceError:
+        return _invalid(request)
+    # 200 for a first and a repeated request alike; never a redirect (RFC 8058 section 3.2).
+    return render(
+        request,
+        "unsubscribe/done.html",
+        {"token": token, "commercial": scope == Scope.COMMERCIAL, **services.names_for(claims)},
+        status=200,
+    )
+
+
+def _landing(request, token, claims):
+    try:
+        recipient = services.recipient_for(claims)
+        if recipient is None:
+            return _invalid(request)
+        choices = services.preference_choices(recipient)
+        stopped_elsewhere = services.stopped_for_another_reason(recipient)
+    except DatabaseError:
+        # The button still works: a POST is captured even while the database is down.
+        return render(request, "unsubscribe/landing.html", {"token": token, "degraded": True})
+    return render(
+        request,
+        "unsubscribe/landing.html",
+        {
+            "token": token,
+            "recipient": recipient,
+            "topic_choices": [c for c in choices if c.key.startswith("topic:")],
+            "stream_choice": next(c for c in choices if c.key == "stream"),
+            "commercial_choice": next(c for c in choices if c.key == "commercial"),
+            "stopped_elsewhere": stopped_elsewhere,
+        },
+    )
+
+
+@csrf_exempt
+@never_cache
+def preferences(request, token: str):
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    claims = services.read_claims(token)
+    if claims is None:
+        return _invalid(request)
+    try:
+        recipient = services.recipient_for(claims)
+        if recipient is None:
+            return _invalid(request)
+        receiving = set(request.POST.getlist("receive"))
+        if request.POST.get("stop_all") != "on":
+            receiving.add("commercial")
+        changed = services.save_preferences(
+            recipient=recipient,
+            receiving=receiving,
+            evidence=_evidence(request, token, Channel.PREFERENCE_CENTRE),
+            wording=_("Choose which mail you receive from %(sender)s.")
+            % {"sender": recipient.tenant.name},
+        )
+    except DatabaseError:
+        return render(request, "unsubscribe/unavailable.html", status=503)
+    return render(
+        request,
+        "unsubscribe/preferences_saved.html",
+        {"token": token, "changed": changed, "recipient": recipient},
+    )
