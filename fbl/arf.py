@@ -5,7 +5,7 @@ RFC 5965 section 2: a multipart/report; report-type=feedback-report with a human
 part, a message/feedback-report part of "Name: value" fields, and the original as message/rfc822
 or text/rfc822-headers. Real loops deviate: the feedback part labelled text/plain or base64
 encoded, the original missing, Outlook.com's JMRP with no feedback part at all, addresses
-redacted (RFC 6650 section 3 allows it). Each deviation is accepted and named in `problems`.
+redacted (RFC 6590). Each deviation is accepted and named in `problems`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ __all__ = ["PROVIDER_RECIPIENT_FIELDS", "is_arf", "parse_arf"]
 # message or the report itself (DESIGN.md: "Original-Rcpt-To (or a provider's own field)").
 PROVIDER_RECIPIENT_FIELDS: Final[dict[str, str]] = {
     "X-HmXmrOriginalRecipient": "Outlook.com JMRP",
-    "X-Original-Rcpt-To": "mail.ru FBL",
 }
 
 # Outlook.com's Junk Mail Reporting Program sends a multipart/mixed message that only encloses
@@ -108,7 +107,7 @@ def parse_arf(
 
     feedback_type = first("feedback-type")
     if feedback_type:
-        # RFC 5965 7.3 registers the types in lower case; keep unknown ones as given.
+        # RFC 5965 registers the feedback types in lower case; unknown ones are kept as given.
         feedback_type = feedback_type.split(";")[0].strip().lower() or None
     if feedback_type is None:
         if feedback is None and provider is not None:

@@ -55,8 +55,8 @@ def is_auto_reply(message: Message) -> bool:
 
 def _is_auto_reply(message: Message) -> bool:
     auto_submitted = header(message, "Auto-Submitted")
-    # RFC 3834 5.1: "auto-replied" is the value for replies; "auto-generated" is used by
-    # notifications such as DSNs, which the DSN parser handles before this check is reached.
+    # RFC 3834 section 5: "auto-replied" marks replies, "auto-generated" other automatic mail
+    # such as DSNs (which fbl/parse.py hands to the DSN parser before asking this).
     if auto_submitted and not _AUTO_SUBMITTED_NO.match(auto_submitted):
         return True
     for name, pattern in AUTO_REPLY_HEADERS.items():
@@ -70,8 +70,8 @@ def _is_auto_reply(message: Message) -> bool:
 
 
 def parse_auto_reply(message: Message, *, raw_size: int, problems: list[str]) -> ParsedReport:
-    """An auto-reply as a report: its sender is the recipient who is away (RFC 3834 3.1.1: the
-    response is sent from the address that received the original)."""
+    """An auto-reply as a report: its sender is the recipient who is away (RFC 3834: the
+    response comes from the mailbox that received the original)."""
     sender = addresses_in(header(message, "From"))
     recipients = tuple(
         Recipient(address=address, found_by="auto_reply_from") for address in sender[:1]

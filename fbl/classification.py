@@ -36,7 +36,7 @@ STATUS_CATEGORIES: Final[dict[str, Category]] = {
     # Bad destination mailbox address syntax: the address can never be delivered as written.
     "5.1.3": "permanent",
     "5.1.6": "permanent",  # Destination mailbox has moved, no forwarding address
-    "5.1.10": "permanent",  # Recipient address has null MX (RFC 7505 section 4.2)
+    "5.1.10": "permanent",  # Recipient address has null MX (RFC 7505 section 4.1)
     "5.2.1": "permanent",  # Mailbox disabled, not accepting messages
     # Unable to route: no MX or address for the domain (RFC 3463 3.5: "A DNS lookup returning
     # only an SOA record ... is one example"), the "no such domain" class.
@@ -136,7 +136,7 @@ TEMPORARY_TEXTS: Final = _rules(
 # The dead-address class (permanent) and its usual wording.
 PERMANENT_TEXTS: Final = _rules(
     (r"has moved|moved permanently|no forwarding address|address has changed", "5.1.6"),
-    # RFC 7504 section 3: 521 and 556 say the host or domain does not accept mail at all.
+    # RFC 7504: 521 and 556 say the host or domain does not accept mail at all.
     (
         r"null MX|does not accept mail|not accepting mail|accepts no mail|(?:^|\s)5(?:21|56)[ -]",
         "5.1.10",
@@ -329,7 +329,7 @@ def classify(
 ) -> Category:
     """The category of one recipient's bounce. Order, most specific evidence first:
     a refusal for policy or spam in the text (DESIGN.md: reputation, not suppression); a
-    4.x.x class (RFC 3463 3.1: persistent transient failure); an exact code from the table;
+    4.x.x class (RFC 3463 section 2: persistent transient failure); an exact code from the table;
     the diagnostic wording; the class.subject fallback. `phase` is the SMTP command the
     remote server refused ("RCPT", "DATA", "MAIL", "CONNECT"), when the report says, and
     `remote_host` the server's name."""

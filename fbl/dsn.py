@@ -36,6 +36,7 @@ from fbl.recipients import (
     first_address,
     header,
     header_all,
+    header_block,
     is_redacted,
     leaves,
     ours,
@@ -183,8 +184,8 @@ def _blocks_from_status_part(part: Message) -> list[list[tuple[str, str]]]:
                     blocks.extend(field_blocks(body))
         return blocks
     if isinstance(payload, list):
-        # An encoded delivery-status part (RFC 3464 2.1 wants 7bit) was split into garbage
-        # blocks by the stdlib: put the text back together and decode it.
+        # A base64 or quoted-printable delivery-status part (RFC 3464 wants it readable as
+        # 7bit text) was split into garbage blocks by the stdlib: rejoin and decode it.
         text = part_text(part)
         try:
             raw = text.encode("ascii", "ignore")
@@ -674,7 +675,7 @@ def parse_dsn(
     if enclosed is None and returned:
         enclosed = _returned_headers(returned)
         if enclosed is not None:
-            original_headers = "\n".join(f"{k}: {v}" for k, v in enclosed.items()) or None
+            original_headers = header_block(enclosed)
 
     blocks: list[list[tuple[str, str]]] = []
     status_parts = _status_parts(msg)
@@ -719,7 +720,7 @@ def parse_dsn(
             for r in recipients
             if r.address is None and not r.redacted and r.original_address
         )
-    elif depth == 0 and enclosed is not None and (is_dsn(enclosed) or looks_like_bounce(enclosed)):
+    elif depth == 0 and enclosed is not None and (is_dsn(enclosed) or from_mailer_daemon(enclosed)):
         # A forwarded bounce: the DSN is the enclosed message.
         inner = parse_dsn(enclosed, raw_size=raw_size, hooks=hooks, problems=[], depth=1)
         if inner.recipients:
@@ -758,6 +759,8 @@ def parse_dsn(
             status = classification.infer_status(fallback, default_class=default_class)
             status = status or f"{default_class}.0.0"
             category = classification.classify(status, fallback, phase=_phase(fallback, notice))
+            # With several addresses in the original's To: nothing says which one failed.
+            hard = len(recovered) == 1 and classification.is_hard(category, status, "failed")
             recipients = [
                 replace(
                     r,
@@ -765,7 +768,7 @@ def parse_dsn(
                     action="failed",
                     diagnostic=fallback,
                     category=category,
-                    hard=classification.is_hard(category, status, "failed"),
+                    hard=hard,
                 )
                 for r in recovered
             ]

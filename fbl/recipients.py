@@ -39,6 +39,7 @@ __all__ = [
     "first_address",
     "header",
     "header_all",
+    "header_block",
     "is_redacted",
     "leaves",
     "ours",
@@ -57,9 +58,9 @@ _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN: Final = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
 ADDRESS: Final = re.compile(rf"(?<![A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}@{_DOMAIN}")
 
-# RFC 6590 / RFC 6650 3: local parts that providers write instead of the real one. A long hex
-# string is a hashed local part (RFC 6590 section 4 suggests hashing); "hashed" and friends are
-# placeholders written literally.
+# Redacted local parts (RFC 6590): what providers write instead of the real one. A long hex
+# string is a hashed local part (RFC 6590 redacts by hashing with a secret); "redacted",
+# "hashed", "xxxx" and friends are placeholders written literally.
 _REDACTED_LOCAL: Final = re.compile(
     r"(?i)^(?:\[?redacted\]?|removed|hidden|anonymi[sz]ed|hashed|masked|"
     r"x{2,}|\*+|_+|#+|-+|\.+|[0-9a-f]{32,})$"
@@ -344,7 +345,7 @@ def leaves(msg: Message) -> list[Message]:
 
 
 def parse_date(value: str | None) -> datetime | None:
-    """An RFC 5322 date (RFC 5965 3.1 and RFC 3464 2.2.5 use it); ISO 8601 as some send."""
+    """An RFC 5322 date (RFC 5965 3.2 and RFC 3464 2.2.5 use it); ISO 8601 as some send."""
     if not value:
         return None
     try:
@@ -390,7 +391,7 @@ def clean(value: str | None) -> str | None:
 
 
 def is_redacted(value: str | None) -> bool:
-    """RFC 6650 section 3 lets a provider redact the recipient; recognise what they write."""
+    """RFC 6590 lets a provider redact the recipient of a report; recognise what they write."""
     if not value:
         return False
     if _REDACTED_WHOLE.match(value):

@@ -48,7 +48,7 @@ FoundBy = Literal[
     "token",  # our token in the enclosed message's List-Unsubscribe header
     "trace_header",  # our trace header in the enclosed message
     "verp",  # the VERP-encoded return path of the enclosed message or Original-Mail-From
-    "original_rcpt_to",  # ARF Original-Rcpt-To (RFC 5965 section 3.2)
+    "original_rcpt_to",  # ARF Original-Rcpt-To (RFC 5965 section 3.3)
     "provider_field",  # a provider's own field, e.g. Outlook.com's X-HmXmrOriginalRecipient
     "enclosed_to",  # the To: header of the enclosed original message
     "dsn_final_recipient",  # RFC 3464 section 2.3.2
@@ -88,7 +88,7 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class AuthFailure:
-    """RFC 6591 section 3.1 fields of an auth-failure report (and RFC 7489 Identity-Alignment)."""
+    """RFC 6591 section 3 fields of an auth-failure report (and RFC 7489 Identity-Alignment)."""
 
     auth_failure: str | None = None  # dkim, spf, adsp, dmarc, bodyhash, revoked, signature
     delivery_result: str | None = None

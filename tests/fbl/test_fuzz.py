@@ -7,13 +7,15 @@ bug in the parsers cannot hide behind it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fbl.parse import parse
-from fbl.report import KINDS, ParsedReport
+from fbl.report import KINDS, ParsedReport, to_json
 
 from .messages import fixture_files, require_fixtures
 
@@ -37,7 +39,17 @@ def check(raw: bytes, **kwargs) -> ParsedReport:
     for recipient in report.recipients:
         assert recipient.address is None or "@" in recipient.address
         assert not (recipient.redacted and recipient.address)
+    # Everything the report says can be written out as UTF-8 JSON (no lone surrogates).
+    json.dumps(to_json(report), ensure_ascii=False).encode("utf-8")
+    for item in (report, *report.recipients):
+        for value in vars_of(item):
+            if isinstance(value, str):
+                value.encode("utf-8")
     return report
+
+
+def vars_of(item) -> list:
+    return [getattr(item, f.name) for f in dataclasses.fields(item) if f.name != "raw"]
 
 
 @st.composite
