@@ -139,15 +139,22 @@ class ActorStamped(AppendOnlyModel):
     """A history row that names who acted: a staff user, an API key or a command."""
 
     # Plain ids rather than constrained keys: deleting a user or key must not rewrite history.
+    # Not indexed: history is read per object, and every index slows the bulk paths.
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     actor_api_key = models.ForeignKey(
-        ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        ApiKey,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     actor_label = models.CharField(max_length=200, help_text="Who, as a person would read it.")
     via = models.CharField(max_length=20, help_text="admin, api, command, import or system")

@@ -59,20 +59,24 @@ class CurrentTransactionId(Func):
 class Suppression(models.Model):
     """One address that must not get some mail: one row per (tenant, scope, address hash)."""
 
+    # The (tenant, reason) index serves tenant lookups too.
     tenant = models.ForeignKey(
         Tenant,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
+        db_index=False,
         related_name="+",
         help_text="Empty: shared by every tenant.",
     )
     scope = models.CharField(max_length=12, choices=ScopeKind.choices)
+    # Indexed only where set (see Meta): most entries have no stream or topic, and each index on
+    # a ten-million-row table slows every insert.
     stream = models.ForeignKey(
-        Stream, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Stream, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
     )
     topic = models.ForeignKey(
-        Topic, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Topic, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
     )
     scope_key = models.CharField(max_length=64, editable=False)
     address_hash = models.BinaryField(max_length=32, editable=False)
@@ -83,7 +87,12 @@ class Suppression(models.Model):
     reason = models.CharField(max_length=20, choices=Reason.choices)
     origin = models.CharField(max_length=20, choices=Origin.choices)
     evidence_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="+",
     )
     evidence_id = models.CharField(max_length=64, blank=True)
     evidence = GenericForeignKey("evidence_type", "evidence_id")
@@ -105,7 +114,15 @@ class Suppression(models.Model):
                 name="suppression_one_row_per_key",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "reason"]), models.Index(fields=["scope_key"])]
+        indexes = [
+            models.Index(fields=["tenant", "reason"]),
+            models.Index(
+                fields=["stream"], condition=Q(stream__isnull=False), name="suppression_stream_set"
+            ),
+            models.Index(
+                fields=["topic"], condition=Q(topic__isnull=False), name="suppression_topic_set"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.address or '[erased]'} ({self.scope_label}, {self.reason})"
@@ -151,7 +168,12 @@ class SuppressionEvent(ActorStamped):
     address_hash = models.BinaryField(max_length=32)
     note = models.TextField(blank=True, help_text="Why (required when lifting).")
     evidence_type = models.ForeignKey(
-        ContentType, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        ContentType,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     evidence_id = models.CharField(max_length=64, blank=True)
     evidence_note = models.CharField(max_length=500, blank=True)
