@@ -47,13 +47,16 @@ PROTECTED = frozenset({COMPLAINT, ERASURE, OBJECTION, LEGAL})
 OPT_OUTS = frozenset({UNSUBSCRIBE, COMPLAINT, OBJECTION})
 
 # When one key gets a second reason, the row keeps the weightier one (the history keeps both).
+# "Never mail" reasons come first: what blocks transactional mail must survive a later
+# complaint or unsubscribe. Protection from lifting is judged on every reason in force
+# (`PROTECTED`), not only on the row's.
 PRECEDENCE = (
     LEGAL,
     ERASURE,
-    OBJECTION,
-    COMPLAINT,
     HARD_BOUNCE,
     INVALID,
+    OBJECTION,
+    COMPLAINT,
     UNSUBSCRIBE,
     MANUAL,
     SOFT_BOUNCE,

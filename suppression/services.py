@@ -236,6 +236,16 @@ def _apply_to_existing(
     return SuppressionEvent.Action.REASON
 
 
+def reasons_in_force(row: Suppression) -> set[str]:
+    """Every reason given for the entry since it was last lifted (the row shows only one)."""
+    events = list(row.events.order_by("id").values_list("action", "reason"))
+    since = max(
+        (i for i, (action, _) in enumerate(events) if action == SuppressionEvent.Action.LIFT),
+        default=-1,
+    )
+    return {row.reason} | {reason for _, reason in events[since + 1 :]}
+
+
 def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
     """Lift an active entry. A reason is required; complaint, erasure, objection and legal
     entries need the `suppression.lift_protected` permission, which API keys never have.
@@ -249,11 +259,11 @@ def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
         row = Suppression.objects.select_for_update().get(pk=suppression.pk)
         if not row.is_active:
             raise ServiceError("this suppression is not active", code="not_active", status=409)
-        if row.reason in rules.PROTECTED and not (
-            user is not None and user.has_perm("suppression.lift_protected")
-        ):
+        protected = sorted(reasons_in_force(row) & rules.PROTECTED)
+        if protected and not (user is not None and user.has_perm("suppression.lift_protected")):
             raise PermissionDenied(
-                f"lifting a {row.reason} entry needs the 'lift protected entries' permission"
+                f"lifting an entry with reason {', '.join(protected)} needs the "
+                "'lift protected entries' permission"
             )
         row.lifted_at = _now()
         row.updated_at = row.lifted_at

@@ -37,6 +37,19 @@ WHERE address_hash = %s AND scope_key IN ({keys})
   AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 """
 
+# BLOCKING_SQL for one hash (the Postfix policy server), as a prepared statement: the unnest
+# join is built for batches, and parsing and planning it for every recipient cost several times
+# the lookup itself (bench/policy_server.py). Same rule: `rules.blocking_keys` decides the keys.
+# The key lists go as array literals (text), cheaper to send than lists, which psycopg inspects
+# element by element on every call.
+POLICY_LOOKUP_SQL = """
+SELECT scope_key, reason FROM suppression_suppression
+WHERE address_hash = %s
+  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND (scope_key = ANY(%s::text[])
+       OR (scope_key = ANY(%s::text[]) AND reason = ANY(%s::text[])))
+"""
+
 # Only events of transactions older than every transaction still running: a later read can never
 # find an event ordered before one it has already returned, so a cursor never skips a change
 # committed late (ids are handed out at insert, not at commit).

@@ -80,4 +80,8 @@ def same_database_env(**overrides: str) -> dict[str, str]:
     else:
         port = f":{db['PORT']}" if db.get("PORT") else ""
         url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
+    from django.conf import settings
+
+    # The same hash key as the test process, so both find the same entries.
+    overrides.setdefault("ADDRESS_HASH_KEY", settings.ADDRESS_HASH_KEY)
     return service_env(DATABASE_URL=url, **overrides)

@@ -25,8 +25,13 @@ def test_production_settings_pass_the_deploy_checklist():
 
 @pytest.mark.parametrize(
     "variable",
-    ["SECRET_KEY", "ADDRESS_HASH_KEY", "ALLOWED_HOSTS", "UNSUBSCRIBE_TOKEN_KEYS",
-     "UNSUBSCRIBE_BASE_URL"],
+    [
+        "SECRET_KEY",
+        "ADDRESS_HASH_KEY",
+        "ALLOWED_HOSTS",
+        "UNSUBSCRIBE_TOKEN_KEYS",
+        "UNSUBSCRIBE_BASE_URL",
+    ],
 )
 def test_production_refuses_to_start_without_a_required_setting(variable):
     env = service_env(**PRODUCTION)

@@ -26,6 +26,25 @@ def test_a_second_reason_for_the_same_key_is_history_not_a_second_row(suppress):
     assert history(row) == [("add", "unsubscribe"), ("reason", "complaint")]
 
 
+def test_a_later_complaint_never_unblocks_transactional_mail(suppress, default_tenant):
+    from suppression import selectors
+
+    suppress("dead@example.com", "hard_bounce", scope="global")
+    suppress("dead@example.com", "complaint", scope="global")
+    transactional = default_tenant.streams.get(slug="transactional")
+    assert selectors.is_suppressed(stream=transactional, address="dead@example.com").suppressed
+
+
+def test_a_protected_reason_given_later_still_guards_the_entry(suppress, django_user_model):
+    row = suppress("dead@example.com", "hard_bounce", scope="global")
+    suppress("dead@example.com", "complaint", scope="global")
+    row.refresh_from_db()
+    assert row.reason == "hard_bounce"
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    with pytest.raises(PermissionDenied, match="complaint"):
+        services.lift(suppression=row, note="bounce was a glitch", user=clerk)
+
+
 def test_a_lighter_later_reason_keeps_the_weightier_one(suppress):
     row = suppress("a@example.com", "complaint", scope="commercial")
     suppress("a@example.com", "manual", scope="commercial")
