@@ -38,7 +38,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 worker: $(RUN_STAMP)
-	$(BIN)/celery -A compliance worker --loglevel INFO
+	$(BIN)/celery -A compliance worker --beat --loglevel INFO
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

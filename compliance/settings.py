@@ -229,12 +229,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Apply a one-click opt-out inside its request (the embedded default), or record it and apply it
-# from a worker right after (with a broker: the web tier then does one INSERT per click).
+# Apply a one-click opt-out inside its request (the embedded default), or record it and let a
+# worker's sweep apply it within seconds (with a broker: the web tier does one INSERT per click).
 UNSUBSCRIBE_APPLY_INLINE = env.bool("UNSUBSCRIBE_APPLY_INLINE", default=not CELERY_BROKER_URL)
 CELERY_BEAT_SCHEDULE = {
-    # The safety net for opt-outs whose apply task was lost (a broker restart).
-    "apply-pending-unsubscribes": {"task": "unsubscribe.apply_pending", "schedule": 60.0},
+    # One-click opt-outs recorded by the web tier are applied within seconds.
+    "apply-pending-unsubscribes": {
+        "task": "unsubscribe.apply_pending",
+        "schedule": env.float("UNSUBSCRIBE_APPLY_EVERY_SECONDS", default=2.0),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------

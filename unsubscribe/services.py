@@ -189,10 +189,10 @@ def record(
     """Record an opt-out durably: one row, committed before the caller answers.
 
     It is applied (suppressed, with its opt-out record) in the same transaction when
-    `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker), otherwise by a task
-    queued on commit, so a burst of one-clicks costs the web tier one INSERT each; a periodic
-    sweep applies any request whose task was lost. Raises ServiceError when the link's stream or
-    topic no longer exists, DatabaseError when the database cannot take it.
+    `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker); otherwise a worker's
+    sweep applies pending requests every few seconds, so a burst of one-clicks costs the web
+    tier one INSERT each and no broker call. Raises ServiceError when the link's stream or topic
+    no longer exists, DatabaseError when the database cannot take it.
     """
     if apply_now is None:
         apply_now = settings.UNSUBSCRIBE_APPLY_INLINE
@@ -223,10 +223,6 @@ def record(
             )
             if apply_now:
                 apply(request)
-            else:
-                from unsubscribe.tasks import apply_unsubscribe_request
-
-                transaction.on_commit(lambda: apply_unsubscribe_request.delay(request.pk))
     except IntegrityError as exc:  # the stream or topic the token names is gone
         raise ServiceError("the link's list no longer exists", code="link_gone") from exc
     return request
@@ -280,13 +276,11 @@ def apply(request: UnsubscribeRequest) -> UnsubscribeRequest:
     return request
 
 
-def apply_pending(*, older_than: datetime.timedelta = datetime.timedelta(seconds=30)) -> int:
-    """Apply requests whose task never ran (a lost message, a broker restart)."""
-    stale = UnsubscribeRequest.objects.filter(
-        applied_at__isnull=True, received_at__lt=_now() - older_than
-    )
+def apply_pending(*, limit: int = 5000) -> int:
+    """Apply recorded opt-outs not yet applied, oldest first; return how many were applied."""
+    pending = UnsubscribeRequest.objects.filter(applied_at__isnull=True).order_by("received_at")
     count = 0
-    for request in stale.order_by("received_at").iterator():
+    for request in pending[:limit]:
         apply(request)
         count += 1
     return count

@@ -1,14 +1,13 @@
-"""With a broker, a one-click costs the web tier one durable INSERT; a task applies it."""
+"""With a broker, a one-click costs the web tier one durable INSERT; a worker's sweep applies it."""
 
-import datetime
 from urllib.parse import urlparse
 
 import pytest
-from django.utils import timezone
 
 from suppression.models import Suppression
 from unsubscribe import services
 from unsubscribe.models import UnsubscribeRequest
+from unsubscribe.tasks import apply_pending_requests
 
 pytestmark = pytest.mark.django_db
 
@@ -18,33 +17,30 @@ def deferred(settings):
     settings.UNSUBSCRIBE_APPLY_INLINE = False
 
 
-def test_the_request_is_recorded_then_applied_by_a_task_after_commit(
-    client, mint, deferred, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = client.post(urlparse(mint().url).path, {"List-Unsubscribe": "One-Click"})
+def test_the_request_is_recorded_then_applied_by_the_sweep(client, mint, deferred):
+    response = client.post(urlparse(mint().url).path, {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     request = UnsubscribeRequest.objects.get()
     assert request.applied_at is None  # durable, not yet applied
     assert Suppression.objects.count() == 0
-    assert len(queued) == 1
-    queued[0]()  # the worker runs the task (eagerly here)
+
+    assert apply_pending_requests.delay().get() == 1  # the worker's periodic task
     request.refresh_from_db()
     assert request.applied_at is not None
     assert request.scope_label == "stream:marketing"
     assert Suppression.objects.get().evidence == request
-
-
-def test_the_sweep_applies_requests_whose_task_was_lost(client, mint, deferred):
-    client.post(urlparse(mint().url).path, {"List-Unsubscribe": "One-Click"})
-    request = UnsubscribeRequest.objects.get()
-    assert services.apply_pending() == 0  # too recent: its task may still be on its way
-    UnsubscribeRequest.objects.filter(pk=request.pk).update(
-        received_at=timezone.now() - datetime.timedelta(minutes=5)
-    )
-    assert services.apply_pending() == 1
-    assert Suppression.objects.count() == 1
     assert services.apply_pending() == 0
+
+
+def test_the_sweep_applies_oldest_first_within_its_limit(client, mint, deferred):
+    for n in range(3):
+        client.post(urlparse(mint(f"r{n}@example.com").url).path, {"List-Unsubscribe": "One-Click"})
+    assert services.apply_pending(limit=2) == 2
+    assert set(Suppression.objects.values_list("address", flat=True)) == {
+        "r0@example.com",
+        "r1@example.com",
+    }
+    assert services.apply_pending() == 1
 
 
 def test_applying_twice_changes_nothing(client, mint, deferred):
@@ -53,3 +49,9 @@ def test_applying_twice_changes_nothing(client, mint, deferred):
     services.apply(request)
     services.apply(request)
     assert Suppression.objects.get().events.count() == 1
+
+
+def test_the_sweep_is_scheduled_every_few_seconds(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["apply-pending-unsubscribes"]
+    assert entry["task"] == "unsubscribe.apply_pending"
+    assert entry["schedule"] <= 5
