@@ -18,15 +18,16 @@ class UnsubscribeRequest(models.Model):
         LINK = "link", "What the link names (its topic, else its stream)"
         COMMERCIAL = "commercial", "All commercial mail of the tenant"
 
-    received_at = models.DateTimeField(db_index=True)
+    # Every index here is paid on each one-click, so only the pending ones are indexed.
+    received_at = models.DateTimeField()
     applied_at = models.DateTimeField(
         null=True, blank=True, help_text="When the suppression was made; empty: pending."
     )
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, db_index=False, related_name="+")
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, db_index=False, related_name="+")
     topic = models.ForeignKey(
-        Topic, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Topic, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
     )
     scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.LINK)
     campaign = models.CharField(max_length=255, blank=True)
@@ -40,7 +41,7 @@ class UnsubscribeRequest(models.Model):
     user_agent = models.CharField(max_length=500, blank=True)
     token_key_id = models.PositiveSmallIntegerField(null=True, blank=True)
     # Set when the opt-out was first captured to the spool: applying it twice finds this.
-    capture_id = models.UUIDField(null=True, blank=True, unique=True)
+    capture_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
@@ -50,6 +51,13 @@ class UnsubscribeRequest(models.Model):
                 fields=["received_at"],
                 condition=models.Q(applied_at__isnull=True),
                 name="unsubscribe_pending",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["capture_id"],
+                condition=models.Q(capture_id__isnull=False),
+                name="unsubscribe_capture_once",
             ),
         ]
 
