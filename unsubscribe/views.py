@@ -7,17 +7,23 @@ credential, as RFC 8058 section 3.1 requires for the one-click POST.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from compliance.errors import ServiceError
 from compliance.middleware import client_ip
+from compliance.ttl_cache import TtlCache
 from unsubscribe import services
 from unsubscribe.models import UnsubscribeRequest
+
+_done_pages: TtlCache[str] = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
 
 Channel = UnsubscribeRequest.Channel
 Scope = UnsubscribeRequest.Scope
@@ -67,12 +73,17 @@ def _post(request, token, claims):
     except ServiceError:
         return _invalid(request)
     # 200 for a first and a repeated request alike; never a redirect (RFC 8058 section 3.2).
-    return render(
-        request,
-        "unsubscribe/done.html",
-        {"token": token, "commercial": scope == Scope.COMMERCIAL, **services.names_for(claims)},
-        status=200,
+    # The page is the same for every recipient of a stream: render it once per process.
+    commercial = scope == Scope.COMMERCIAL
+    key = (get_language(), claims.stream_id, commercial)
+    page = _done_pages.get_or_load(
+        key,
+        lambda: render_to_string(
+            "unsubscribe/done.html",
+            {"commercial": commercial, **services.names_for(claims)},
+        ),
     )
+    return HttpResponse(page)
 
 
 def _landing(request, token, claims):
