@@ -18,16 +18,27 @@ class UnsubscribeRequest(models.Model):
         LINK = "link", "What the link names (its topic, else its stream)"
         COMMERCIAL = "commercial", "All commercial mail of the tenant"
 
-    # Every index here is paid on each one-click, so only the pending ones are indexed.
+    # Every index and constraint check here is paid on each one-click: only pending requests are
+    # indexed, and the references are kept by Django (PROTECT) without database-side checks.
     received_at = models.DateTimeField()
     applied_at = models.DateTimeField(
         null=True, blank=True, help_text="When the suppression was made; empty: pending."
     )
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, db_index=False, related_name="+")
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, db_index=False, related_name="+")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="+"
+    )
+    stream = models.ForeignKey(
+        Stream, on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="+"
+    )
     topic = models.ForeignKey(
-        Topic, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
+        Topic,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        db_constraint=False,
+        related_name="+",
     )
     scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.LINK)
     campaign = models.CharField(max_length=255, blank=True)

@@ -252,11 +252,20 @@ def _target_of(request: UnsubscribeRequest) -> Target:
 def apply(request: UnsubscribeRequest) -> UnsubscribeRequest:
     """Suppress what a recorded request asks for; applying it twice changes nothing."""
     with transaction.atomic():
-        request = (
+        found = (
             UnsubscribeRequest.objects.select_for_update(of=("self",))
             .select_related("tenant", "stream", "topic__stream")
-            .get(pk=request.pk)
+            .filter(pk=request.pk)
+            .first()
         )
+        if found is None:
+            # Its stream or topic was deleted between the click and now: nothing left to stop.
+            UnsubscribeRequest.objects.filter(pk=request.pk, applied_at__isnull=True).update(
+                applied_at=_now(), scope_label="(the list no longer exists)"
+            )
+            request.refresh_from_db()
+            return request
+        request = found
         if request.applied_at is not None:
             return request
         target = _target_of(request)

@@ -55,3 +55,19 @@ def test_the_sweep_is_scheduled_every_few_seconds(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["apply-pending-unsubscribes"]
     assert entry["task"] == "unsubscribe.apply_pending"
     assert entry["schedule"] <= 5
+
+
+def test_a_request_whose_list_was_deleted_meanwhile_does_not_stall_the_sweep(
+    client, mint, deferred, default_tenant
+):
+    from compliance.models import Stream
+
+    gone = Stream.objects.create(
+        tenant=default_tenant, slug="gone", name="Gone", kind=Stream.Kind.COMMERCIAL
+    )
+    client.post(urlparse(mint(stream="gone").url).path, {"List-Unsubscribe": "One-Click"})
+    client.post(urlparse(mint("kept@example.com").url).path, {"List-Unsubscribe": "One-Click"})
+    UnsubscribeRequest.objects.filter(stream=gone).update(stream_id=999_999)  # as if deleted
+    assert services.apply_pending() == 2
+    assert UnsubscribeRequest.objects.filter(applied_at__isnull=True).count() == 0
+    assert list(Suppression.objects.values_list("address", flat=True)) == ["kept@example.com"]
