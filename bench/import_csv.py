@@ -1,0 +1,193 @@
+"""CSV import: `manage.py import_suppressions FILE --tenant default` into an empty suppression
+table, beside a raw PostgreSQL COPY of the same file.
+
+The file is the generic format (email,reason,scope,created_at): unique addresses, reason
+unsubscribe, empty scope (so the reason's default, commercial), an ISO 8601 timestamp.
+
+Baseline: `COPY ... FROM STDIN WITH (FORMAT csv, HEADER true)` of the same file, streamed
+through psycopg, into a plain table with the same four columns (text, text, text, timestamptz),
+no indexes: the least work that still reads, parses and stores every row. Median of 3.
+
+Then the import is run a second time on the same file: it must add nothing.
+
+Target: import time <= 3 x COPY time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import time
+from pathlib import Path
+
+import common
+
+TARGET_RATIO = 3.0
+COPY_TABLE = "bench_copy_baseline"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=common.positive_int, default=1_000_000,
+                        help="data rows in the CSV (default 1,000,000)")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="where to write the CSV (default /tmp/bench_import_ROWS.csv)")
+    parser.add_argument("--keep-csv", action="store_true", help="leave the CSV file behind")
+    parser.add_argument("--quiet-wait", type=float, default=180,
+                        help="seconds to wait for other work on the machine to stop before "
+                             "measuring (default 180; 0: do not wait)")
+    parser.add_argument("--copy-repeat", type=common.positive_int, default=3,
+                        help="COPY runs; the median is the baseline (default 3)")
+    return parser.parse_args(argv)
+
+
+def import_address(i: int) -> str:
+    return f"import{i}@example{i % 1000}.com"
+
+
+def write_csv(path: Path, rows: int) -> int:
+    """Write the file; return its size in bytes."""
+    base = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    step = 10_000
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("email,reason,scope,created_at\n")
+        for start in range(1, rows + 1, step):
+            lines = []
+            for i in range(start, min(start + step, rows + 1)):
+                stamp = (base + datetime.timedelta(seconds=i)).isoformat()
+                lines.append(f"{import_address(i)},unsubscribe,,{stamp}\n")
+            f.write("".join(lines))
+    return path.stat().st_size
+
+
+def time_copy(path: Path, rows: int) -> float:
+    with common.connect() as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+        conn.execute(f"CREATE TABLE {COPY_TABLE} (email text, reason text, scope text, "
+                     f"created_at timestamptz)")
+        conn.commit()
+        began = time.perf_counter()
+        with conn.cursor() as cur, path.open("rb") as f:
+            with cur.copy(f"COPY {COPY_TABLE} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                while data := f.read(1 << 20):
+                    copy.write(data)
+        conn.commit()
+        elapsed = time.perf_counter() - began
+        count = common.table_rows(conn, COPY_TABLE)
+        conn.execute(f"DROP TABLE {COPY_TABLE}")
+        conn.commit()
+    if count != rows:
+        raise common.BenchError(f"COPY stored {count} rows, expected {rows}")
+    return elapsed
+
+
+_OUTCOME = re.compile(r"added (\d+), already listed (\d+), bad (\d+)")
+
+
+def time_import(path: Path) -> tuple[float, dict[str, int], str]:
+    began = time.perf_counter()
+    proc = common.manage("import_suppressions", str(path), "--tenant", "default")
+    elapsed = time.perf_counter() - began
+    found = _OUTCOME.search(proc.stdout)
+    if not found:
+        raise common.BenchError(f"could not read the import's outcome:\n{proc.stdout}")
+    added, existing, bad = (int(g) for g in found.groups())
+    return elapsed, {"added": added, "existing": existing, "bad": bad}, proc.stdout.strip()
+
+
+def counts() -> dict[str, int]:
+    with common.connect() as conn:
+        return {table: common.table_rows(conn, table) for table in
+                ("suppression_suppression", "suppression_suppressionevent",
+                 "compliance_optoutrequest")}
+
+
+def main(args: argparse.Namespace) -> int:
+    path = args.csv or Path(f"/tmp/bench_import_{args.rows}.csv")
+    common.log(f"writing {args.rows:,} rows to {path}")
+    size = write_csv(path, args.rows)
+    try:
+        common.create_database()
+        common.wait_quiet(max_wait=args.quiet_wait)
+        copies = []
+        meter = common.CpuMeter()
+        meter.start()
+        for n in range(args.copy_repeat):
+            copies.append(time_copy(path, args.rows))
+            common.log(f"COPY run {n + 1}: {copies[-1]:.2f}s")
+        other = {"COPY": meter.stop()["other_cores"]}
+        copy_seconds = common.median(copies)
+        if counts()["suppression_suppression"] != 0:
+            raise common.BenchError("the suppression table is not empty before the import")
+
+        common.wait_quiet(max_wait=args.quiet_wait)
+        common.log("import_suppressions (first run)")
+        probes = [common.cpu_probe()]
+        meter = common.CpuMeter()
+        meter.start()
+        first, outcome, output = time_import(path)
+        first_cpu = meter.stop()
+        probes.append(common.cpu_probe())
+        other["import"] = first_cpu["other_cores"]
+        common.log(f"first import: {first:.1f}s; {output.splitlines()[-1]}")
+        after_first = counts()
+        if outcome != {"added": args.rows, "existing": 0, "bad": 0}:
+            raise common.BenchError(f"first import: {outcome}, expected {args.rows} added")
+
+        common.wait_quiet(max_wait=args.quiet_wait)
+        common.log("import_suppressions (second run, same file)")
+        meter = common.CpuMeter()
+        meter.start()
+        second, outcome2, output2 = time_import(path)
+        other["re-import"] = meter.stop()["other_cores"]
+        common.log(f"re-import: {second:.1f}s; {output2.splitlines()[-1]}")
+        after_second = counts()
+        if outcome2 != {"added": 0, "existing": args.rows, "bad": 0}:
+            raise common.BenchError(f"re-import: {outcome2}, expected 0 added")
+        if after_second != after_first:
+            raise common.BenchError(f"re-import changed the tables: {after_first} -> "
+                                    f"{after_second}")
+        if after_second["suppression_suppression"] != args.rows:
+            raise common.BenchError(f"suppression_suppression holds "
+                                    f"{after_second['suppression_suppression']:,} rows, "
+                                    f"expected {args.rows:,}")
+    finally:
+        if not args.keep_csv:
+            path.unlink(missing_ok=True)
+
+    ratio = first / copy_seconds
+    ratio2 = second / copy_seconds
+    common.print_summary("CSV import", [
+        ("rows", f"{args.rows:,} ({size / 1e6:.1f} MB CSV)"),
+        ("baseline: COPY into plain table",
+         f"{copy_seconds:.2f} s  (median of {len(copies)}: "
+         f"{', '.join(f'{c:.2f}' for c in copies)}); {args.rows / copy_seconds:,.0f} rows/s"),
+        ("import_suppressions (empty table)",
+         f"{first:.2f} s; {args.rows / first:,.0f} rows/s; added {outcome['added']:,}"),
+        ("ratio import / COPY",
+         f"{ratio:.1f}  (target <= {TARGET_RATIO:g}: "
+         f"{common.verdict(ratio, TARGET_RATIO, at_most=True)})"),
+        ("re-import (same file)",
+         f"{second:.2f} s; added {outcome2['added']}, already listed {outcome2['existing']:,}; "
+         f"ratio {ratio2:.1f} (information)"),
+        ("import CPU",
+         f"manage.py {first_cpu['workers']:.1f} s, PostgreSQL {first_cpu['postgres']:.1f} s "
+         f"(of {first:.1f} s wall)"),
+        ("other work on the machine",
+         ", ".join(f"{v:.2f} cores during {k}" for k, v in other.items())
+         + f" (of {os.cpu_count()}; figures are unreliable when this is high)"),
+        ("CPU speed probe", f"{probes[0]:.0f} ms before, {probes[1]:.0f} ms after the import "
+                            f"(common.cpu_probe; higher = slower machine)"),
+        ("rows afterwards",
+         f"suppressions {after_second['suppression_suppression']:,} = --rows: ok; events "
+         f"{after_second['suppression_suppressionevent']:,}, opt-out requests "
+         f"{after_second['compliance_optoutrequest']:,}"),
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    common.run_main(main, parse_args)
