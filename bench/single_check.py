@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--wrk-seconds", type=common.positive_int, default=10,
                         help="length of the wrk run (default 10)")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk run")
+    parser.add_argument("--threads", type=common.positive_int, default=None,
+                        help="run gunicorn's gthread workers with this many threads each "
+                        "(keeps connections alive); default: sync workers")
     parser.add_argument("--reuse-db", action="store_true",
                         help="keep the database if it already holds exactly --rows entries")
     parser.add_argument("--quiet-wait", type=float, default=180,
@@ -238,7 +241,8 @@ def run_wrk(port: int, key: str, seconds: int, clients: int) -> dict:
 
 
 def measure(workers: int, args, key: str) -> dict:
-    with common.gunicorn(workers) as server:
+    extra = ("--worker-class", "gthread", "--threads", str(args.threads)) if args.threads else ()
+    with common.gunicorn(workers, extra_args=extra) as server:
         probes = make_probes(server.port, key, args.rows, 4096, args.seed)
         best = None
         for attempt in range(1, args.attempts + 1):
