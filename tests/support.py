@@ -85,3 +85,27 @@ def same_database_env(**overrides: str) -> dict[str, str]:
     # The same hash key as the test process, so both find the same entries.
     overrides.setdefault("ADDRESS_HASH_KEY", settings.ADDRESS_HASH_KEY)
     return service_env(DATABASE_URL=url, **overrides)
+
+
+def wait_until_the_feed_shows_every_change(timeout: float = 30) -> None:
+    """The change feed hands out a change only once every older transaction in the database
+    cluster has ended (suppression/sql.py, FEED_SQL), so another process's open transaction
+    holds new changes back for a while. Wait, bounded, until the newest one is out."""
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return  # SQLite serialises writers: the feed is never behind
+    deadline = time.monotonic() + timeout
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(max(txid), 0) < pg_snapshot_xmin(pg_current_snapshot())"
+                "::text::bigint FROM suppression_suppressionevent"
+            )
+            if cursor.fetchone()[0]:
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"an older transaction held the change feed back for {timeout}s")
+        time.sleep(0.1)

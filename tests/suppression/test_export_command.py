@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import time
 
 import pytest
 from django.conf import settings
@@ -14,33 +13,18 @@ from django.db import connection, connections, transaction
 
 from suppression import selectors
 from suppression.addresses import hash_address
-from tests.support import require, run_manage, same_database_env
+from tests.support import (
+    require,
+    run_manage,
+    same_database_env,
+    wait_until_the_feed_shows_every_change,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def digest(address: str) -> str:
     return hash_address(address, settings.ADDRESS_HASH_KEY.encode()).hex()
-
-
-def wait_until_the_feed_shows_every_change(timeout: float = 30) -> None:
-    """The change feed hands out a change only once every older transaction in the database
-    cluster has ended (suppression/sql.py, FEED_SQL), so another process's open transaction
-    holds new changes back for a while. Wait, bounded, until the newest one is out."""
-    if connection.vendor != "postgresql":
-        return  # SQLite serialises writers: the feed is never behind
-    deadline = time.monotonic() + timeout
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT coalesce(max(txid), 0) < pg_snapshot_xmin(pg_current_snapshot())"
-                "::text::bigint FROM suppression_suppressionevent"
-            )
-            if cursor.fetchone()[0]:
-                return
-        if time.monotonic() > deadline:
-            pytest.fail(f"an older transaction held the change feed back for {timeout}s")
-        time.sleep(0.1)
 
 
 def export(tmp_path, *args: str) -> tuple[dict[str, str], list[str]]:

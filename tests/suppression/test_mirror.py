@@ -9,18 +9,16 @@ import itertools
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from suppression import addresses, rules, services
 from suppression.models import Suppression
-from tests.support import ROOT
+from tests.support import ROOT, wait_until_the_feed_shows_every_change
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,26 +74,6 @@ class Relay:
         }
         assert (found.returncode == 1) == bool(listed)
         return listed
-
-
-def wait_until_the_feed_shows_every_change(timeout: float = 30) -> None:
-    """The change feed hands out a change only once every older transaction in the database
-    cluster has ended (suppression/sql.py, FEED_SQL), so another process's open transaction
-    holds new changes back for a while. Wait, bounded, until the newest one is out."""
-    if connection.vendor != "postgresql":
-        return  # SQLite serialises writers: the feed is never behind
-    deadline = time.monotonic() + timeout
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT coalesce(max(txid), 0) < pg_snapshot_xmin(pg_current_snapshot())"
-                "::text::bigint FROM suppression_suppressionevent"
-            )
-            if cursor.fetchone()[0]:
-                return
-        if time.monotonic() > deadline:
-            pytest.fail(f"an older transaction held the change feed back for {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.fixture
