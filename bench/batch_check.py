@@ -5,11 +5,11 @@ Baselines (one psycopg 3 connection, hashes computed beforehand, rows fetched in
   (a) WHERE address_hash = ANY(hashes) AND scope_key = ANY(keys) AND lifted_at IS NULL ...
   (b) a join of unnest(sorted hashes) with the table, the shape of suppression.sql.BLOCKING_SQL
 each with the hashes passed as %s (psycopg sends a text array) and as %b (a binary array, as the
-service does; (c) and (d)). The fastest is "fastest bare SQL"; the API figure includes everything
-the service does
-(HTTP, JSON, auth, normalising and hashing every address, the query, the answer). Each round runs
-every query and one API request back to back (medians over --repeat rounds, after a warm-up), so
-other work on the shared machine weighs on the baseline and the API alike.
+service does; (c) and (d)). The fastest is "fastest bare SQL". The API figure includes everything
+the service does (HTTP, JSON, auth, normalising and hashing every address, the query, the
+answer). Each round runs every query and one API request back to back (medians over --repeat
+rounds, after a warm-up), so other work on the shared machine weighs on the baseline and the API
+alike; rounds disturbed by other work are set aside and run again.
 
 Target: API throughput >= 0.5 x fastest bare SQL.
 """
