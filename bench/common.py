@@ -276,13 +276,19 @@ def gunicorn(workers: int, *, timeout: float = 60, extra_args: tuple[str, ...] =
     process = subprocess.Popen(cmd, cwd=ROOT, env=bench_env(env), stdout=log_file,
                                stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(port=port, process=process, log_path=log_path)
+    failed = True
     try:
         _wait_healthy(server, timeout)
         log(f"gunicorn pid {process.pid} ({workers} workers) on 127.0.0.1:{port}")
         yield server
+        failed = False
     finally:
         _stop(process)
         log_file.close()
+        if failed:
+            log(f"gunicorn's log is kept in {log_path}")
+        else:
+            log_path.unlink(missing_ok=True)
 
 
 def _wait_healthy(server: Server, timeout: float) -> None:
