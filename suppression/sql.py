@@ -80,8 +80,9 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
         connection.ensure_connection()
         # A server-side-binding cursor on Django's connection (and transaction): the hashes
         # travel as one binary array instead of 10,000 hex literals in the query text, which
-        # more than halves the time of a large batch.
-        with psycopg.Cursor(connection.connection) as cursor:
+        # more than halves the time of a large batch. Errors are wrapped as Django's, like every
+        # other query's, so callers and the API see OperationalError and friends.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 BLOCKING_SQL,
                 {

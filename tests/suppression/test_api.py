@@ -228,3 +228,21 @@ def test_a_tenant_key_sees_only_its_own_and_shared_entries(api_client, suppress,
         {"address": "mine@example.com", "stream": "marketing", "tenant": "default"},
     )
     assert refused.status_code == 403
+
+
+def test_a_database_error_in_the_batch_lookup_is_djangos_own(db):
+    """The fast path uses its own cursor; its failures must still be Django's error types, which
+    the API and the callers handle."""
+    import psycopg
+    from django.db import DatabaseError, connection
+
+    from suppression import rules, sql
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    connection.ensure_connection()
+    with pytest.raises(psycopg.Error):  # behind Django's back: the transaction is now aborted
+        connection.connection.execute("SELECT 1/0")
+    keys = rules.BlockingKeys(any_reason=("1:commercial",), never_mail_only=())
+    with pytest.raises(DatabaseError):
+        sql.blocking_rows([b"x" * 32], keys)
