@@ -5,6 +5,7 @@ default. Without any variable set the service runs embedded (SQLite, eager Celer
 with DEBUG off it refuses to start until the production secrets are set.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "anymail",
     "compliance",
     "suppression",
     "unsubscribe",
@@ -209,6 +211,51 @@ UNSUBSCRIBE_SPOOL_DIR = Path(env.str("UNSUBSCRIBE_SPOOL_DIR", default=str(BASE_D
 # --- Inbound mail ----------------------------------------------------------------------------
 # Larger messages are stored truncated to this many bytes, with a flag, never refused.
 INBOUND_MAX_BYTES = env.int("INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+# DKIM signing domains of trusted feedback loops: a report counts only when its signature
+# verifies for one of them or a subdomain (DESIGN.md); others wait for staff review.
+FBL_SENDER_DOMAINS = env.list("FBL_SENDER_DOMAINS", default=[])
+# DNS servers ("IP", "IP:PORT", "[IPv6]:PORT") asked for DKIM keys; empty: the system resolver.
+DKIM_NAMESERVERS = env.list("DKIM_NAMESERVERS", default=[])
+# Seconds a DKIM key lookup may take before the result is a temporary error.
+DKIM_DNS_TIMEOUT = env.float("DKIM_DNS_TIMEOUT", default=5.0)
+
+# --- Reports and bounces ----------------------------------------------------------------------
+# The header our relays add to every message, carrying the recipient's token.
+FBL_TRACE_HEADER = env.str("FBL_TRACE_HEADER", default="X-Compliance-Trace")
+# Local-part prefix (a regex) of our VERP return paths: bounces+alice=example.com@...
+FBL_VERP_PREFIX = env.str("FBL_VERP_PREFIX", default="bounces?")
+# Soft bounces suppress (for commercial mail, until the entry expires) once an address has had
+# this many within the window, counting at most one per day: one message's retries count once.
+SOFT_BOUNCE_THRESHOLD = env.int("SOFT_BOUNCE_THRESHOLD", default=3)
+SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=14)
+SOFT_BOUNCE_SUPPRESS_DAYS = env.int("SOFT_BOUNCE_SUPPRESS_DAYS", default=30)
+
+# --- Complaint rates ---------------------------------------------------------------------------
+# Gmail and Yahoo (2024): keep the spam-complaint rate under 0.1% and never let it reach 0.3%.
+# A day's rate over the warning line is flagged, over the alert line alerted (fractions: 0.001 is
+# 0.1%); with fewer deliveries than the minimum a rate is shown but not judged. Alerts go to the
+# recipients, else to STAFF_ALERT_EMAILS, else to every active staff user with an address.
+COMPLAINT_RATE_WARNING = env.float("COMPLAINT_RATE_WARNING", default=0.001)
+COMPLAINT_RATE_ALERT = env.float("COMPLAINT_RATE_ALERT", default=0.003)
+COMPLAINT_RATE_MIN_DELIVERIES = env.int("COMPLAINT_RATE_MIN_DELIVERIES", default=100)
+COMPLAINT_RATE_RECIPIENTS = env.list("COMPLAINT_RATE_RECIPIENTS", default=[])
+if not 0 < COMPLAINT_RATE_WARNING < COMPLAINT_RATE_ALERT < 1:
+    raise ImproperlyConfigured(
+        "COMPLAINT_RATE_WARNING and COMPLAINT_RATE_ALERT must be fractions with "
+        f"0 < warning < alert < 1, got {COMPLAINT_RATE_WARNING} and {COMPLAINT_RATE_ALERT}"
+    )
+if COMPLAINT_RATE_MIN_DELIVERIES < 0:
+    raise ImproperlyConfigured("COMPLAINT_RATE_MIN_DELIVERIES must be 0 or more")
+
+# --- ESP tracking webhooks (django-anymail) ---------------------------------------------------
+# The "user:password" the ESPs send as HTTP basic auth to /api/v1/events/esp/<esp>/tracking/.
+# Anymail itself would accept anyone's posts when no secret is set (it only warns), and a forged
+# "bounced" or "complained" event suppresses a real address: without a configured secret the
+# webhooks keep checking against an unguessable value, so they refuse every request.
+ANYMAIL_WEBHOOK_SECRET = env.str("ANYMAIL_WEBHOOK_SECRET", default="")
+ANYMAIL = {
+    "WEBHOOK_SECRET": ANYMAIL_WEBHOOK_SECRET or f"unset:{secrets.token_urlsafe(32)}",
+}
 
 # --- Postfix policy server ---------------------------------------------------------------------
 # What to answer when the database cannot be asked: commercial mail waits (nothing is sent
@@ -237,6 +284,11 @@ CELERY_BEAT_SCHEDULE = {
     "apply-pending-unsubscribes": {
         "task": "unsubscribe.apply_pending",
         "schedule": env.float("UNSUBSCRIBE_APPLY_EVERY_SECONDS", default=2.0),
+    },
+    # Complaint rates of today and yesterday are judged, and staff told, every 15 minutes.
+    "check-complaint-rates": {
+        "task": "fbl.check_complaint_rates",
+        "schedule": 15 * 60.0,
     },
 }
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("suppression.urls")),
     path("api/v1/", include("unsubscribe.api_urls")),
+    path("api/v1/", include("fbl.api_urls")),
     path("admin/", admin.site.urls),
     path("", include("unsubscribe.urls")),
 ]

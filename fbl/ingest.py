@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from fbl import services
 from fbl.models import InboundMessage
 from unsubscribe import mail as unsubscribe_mail
 
@@ -46,12 +47,12 @@ def store(
 
 
 def raw_bytes(message: InboundMessage) -> bytes:
-    return gzip.decompress(bytes(message.raw_gzip))
+    return message.raw()
 
 
 def route(message: InboundMessage) -> None:
-    """Act on a stored message. Mail to `unsubscribe+TOKEN@...` goes to the unsubscribe path;
-    reports stay stored as received until report processing takes them."""
+    """Act on a stored message: mail to `unsubscribe+TOKEN@...` goes to the unsubscribe path,
+    everything else is read as a report (fbl.services.process)."""
     raw = raw_bytes(message)
     if unsubscribe_mail.is_unsubscribe_mail(raw, message.envelope_recipient):
         outcome = unsubscribe_mail.unsubscribe_by_mail(
@@ -66,18 +67,30 @@ def route(message: InboundMessage) -> None:
             status=status,
             note=outcome,
         )
+        return
+    services.process(message)
 
 
-def ingest(
+def receive(
     raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
-) -> InboundMessage:
-    """Store, then route the message. A copy already stored but not yet processed is routed
-    again, so an MTA's redelivery retries what failed. Raises DatabaseError when the database
-    cannot take the message or its routing: the caller answers "try again later"."""
-    message, _ = store(
+) -> tuple[InboundMessage, bool]:
+    """Store, then route the message; returns (message, created). A copy already stored but not
+    yet processed is routed again, so an MTA's redelivery retries what failed. Raises
+    DatabaseError when the database cannot take the message or its routing: the caller answers
+    "try again later"."""
+    message, created = store(
         raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
     )
     if message.status == InboundMessage.Status.RECEIVED:
         route(message)
         message.refresh_from_db()
-    return message
+    return message, created
+
+
+def ingest(
+    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
+) -> InboundMessage:
+    """`receive` for callers that need only the stored message."""
+    return receive(
+        raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
+    )[0]

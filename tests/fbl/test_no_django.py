@@ -18,6 +18,8 @@ PURE_MODULES = [
     "fbl.recipients",
     "fbl.autoreply",
     "fbl.classification",
+    "fbl.dkim",
+    "fbl.kumomta",
 ]
 
 

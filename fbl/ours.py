@@ -1,0 +1,149 @@
+"""Recognising our own mail inside a report: whose message it was (tenant, stream, topic,
+campaign) and, through the parser's hooks, who received it.
+
+Our token travels in every message's List-Unsubscribe header (and may be copied into the trace
+header); it names the tenant, stream, topic, campaign and recipient exactly. Without it, the
+original envelope sender tells the tenant and stream through the sending identities.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from email.policy import compat32
+
+from django.conf import settings
+
+from compliance.models import Stream, Tenant, Topic
+from compliance.selectors import identity_for_sender
+from fbl.events import Context
+from fbl.recipients import RecoveryHooks
+from fbl.report import ParsedReport
+from unsubscribe import services as unsubscribe
+from unsubscribe.tokens import Claims
+
+# A token as it appears in our links: https://HOST/u/TOKEN[/...] or mailto:unsubscribe+TOKEN@
+_TOKEN_IN = re.compile(r"(?:/u/|unsubscribe\+)([A-Za-z0-9_-]{20,1024})")
+_BARE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,1024}$")
+_URI = re.compile(r"<([^>]*)>")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    tenant: Tenant | None = None
+    stream: Stream | None = None
+    topic: Topic | None = None
+    campaign: str = ""
+    found_by: str = ""  # "token", "sender", "relay", or "" when nothing was found
+
+
+def claims_in(value: str) -> Claims | None:
+    """The claims of our token in a List-Unsubscribe URI or trace header value."""
+    value = (value or "").strip()
+    match = _TOKEN_IN.search(value)
+    token = match.group(1) if match else (value if _BARE_TOKEN.match(value) else None)
+    if token is None:
+        return None
+    try:
+        return unsubscribe.read_claims(token)
+    except Exception:  # a hostile value must never stop a report's processing
+        return None
+
+
+def _read_token(value: str) -> str | None:
+    claims = claims_in(value)
+    return claims.recipient if claims else None
+
+
+def hooks() -> RecoveryHooks:
+    return RecoveryHooks(
+        read_token=_read_token,
+        trace_header=settings.FBL_TRACE_HEADER,
+        verp_prefix=settings.FBL_VERP_PREFIX or None,
+    )
+
+
+def _claims_in_headers(headers: str | None) -> Claims | None:
+    if not headers:
+        return None
+    message = HeaderParser(policy=compat32).parsestr(headers)
+    for value in message.get_all("List-Unsubscribe") or []:
+        for uri in _URI.findall(str(value)) or [str(value)]:
+            claims = claims_in(uri)
+            if claims:
+                return claims
+    trace = message.get(settings.FBL_TRACE_HEADER)
+    return claims_in(str(trace)) if trace else None
+
+
+def _from_claims(claims: Claims) -> Attribution | None:
+    recipient = unsubscribe.recipient_for(claims)
+    if recipient is None:
+        return None
+    return Attribution(
+        tenant=recipient.tenant,
+        stream=recipient.stream,
+        topic=recipient.topic,
+        campaign=claims.campaign or "",
+        found_by="token",
+    )
+
+
+def _from_sender(sender: str | None) -> Attribution | None:
+    if not sender or "@" not in sender:
+        return None
+    identity = identity_for_sender(sender.strip().strip("<>"))
+    if identity is None:
+        return None
+    return Attribution(tenant=identity.tenant, stream=identity.stream, found_by="sender")
+
+
+def _enclosed_sender(headers: str | None) -> str | None:
+    if not headers:
+        return None
+    message = HeaderParser(policy=compat32).parsestr(headers)
+    for name in ("Return-Path", "Sender", "From"):
+        value = message.get(name)
+        if value:
+            match = re.search(r"[^\s<>\"]+@[^\s<>\"]+", str(value))
+            if match:
+                return match.group(0)
+    return None
+
+
+def attribute_report(report: ParsedReport) -> Attribution:
+    """Whose mail a report is about: our token in the enclosed headers, else the original
+    envelope sender's identity; an empty Attribution when neither is ours."""
+    claims = _claims_in_headers(report.original_headers)
+    found = _from_claims(claims) if claims else None
+    found = found or _from_sender(report.original_mail_from)
+    found = found or _from_sender(_enclosed_sender(report.original_headers))
+    return found or Attribution()
+
+
+def attribute_context(context: Context) -> Attribution:
+    """Whose mail a relay event is about: the tenant and stream the relay tagged it with, else
+    the envelope sender's identity."""
+    tenant = stream = None
+    if context.tenant:
+        tenant = Tenant.objects.filter(slug=context.tenant).first()
+    if context.stream:
+        streams = Stream.objects.select_related("tenant").filter(slug=context.stream)
+        stream = streams.filter(tenant=tenant).first() if tenant else None
+        if stream is None and tenant is None:
+            stream = streams.first() if streams.count() == 1 else None
+        tenant = tenant or (stream.tenant if stream else None)
+    if tenant is not None:
+        return Attribution(
+            tenant=tenant, stream=stream, campaign=context.campaign or "", found_by="relay"
+        )
+    found = _from_sender(context.sender)
+    if found is not None:
+        return Attribution(
+            tenant=found.tenant,
+            stream=found.stream,
+            campaign=context.campaign or "",
+            found_by="sender",
+        )
+    return Attribution(campaign=context.campaign or "")

@@ -1,0 +1,320 @@
+"""Acting on reports and relay events: every write that a complaint, bounce or delivery causes.
+
+Mail reports (ARF, DSN) act only when trusted: a feedback report when a DKIM signature of a
+configured feedback-loop domain verifies (FBL_SENDER_DOMAINS), otherwise it waits for staff
+review. Bounces act on their own: mailbox providers rarely sign them, and a bounce only ever
+stops mail. Relay events come from our own relays, authenticated by an API key.
+
+What each report means is `fbl.actions`; this module carries it out, in one transaction per
+report, with the report (or relay event) as the suppression's evidence.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dns.exception
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from compliance.errors import ServiceError
+from compliance.models import OptOutRequest
+from fbl import actions as table
+from fbl import complaint_rates, dkim, ours
+from fbl.events import RelayEvent as Event
+from fbl.models import InboundMessage, RelayEvent, SoftBounce
+from fbl.parse import parse
+from fbl.report import ParsedReport, to_json
+from suppression import rules
+from suppression import services as suppression
+from suppression.models import Origin
+from suppression.scopes import Target
+
+log = logging.getLogger(__name__)
+
+Status = InboundMessage.Status
+
+
+@dataclass
+class Tally:
+    """What acting on one report did, for its note and the caller's answer."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, what: str) -> None:
+        self.counts[what] += 1
+
+    @property
+    def outcome(self) -> str:
+        for word in ("suppressed", "counted", "recorded", "no_recipient"):
+            if self.counts[word]:
+                return word
+        return "nothing"
+
+    def note(self) -> str:
+        return ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in sorted(self.counts.items()))
+
+
+# --- trust ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _resolver(nameservers: tuple[str, ...], timeout: float):
+    return dkim.resolver_for(nameservers, timeout=timeout)
+
+
+def check_trust(raw: bytes) -> tuple[str | None, str]:
+    """(the trusted feedback-loop domain or None, every signature's result in words)."""
+    try:
+        resolver = _resolver(tuple(settings.DKIM_NAMESERVERS), settings.DKIM_DNS_TIMEOUT)
+    except (ValueError, dns.exception.DNSException) as exc:  # misconfigured: nothing verifies
+        log.error("DKIM keys cannot be looked up: %s", exc)
+        return None, f"DKIM keys cannot be looked up: {exc}"
+    signatures = dkim.verify(raw, resolver=resolver)
+    results = "; ".join(
+        f"d={s.domain} s={s.selector}: {s.result}" + (f" ({s.reason})" if s.reason else "")
+        for s in signatures
+    )
+    return dkim.trusted_domain(signatures, settings.FBL_SENDER_DOMAINS), results or "unsigned"
+
+
+# --- acting -----------------------------------------------------------------------------------
+
+
+def _day(moment: datetime.datetime | None) -> datetime.date:
+    return timezone.localdate(moment or timezone.now())
+
+
+def _count(attribution: ours.Attribution, day, recipient, **counts) -> None:
+    """Count towards the complaint rates. `recipient` is an address or a report's Recipient;
+    a redacted one still names its domain, so its mailbox provider is known."""
+    if recipient is not None and not isinstance(recipient, str):
+        recipient = recipient.address or recipient.original_address
+    complaint_rates.count(
+        day=day,
+        tenant=attribution.tenant,
+        stream=attribution.stream,
+        campaign=attribution.campaign,
+        recipient=recipient or "",
+        **counts,
+    )
+
+
+def _soft_bounce(address: str, status: str, moment, *, origin: str, evidence: Model) -> bool:
+    """Record a transient failure; suppress once the address has had enough of them. At most
+    one per address and day counts, so a message's retries count once. True if it suppressed."""
+    _, digest = suppression.normalise_and_hash(address)
+    day_start = timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    history = SoftBounce.objects.filter(address_hash=digest)
+    if not history.filter(occurred_at__gte=day_start, occurred_at__lt=day_start + _ONE_DAY):
+        SoftBounce.objects.create(address_hash=digest, occurred_at=moment, status=status[:20])
+    since = moment - datetime.timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS)
+    days = (
+        history.filter(occurred_at__gt=since, occurred_at__lte=moment)
+        .annotate(day=TruncDate("occurred_at"))
+        .values("day")
+        .distinct()
+        .count()
+    )
+    if days < settings.SOFT_BOUNCE_THRESHOLD:
+        return False
+    suppression.suppress(
+        target=Target(tenant=None, scope=rules.GLOBAL),
+        address=address,
+        reason=rules.SOFT_BOUNCE,
+        origin=origin,
+        evidence=evidence,
+        evidence_note=f"{days} days with soft bounces in {settings.SOFT_BOUNCE_WINDOW_DAYS} days",
+        expires_at=moment + datetime.timedelta(days=settings.SOFT_BOUNCE_SUPPRESS_DAYS),
+    )
+    return True
+
+
+_ONE_DAY = datetime.timedelta(days=1)
+
+
+def _target_for(verb: str, attribution: ours.Attribution) -> Target:
+    if verb == "hard_bounce":
+        return Target(tenant=None, scope=rules.GLOBAL)  # a dead address is dead for everyone
+    # An opt-out or complaint we cannot attribute is honoured for every tenant's commercial mail.
+    return Target(tenant=attribution.tenant, scope=rules.COMMERCIAL)
+
+
+_REASON = {
+    "complaint": rules.COMPLAINT,
+    "unsubscribe": rules.UNSUBSCRIBE,
+    "hard_bounce": rules.HARD_BOUNCE,
+}
+
+
+def act(
+    report: ParsedReport,
+    attribution: ours.Attribution,
+    *,
+    origin: str,
+    evidence: Model,
+    received_at: datetime.datetime,
+) -> Tally:
+    """Carry out the action table for one report. Call inside a transaction."""
+    tally = Tally()
+    day = _day(report.arrival_date or received_at)
+    for action in table.actions_for(report):
+        if action.verb == "complaint":
+            _count(attribution, day, action.recipient, complaints=1)
+        elif action.verb in ("feedback", "unsubscribe"):
+            _count(attribution, day, action.recipient, other_feedback=1)
+        if action.address is None:
+            tally.add("no_recipient")
+            continue
+        try:
+            if action.suppresses:
+                outcome = suppression.suppress(
+                    target=_target_for(action.verb, attribution),
+                    address=action.address,
+                    reason=_REASON[action.verb],
+                    origin=origin,
+                    evidence=evidence,
+                    evidence_note=_evidence_note(report, action),
+                    created_at=received_at,
+                    channel=OptOutRequest.Channel.COMPLAINT,
+                )
+                tally.add("suppressed" if outcome.changed else "already_suppressed")
+            elif action.verb == "soft_bounce":
+                status = (action.recipient.status if action.recipient else None) or ""
+                suppressed = _soft_bounce(
+                    action.address, status, received_at, origin=origin, evidence=evidence
+                )
+                tally.add("suppressed" if suppressed else "recorded")
+            else:
+                tally.add("counted" if action.verb in ("complaint", "feedback") else "recorded")
+        except ServiceError as exc:  # an address that cannot be normalised
+            tally.add("invalid_address")
+            log.info("report recipient not acted on: %s", exc)
+    return tally
+
+
+def _evidence_note(report: ParsedReport, action: table.Action) -> str:
+    if report.kind == "arf":
+        return f"{report.feedback_type} report from {report.user_agent or 'a feedback loop'}"
+    recipient = action.recipient
+    status = recipient.status if recipient else None
+    diagnostic = (recipient.diagnostic if recipient else None) or ""
+    return f"bounce {status or ''} {diagnostic}".strip()[:500]
+
+
+# --- mail reports -------------------------------------------------------------------------------
+
+
+def process(message: InboundMessage) -> InboundMessage:
+    """Parse a stored report message, decide whether it is trusted, and act or queue it."""
+    raw = message.raw()
+    report = parse(raw, hooks=ours.hooks())
+    parsed = to_json(report)
+    update = {"kind": report.kind, "feedback_type": report.feedback_type or "", "parsed": parsed}
+    if report.kind == "autoreply":
+        update.update(status=Status.IGNORED, note="auto-reply")
+    elif report.kind == "unknown":
+        update.update(status=Status.UNRECOGNISED, note="; ".join(report.problems)[:2000])
+    elif report.kind == "arf":
+        domain, results = check_trust(raw)
+        update.update(dkim_domain=domain or "", dkim_results=results[:2000])
+        if domain is None:
+            update.update(
+                status=Status.PENDING_REVIEW,
+                note="no DKIM signature of a configured feedback-loop domain verified "
+                f"({results}): waiting for staff review",
+            )
+    if "status" not in update:
+        with transaction.atomic():
+            tally = act(
+                report,
+                ours.attribute_report(report),
+                origin=Origin.PROVIDER_REPORT,
+                evidence=message,
+                received_at=message.received_at,
+            )
+            update.update(status=Status.PROCESSED, note=tally.note() or "nothing to act on")
+            InboundMessage.objects.filter(pk=message.pk).update(**update)
+    else:
+        InboundMessage.objects.filter(pk=message.pk).update(**update)
+    message.refresh_from_db()
+    return message
+
+
+def accept(message: InboundMessage, *, user) -> InboundMessage:
+    """Staff accept an untrusted report: it acts as if it had been trusted."""
+    if message.status != Status.PENDING_REVIEW:
+        raise ServiceError(f"message {message.pk} is not waiting for review", code="not_pending")
+    report = parse(message.raw(), hooks=ours.hooks())
+    with transaction.atomic():  # the admin request names the actor for the history
+        tally = act(
+            report,
+            ours.attribute_report(report),
+            origin=Origin.PROVIDER_REPORT,
+            evidence=message,
+            received_at=message.received_at,
+        )
+        InboundMessage.objects.filter(pk=message.pk).update(
+            status=Status.PROCESSED,
+            note=f"accepted by {user}: {tally.note() or 'nothing to act on'}",
+            reviewed_by=user,
+            reviewed_at=timezone.now(),
+        )
+    message.refresh_from_db()
+    return message
+
+
+def reject(message: InboundMessage, *, user, note: str = "") -> InboundMessage:
+    """Staff reject an untrusted report: it stays stored and acts on nothing."""
+    if message.status != Status.PENDING_REVIEW:
+        raise ServiceError(f"message {message.pk} is not waiting for review", code="not_pending")
+    InboundMessage.objects.filter(pk=message.pk).update(
+        status=Status.REJECTED,
+        note=f"rejected by {user}" + (f": {note}" if note else ""),
+        reviewed_by=user,
+        reviewed_at=timezone.now(),
+    )
+    message.refresh_from_db()
+    return message
+
+
+# --- relay events -------------------------------------------------------------------------------
+
+
+def record_relay_event(event: Event) -> str:
+    """Store one relay or ESP event and act on it. Returns what happened: "duplicate",
+    "counted" (a delivery or feedback counted), "suppressed", "recorded" (a soft bounce below
+    the threshold, a policy block), "no_recipient" or "nothing"."""
+    now = timezone.now()
+    occurred = event.context.occurred_at or now
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: the duplicate's error stays inside it
+                row = RelayEvent.objects.create(
+                    source=event.source[:50],
+                    source_id=event.source_id[:255],
+                    kind=event.kind,
+                    occurred_at=event.context.occurred_at,
+                    record=event.record,
+                )
+        except IntegrityError:
+            return "duplicate"
+        attribution = ours.attribute_context(event.context)
+        if event.kind == "delivery":
+            _count(attribution, _day(occurred), event.recipient, deliveries=1)
+            outcome = "counted"
+        elif event.report is None:
+            outcome = "nothing"
+        else:
+            outcome = act(
+                event.report, attribution, origin=Origin.RELAY, evidence=row, received_at=occurred
+            ).outcome
+        RelayEvent.objects.filter(pk=row.pk).update(outcome=outcome)
+    return outcome

@@ -1,0 +1,151 @@
+"""`POST /api/v1/events/kumomta`: KumoMTA log-hook records (bounces, feedback, deliveries)."""
+
+import json
+from collections import Counter
+from dataclasses import replace
+
+from django.conf import settings
+from django.db import transaction
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance.errors import PermissionDenied, ServiceError
+from compliance.permissions import ScopeRequired
+from compliance.scopes import Scope
+from fbl import kumomta, ours, services
+from fbl.events import EventError, RelayEvent
+
+MAX_RECORDS = 10_000
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class RecordsParser(BaseParser):
+    """JSON read from the stream. A Feedback record carries the whole reported message, so a
+    body may be larger than the DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) that DRF's JSONParser
+    holds it to; the bound here is the inbound report's (INBOUND_MAX_BYTES, four times)."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.INBOUND_MAX_BYTES * 4
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise ServiceError(
+                f"a body over {limit} bytes is not a batch of log records",
+                code="too_large",
+                status=413,
+            )
+        try:
+            return json.loads(raw, parse_constant=_no_constant)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+class KumoMtaResponse(serializers.Serializer):
+    code = serializers.IntegerField(help_text="SMTP reply code")
+    enhanced_code = inline_serializer(
+        "KumoMtaEnhancedCode",
+        fields={
+            "class": serializers.IntegerField(),
+            "subject": serializers.IntegerField(),
+            "detail": serializers.IntegerField(),
+        },
+        allow_null=True,
+        help_text="RFC 3463 code, e.g. 5.1.1",
+    )
+    content = serializers.CharField(help_text="the rest of the reply")
+    command = serializers.CharField(
+        allow_null=True, required=False, help_text='the command answered, e.g. "RCPT TO:<...>"'
+    )
+
+
+class KumoMtaRecord(serializers.Serializer):
+    """The fields of a KumoMTA log record that are read; the record is kept whole."""
+
+    type = serializers.CharField(
+        help_text="Delivery, Bounce, OOB, TransientFailure, Expiration, Feedback are acted on; "
+        "other types (Reception, AdminBounce, Rejection, ...) are accepted and ignored"
+    )
+    id = serializers.CharField(help_text="the message's spool id")
+    sender = serializers.CharField(required=False)
+    recipient = serializers.CharField(help_text="required except for Feedback records")
+    timestamp = serializers.IntegerField(help_text="unix seconds")
+    event_time = serializers.DateTimeField(required=False, help_text="newer releases")
+    num_attempts = serializers.IntegerField(required=False)
+    response = KumoMtaResponse(required=False)
+    bounce_classification = serializers.CharField(required=False)
+    feedback_report = serializers.DictField(
+        required=False, allow_null=True, help_text="the parsed ARF report of a Feedback record"
+    )
+    meta = serializers.DictField(
+        required=False, help_text="`tenant`, `stream`, `campaign` attribute the event"
+    )
+    headers = serializers.DictField(required=False)
+
+
+class EventsAnswer(serializers.Serializer):
+    received = serializers.IntegerField(help_text="records in the body")
+    events = serializers.IntegerField(help_text="records acted on (others are ignored types)")
+    outcomes = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='events per outcome: "suppressed", "counted", "recorded", "duplicate", ...',
+    )
+
+
+class KumoMtaEventsView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"POST": Scope.REPORTS_WRITE}
+    parser_classes = [RecordsParser]
+
+    @extend_schema(
+        request=KumoMtaRecord,
+        responses=EventsAnswer,
+        description="One KumoMTA log record (the JSON `configure_log_hook` writes), or a JSON "
+        "array of them. The whole body is checked first: a malformed record answers 400 "
+        "naming its index, and nothing is stored. Records are then stored and acted on in one "
+        "transaction; a record posted again is acknowledged as a duplicate.",
+    )
+    def post(self, request):
+        data = request.data
+        if isinstance(data, list) and len(data) > MAX_RECORDS:
+            raise ServiceError(
+                f"at most {MAX_RECORDS} records per request, got {len(data)}",
+                code="too_many",
+                status=413,
+            )
+        try:
+            parsed, _ = kumomta.parse_records(data, hooks=ours.hooks())
+        except EventError as exc:
+            raise ServiceError(str(exc), code="invalid_record") from exc
+        relay_events = [_for_key(event, request.auth) for event in parsed]
+        outcomes: Counter[str] = Counter()
+        with transaction.atomic():
+            for event in relay_events:
+                outcomes[services.record_relay_event(event)] += 1
+        return Response(
+            {
+                "received": len(data) if isinstance(data, list) else 1,
+                "events": len(relay_events),
+                "outcomes": dict(outcomes),
+            }
+        )
+
+
+def _for_key(event: RelayEvent, api_key) -> RelayEvent:
+    """A key bound to a tenant reports for that tenant only (README, API keys)."""
+    if api_key is None or api_key.tenant_id is None:
+        return event
+    slug = api_key.tenant.slug
+    if event.context.tenant and event.context.tenant != slug:
+        raise PermissionDenied(
+            f"this API key is bound to tenant {slug!r}; a record names tenant "
+            f"{event.context.tenant!r}"
+        )
+    return replace(event, context=replace(event.context, tenant=slug))

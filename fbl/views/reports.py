@@ -1,0 +1,60 @@
+"""`POST /api/v1/reports`: a raw report message over HTTP, taken in like one from the MTA."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance.errors import ServiceError
+from compliance.permissions import ScopeRequired
+from compliance.scopes import Scope
+from fbl import ingest
+from fbl.models import InboundMessage
+
+
+class RawMessageParser(BaseParser):
+    """The body as bytes: the message is stored exactly as sent."""
+
+    media_type = "message/rfc822"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read() if stream is not None else b""
+
+
+class ReportAnswer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    duplicate = serializers.BooleanField()
+    note = serializers.CharField()
+
+
+class ReportsView(APIView):
+    permission_classes = [ScopeRequired]
+    required_scopes = {"POST": Scope.REPORTS_WRITE}
+    parser_classes = [RawMessageParser]
+
+    @extend_schema(request={"message/rfc822": OpenApiTypes.BINARY}, responses=ReportAnswer)
+    def post(self, request):
+        raw = request.data
+        if not raw or not raw.strip():
+            raise ServiceError("the body must hold the raw message", code="empty_message")
+        if len(raw) > settings.INBOUND_MAX_BYTES * 4:
+            raise ServiceError(
+                f"a message over {settings.INBOUND_MAX_BYTES * 4} bytes is not a report",
+                code="too_large",
+                status=413,
+            )
+        message, created = ingest.receive(raw, source=InboundMessage.Source.HTTP)
+        return Response(
+            {
+                "id": message.pk,
+                "kind": message.kind,
+                "status": message.status,
+                "duplicate": not created,
+                "note": message.note,
+            },
+            status=201 if created else 200,
+        )
