@@ -307,6 +307,11 @@ def record_relay_event(event: Event) -> str:
         except IntegrityError:
             return "duplicate"
         attribution = ours.attribute_context(event.context)
+        if attribution.tenant is None and event.report is not None:
+            # Untagged: our token in the captured headers of the original message may say.
+            found = ours.attribute_report(event.report)
+            if found.tenant is not None:
+                attribution = found
         if event.kind == "delivery":
             _count(attribution, _day(occurred), event.recipient, deliveries=1)
             outcome = "counted"

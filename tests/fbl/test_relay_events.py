@@ -119,6 +119,24 @@ def test_feedback_abuse_report_suppresses_commercial_mail_only(relay, streams):
     assert Suppression.objects.get().reason == "complaint"
 
 
+def test_an_untagged_feedback_record_is_attributed_by_our_token(relay, streams, mint, make_tenant):
+    marketing, _ = streams
+    other_marketing = Stream.objects.get(tenant=make_tenant("other"), slug="marketing")
+    link = mint("token-holder@example.com")
+    record = copy.deepcopy(FEEDBACK)
+    report = record["feedback_report"]
+    report.pop("supplemental_trace")
+    report["original_message"] = f"List-Unsubscribe: {link.list_unsubscribe}\n" + (
+        report["original_message"]
+    )
+    answer = post(relay, record)
+    assert answer.status_code == 200, answer.content
+    entry = Suppression.objects.get()
+    assert entry.tenant == marketing.tenant  # not every tenant's: the token names the sender
+    assert blocked(marketing, "token-holder@example.com")
+    assert not blocked(other_marketing, "token-holder@example.com")
+
+
 def test_feedback_enclosing_a_large_original_message_is_taken(relay, streams):
     marketing, _ = streams
     report = abuse_report("big@example.com")
