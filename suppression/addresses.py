@@ -11,11 +11,12 @@ It imports nothing from Django, so any process can use it without settings or an
 
 from __future__ import annotations
 
-import hmac
+import functools
+import hashlib
 import inspect
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -26,6 +27,8 @@ __all__ = [
     "InvalidAddress",
     "address_hash",
     "hash_address",
+    "hash_many",
+    "hasher",
     "normalise",
     "normalise_many",
 ]
@@ -153,7 +156,53 @@ def address_hash(normalised: str, key: bytes) -> bytes:
 
     Keyed, so a leaked suppression list cannot be reversed by hashing a list of known addresses.
     """
-    return hmac.digest(key, normalised.encode("utf-8"), "sha256")
+    return hasher(key)(normalised.encode("utf-8"))
+
+
+@functools.lru_cache(maxsize=8)
+def hasher(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under `key` as a function of the message (RFC 2104), with the keyed inner and
+    outer SHA-256 states computed once: a batch check or an import hashes every address, and
+    `hmac.digest` sets up both states again for each one, which costs more than the rest."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
+
+    def digest(message: bytes) -> bytes:
+        state = inner()
+        state.update(message)
+        result = outer()
+        result.update(state.digest())
+        return result.digest()
+
+    return digest
+
+
+def hash_many(
+    raws: Iterable[str], key: bytes
+) -> tuple[dict[bytes, list[str]], list[tuple[str, str]]]:
+    """Normalise and hash a batch: ({hash: the given spellings with that hash}, [(invalid
+    address, reason)]). The same as `normalise` and `address_hash` one by one, with the fast path
+    inlined: the batch check does this for up to 100,000 addresses per request."""
+    digest = hasher(key)
+    match = _FAST_MATCH
+    by_hash: dict[bytes, list[str]] = {}
+    invalid: list[tuple[str, str]] = []
+    for raw in raws:
+        stripped = raw.strip()
+        normalised = stripped.lower()
+        if not (stripped.isascii() and match(normalised)):
+            try:
+                normalised = normalise(raw)
+            except InvalidAddress as exc:
+                invalid.append((raw, exc.reason))
+                continue
+        spellings = by_hash.setdefault(digest(normalised.encode()), [])
+        spellings.append(raw)
+    return by_hash, invalid
 
 
 def hash_address(raw: str, key: bytes) -> bytes:

@@ -101,16 +101,7 @@ def suppressed_among(
             code="batch_too_large",
             status=413,
         )
-    key = settings.ADDRESS_HASH_KEY.encode()
-    originals: dict[bytes, list[str]] = {}
-    invalid = []
-    for raw in addresses_:
-        try:
-            normalised = addresses.normalise(raw)
-        except addresses.InvalidAddress as exc:
-            invalid.append((raw, exc.reason))
-            continue
-        originals.setdefault(addresses.address_hash(normalised, key), []).append(raw)
+    originals, invalid = addresses.hash_many(addresses_, settings.ADDRESS_HASH_KEY.encode())
     rows = sql.blocking_rows(list(originals), _keys(stream, topic))
     suppressed = []
     for digest, verdict in _verdicts(stream, topic, rows).items():

@@ -23,6 +23,7 @@ from suppression.addresses import (
     _fast_path,
     address_hash,
     hash_address,
+    hasher,
     normalise,
     normalise_many,
 )
@@ -146,6 +147,14 @@ def test_address_hash_is_hmac_sha256_of_the_utf8_address() -> None:
     digest = address_hash("josé@example.com", KEY)
     assert len(digest) == 32
     assert digest == hmac.new(KEY, "josé@example.com".encode(), hashlib.sha256).digest()
+
+
+@given(key=st.binary(max_size=200), message=st.binary(max_size=300))
+def test_the_precomputed_hmac_equals_the_standard_library_for_any_key_and_message(
+    key: bytes, message: bytes
+) -> None:
+    # Keys longer than SHA-256's 64-byte block are hashed first (RFC 2104 section 2).
+    assert hasher(key)(message) == hmac.digest(key, message, "sha256")
 
 
 def test_hash_address_hashes_the_normalised_form() -> None:
