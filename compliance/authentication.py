@@ -22,21 +22,30 @@ class ApiClient:
         return f"api-key:{self.api_key.name}"
 
 
+def key_from_header(request) -> ApiKey | None:
+    """The API key a plain Django request presents: None when it presents none. Raises DRF's
+    AuthenticationFailed for a malformed header or an unknown or revoked key."""
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    if not header:
+        return None
+    keyword, _, key = header.partition(" ")
+    if keyword.lower() != BearerKeyAuthentication.keyword.lower() or not key.strip():
+        raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <key>'")
+    api_key = services.authenticate_api_key(key.strip())
+    if api_key is None:
+        raise exceptions.AuthenticationFailed("unknown or revoked API key")
+    request.audit_label = f"api-key:{api_key.name}"
+    return api_key
+
+
 class BearerKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header:
-            return None
-        keyword, _, key = header.partition(" ")
-        if keyword.lower() != self.keyword.lower() or not key.strip():
-            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <key>'")
-        api_key = services.authenticate_api_key(key.strip())
+        api_key = key_from_header(request._request)
         if api_key is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked API key")
+            return None
         client = ApiClient(api_key=api_key)
-        request._request.audit_label = str(client)
         # The actor lives for the rest of this request's thread; the next request sets its own.
         audit.set_actor(
             audit.Actor(

@@ -3,7 +3,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from compliance import services
-from compliance.models import ApiKey, Tenant
+from compliance.models import ApiKey
 from tests.support import run_manage, same_database_env
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.compliance.scoped_urls")]
@@ -79,7 +79,7 @@ def test_unknown_scope_is_refused_by_the_service():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_create_api_key_command_prints_a_working_key_last():
+def test_create_api_key_command_prints_a_working_key_last(default_tenant):
     result = run_manage(
         "create_api_key",
         "kumomta-east",
@@ -92,7 +92,7 @@ def test_create_api_key_command_prints_a_working_key_last():
     assert result.returncode == 0, result.stderr
     plain = result.stdout.decode().strip().splitlines()[-1]
     api_key = ApiKey.objects.get(name="kumomta-east")
-    assert api_key.tenant == Tenant.objects.get(slug="default")
+    assert api_key.tenant == default_tenant
     assert api_key.scopes == ["reports:write", "suppression:read"]
     assert bearer(plain).get("/probe").json() == {"key": "kumomta-east"}
 

@@ -121,6 +121,40 @@ def test_checks_need_the_read_scope(api_client):
     assert APIClient().get("/api/v1/suppressions/check").status_code == 401
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer not-a-key", "Basic dXNlcjpwdw==", "Bearer "],
+    ids=["none", "unknown key", "not bearer", "empty"],
+)
+def test_the_single_check_refuses_a_request_exactly_as_the_rest_of_the_api(authorization, db):
+    """The GET check answers without DRF's machinery; its refusals must not differ."""
+    client = APIClient()
+    if authorization:
+        client.credentials(HTTP_AUTHORIZATION=authorization)
+    single = client.get("/api/v1/suppressions/check", {"address": "a@example.com"})
+    batch = client.post("/api/v1/suppressions/check", {"addresses": []}, format="json")
+    assert single.status_code == batch.status_code == 401
+    assert single.json() == batch.json()
+    assert single["WWW-Authenticate"] == batch["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_the_single_check_refuses_a_missing_scope_and_another_tenant_like_the_batch(
+    api_client, make_tenant
+):
+    make_tenant("other")
+    for client, tenant in (
+        (api_client(WRITE), None),
+        (api_client(READ, tenant=make_tenant("mine")), "other"),
+    ):
+        params = {"stream": "marketing", **({"tenant": tenant} if tenant else {})}
+        single = client.get("/api/v1/suppressions/check", {"address": "a@example.com", **params})
+        batch = client.post(
+            "/api/v1/suppressions/check", {"addresses": ["a@example.com"], **params}, format="json"
+        )
+        assert single.status_code == batch.status_code == 403
+        assert single.json() == batch.json()
+
+
 def test_add_then_lift_through_the_api(api_client):
     client = api_client(READ, WRITE)
     added = client.post(
