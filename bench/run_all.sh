@@ -21,4 +21,5 @@ run() {
 run 1800 bench/batch_check.py
 run 1200 bench/single_check.py
 run 1200 bench/import_csv.py
+run 1200 bench/ingest_reports.py
 exit "$status"

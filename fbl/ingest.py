@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 
 from fbl import services
 from fbl.models import InboundMessage
 from unsubscribe import mail as unsubscribe_mail
+
+log = logging.getLogger(__name__)
 
 
 def store(
@@ -76,13 +79,26 @@ def receive(
 ) -> tuple[InboundMessage, bool]:
     """Store, then route the message; returns (message, created). A copy already stored but not
     yet processed is routed again, so an MTA's redelivery retries what failed. Raises
-    DatabaseError when the database cannot take the message or its routing: the caller answers
-    "try again later"."""
+    DatabaseError when the database cannot take the message, or is unreachable while routing
+    it: the caller answers "try again later". Any other failure to process a stored message
+    leaves it unrecognised, for staff review."""
     message, created = store(
         raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
     )
     if message.status == InboundMessage.Status.RECEIVED:
-        route(message)
+        try:
+            with transaction.atomic():  # a failure rolls back only the routing
+                route(message)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the MTA's redelivery routes the stored copy again
+        except Exception as exc:
+            # Retrying cannot fix this message: keep it for staff rather than make the MTA
+            # retry it until its queue lifetime ends.
+            log.exception("inbound message %s could not be processed", message.pk)
+            InboundMessage.objects.filter(pk=message.pk).update(
+                status=InboundMessage.Status.UNRECOGNISED,
+                note=f"processing failed: {type(exc).__name__}: {exc}"[:2000].replace("\x00", ""),
+            )
         message.refresh_from_db()
     return message, created
 

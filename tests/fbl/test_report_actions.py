@@ -14,7 +14,7 @@ from fbl.models import DailyCount, InboundMessage
 from suppression import rules
 from suppression.models import Suppression, SuppressionEvent
 from suppression.selectors import is_suppressed
-from tests.fbl.messages import ENCLOSED, arf, dsn
+from tests.fbl.messages import ENCLOSED, arf, dsn, require_fixtures
 from tests.fbl.signing import dkim_sign, key_record, new_key
 
 pytestmark = pytest.mark.django_db
@@ -408,4 +408,27 @@ def test_a_dns_outage_leaves_the_report_for_review(feedback_loop, provider_key, 
     message = receive(dkim_sign(complaint("later@example.com"), provider_key, domain=FBL_DOMAIN))
     assert message.status == Status.PENDING_REVIEW
     assert "temperror" in message.dkim_results
+    assert not Suppression.objects.exists()
+
+
+# --- what processing cannot handle is kept, never retried for ever ------------------------------
+
+
+def test_a_bounce_whose_text_holds_a_nul_character_is_processed(streams):
+    # Quoted-printable "=00" in a real Office 365 bounce decodes to NUL, which PostgreSQL
+    # refuses in text and jsonb.
+    raw = (require_fixtures() / "dsn" / "lhost-office365-01.eml").read_bytes()
+    message = receive(raw)
+    assert message.status == Status.PROCESSED, message.note
+    assert "\x00" not in str(message.parsed)
+
+
+def test_a_message_that_fails_processing_is_kept_for_review(monkeypatch, db):
+    def broken(message):
+        raise RuntimeError("a parser bug")
+
+    monkeypatch.setattr(services, "process", broken)
+    message = receive(bounce("kept@example.com", "5.1.1", "550 5.1.1 unknown"))
+    assert message.status == Status.UNRECOGNISED
+    assert message.note == "processing failed: RuntimeError: a parser bug"
     assert not Suppression.objects.exists()
