@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import functools
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -198,8 +199,11 @@ def record(
         apply_now = settings.UNSUBSCRIBE_APPLY_INLINE
     if not _names_a_list(claims):
         raise ServiceError("the link's list no longer exists", code="link_gone")
+    # A lone INSERT commits on its own; a transaction (two more round trips) is needed only to
+    # apply it with it, or to replay a spooled capture exactly once.
+    atomic = transaction.atomic() if apply_now or evidence.capture_id else nullcontext()
     try:
-        with transaction.atomic():
+        with atomic:
             if evidence.capture_id:
                 done = UnsubscribeRequest.objects.filter(capture_id=evidence.capture_id).first()
                 if done is not None:
