@@ -42,23 +42,27 @@ def _keys(stream: Stream, topic: Topic | None) -> rules.BlockingKeys:
     )
 
 
-def _verdicts(stream, topic, rows: list[sql.BlockingRow]) -> dict[bytes, Verdict]:
-    """The reported verdict per hash: the widest blocking entry wins."""
+def _winners(rows: list[sql.BlockingRow]) -> dict[bytes, sql.BlockingRow]:
+    """The entry to report per hash: the widest blocking entry wins."""
     winners: dict[bytes, sql.BlockingRow] = {}
     for row in rows:
         best = winners.get(row.address_hash)
         if best is None or _better(row, best):
             winners[row.address_hash] = row
+    return winners
+
+
+def _labeller(stream, topic):
+    """label_for_key, remembered per key: a batch has thousands of rows but a handful of keys."""
     labels: dict[str, str] = {}
-    verdicts = {}
-    for digest, row in winners.items():
-        label = labels.get(row.scope_key)
-        if label is None:
-            label = labels[row.scope_key] = label_for_key(row.scope_key, stream=stream, topic=topic)
-        verdicts[digest] = Verdict(
-            address="", suppressed=True, reason=row.reason, scope=label, since=row.created_at
-        )
-    return verdicts
+
+    def label(key: str) -> str:
+        found = labels.get(key)
+        if found is None:
+            found = labels[key] = label_for_key(key, stream=stream, topic=topic)
+        return found
+
+    return label
 
 
 def _better(row: sql.BlockingRow, best: sql.BlockingRow) -> bool:
@@ -78,16 +82,15 @@ def is_suppressed(*, stream: Stream, address: str, topic: Topic | None = None) -
             f"invalid address {address!r}: {exc.reason}", code="invalid_address"
         ) from exc
     digest = addresses.address_hash(normalised, settings.ADDRESS_HASH_KEY.encode())
-    found = _verdicts(stream, topic, sql.blocking_rows_for_one(digest, _keys(stream, topic)))
-    verdict = found.get(digest)
-    if verdict is None:
+    row = _winners(sql.blocking_rows_for_one(digest, _keys(stream, topic))).get(digest)
+    if row is None:
         return Verdict(address=address, suppressed=False)
     return Verdict(
         address=address,
         suppressed=True,
-        reason=verdict.reason,
-        scope=verdict.scope,
-        since=verdict.since,
+        reason=row.reason,
+        scope=label_for_key(row.scope_key, stream=stream, topic=topic),
+        since=row.created_at,
     )
 
 
@@ -103,18 +106,12 @@ def suppressed_among(
         )
     originals, invalid = addresses.hash_many(addresses_, settings.ADDRESS_HASH_KEY.encode())
     rows = sql.blocking_rows(list(originals), _keys(stream, topic))
-    suppressed = []
-    for digest, verdict in _verdicts(stream, topic, rows).items():
-        for raw in originals[digest]:
-            suppressed.append(
-                Verdict(
-                    address=raw,
-                    suppressed=True,
-                    reason=verdict.reason,
-                    scope=verdict.scope,
-                    since=verdict.since,
-                )
-            )
+    label = _labeller(stream, topic)
+    suppressed = [
+        Verdict(raw, True, row.reason, label(row.scope_key), row.created_at)
+        for digest, row in _winners(rows).items()
+        for raw in originals[digest]
+    ]
     return BatchVerdict(checked=len(addresses_), suppressed=suppressed, invalid=invalid)
 
 

@@ -19,10 +19,13 @@ from suppression.models import Suppression, SuppressionEvent
 
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
+# The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
+# the client than a 10,000-element array, which psycopg dumps element by element.
 BLOCKING_SQL = """
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
-FROM unnest(%(hashes)b::bytea[]) AS h(address_hash)
-JOIN suppression_suppression AS s ON s.address_hash = h.address_hash
+FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
+JOIN suppression_suppression AS s
+  ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
 WHERE s.lifted_at IS NULL
   AND (s.expires_at IS NULL OR s.expires_at > %(now)s)
   AND (s.scope_key = ANY(%(any_reason)s)
@@ -79,14 +82,15 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         # A server-side-binding cursor on Django's connection (and transaction): the hashes
-        # travel as one binary array instead of 10,000 hex literals in the query text, which
-        # more than halves the time of a large batch. Errors are wrapped as Django's, like every
-        # other query's, so callers and the API see OperationalError and friends.
+        # travel as one binary value instead of 10,000 hex literals in the query text, which
+        # more than halves the time of a large batch (every hash is 32 bytes: HMAC-SHA256).
+        # Errors are wrapped as Django's, like every other query's, so callers and the API see
+        # OperationalError and friends.
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 BLOCKING_SQL,
                 {
-                    "hashes": sorted(hashes),
+                    "hashes": b"".join(sorted(hashes)),
                     "now": now,
                     "any_reason": list(keys.any_reason),
                     "never_mail_only": list(keys.never_mail_only),
