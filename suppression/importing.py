@@ -7,10 +7,14 @@ already listed are left alone, which also makes re-importing a file change nothi
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import itertools
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -82,62 +86,185 @@ def create_job(
     return job
 
 
+class _Resolved(NamedTuple):
+    """A target with the column values of its entries, worked out once per file."""
+
+    target: Target
+    key: str
+    label: str
+    tenant_id: int | None
+    scope: str
+    stream_id: int | None
+    topic_id: int | None
+
+
 class _Targets:
-    """Resolves each distinct (scope, reason) of a file once."""
+    """Resolves each distinct (scope, reason) of a file once: a target, or why there is none."""
 
     def __init__(self, tenant: Tenant | None):
         self.tenant = tenant
-        self.known: dict[tuple[str | None, str], Target | str] = {}
+        self.known: dict[tuple[str | None, str], _Resolved | str] = {}
 
-    def get(self, scope: str | None, reason: str) -> Target | str:
+    def get(self, scope: str | None, reason: str) -> _Resolved | str:
         key = (scope, reason)
-        if key not in self.known:
+        found = self.known.get(key)
+        if found is None:
             try:
-                self.known[key] = parse_scope(self.tenant, scope, reason=reason)
+                t = parse_scope(self.tenant, scope, reason=reason)
             except ServiceError as exc:
-                self.known[key] = exc.message
-        return self.known[key]
+                found = exc.message
+            else:
+                found = _Resolved(
+                    t,
+                    t.key,
+                    t.label,
+                    t.tenant.pk if t.tenant else None,
+                    t.scope,
+                    t.stream.pk if t.stream else None,
+                    t.topic.pk if t.topic else None,
+                )
+            self.known[key] = found
+        return found
+
+
+class _Hashed(NamedTuple):
+    """A data row with its normalised address and hash, or the reason it is bad."""
+
+    row: import_formats.ImportRow
+    address: str = ""
+    address_hash: bytes = b""
+    error: str | None = None
+
+
+def _hashed_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterator[list[_Hashed]]:
+    """The file's rows, CHUNK_ROWS at a time, normalised and hashed. Pure Python: no database,
+    so it can run beside the database's work on the previous chunk."""
+    digest = addresses.hasher(key)
+    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+        hashed = []
+        for row in chunk:
+            if row.error:
+                hashed.append(_Hashed(row, error=row.error))
+                continue
+            try:
+                normalised = addresses.normalise(row.email)
+            except addresses.InvalidAddress as exc:
+                hashed.append(_Hashed(row, error=f"invalid address: {exc.reason}"))
+                continue
+            hashed.append(_Hashed(row, normalised, digest(normalised.encode())))
+        yield hashed
+
+
+class _CopyChunk(NamedTuple):
+    """One chunk of a file as COPY data, made without the database.
+
+    `pairs` numbers each (scope, reason) of the chunk's good rows (the number is in the COPY
+    data); `members` lists (line, email) per number, in case staff's scope turns out unknown."""
+
+    rows: int
+    data: str
+    bad: list[dict]
+    pairs: dict[int, tuple[str | None, str]]
+    members: dict[int, list[tuple[int, str]]]
+
+
+def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterator[_CopyChunk]:
+    """The file's rows, CHUNK_ROWS at a time, normalised, hashed and written as COPY data."""
+    digest = addresses.hasher(key)
+    numbers: dict[tuple[str | None, str], int] = {}
+    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+        lines, bad = [], []
+        pairs: dict[int, tuple[str | None, str]] = {}
+        members: dict[int, list[tuple[int, str]]] = {}
+        for row in chunk:
+            error = row.error
+            if error is None:
+                try:
+                    normalised = addresses.normalise(row.email)
+                except addresses.InvalidAddress as exc:
+                    error = f"invalid address: {exc.reason}"
+            if error is not None:
+                bad.append({"line": row.line, "email": row.email, "error": error})
+                continue
+            pair = (row.scope, row.reason)
+            number = numbers.setdefault(pair, len(numbers))
+            if number not in pairs:
+                pairs[number] = pair
+                members[number] = []
+            members[number].append((row.line, row.email))
+            created = row.created_at.isoformat() if row.created_at else None
+            lines.append(
+                sql.import_copy_line(
+                    row.line, digest(normalised.encode()), normalised, number, created
+                )
+            )
+        yield _CopyChunk(len(chunk), "".join(lines), bad, pairs, members)
+
+
+def _read_ahead(chunks: Iterator[_CopyChunk], depth: int = 2) -> Iterator[_CopyChunk]:
+    """`chunks`, produced by a thread up to `depth` ahead: reading and hashing the next chunk
+    (Python) overlaps the database's insert of this one, during which this thread waits on the
+    socket without the GIL. Errors in the thread are raised here."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, name="import-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _Entry(NamedTuple):
+    line: int
+    address_hash: bytes
+    address: str
+    scope_key: str
+    reason: str
+    created_at: datetime.datetime
 
 
 def _prepare(
-    rows: Iterable[import_formats.ImportRow], targets: _Targets, now, bad: list[dict]
-) -> list[tuple[sql.NewEntry, Target]]:
-    """Good rows as table entries (with their resolved target); bad ones appended to `bad`."""
-    key = settings.ADDRESS_HASH_KEY.encode()
+    hashed: list[_Hashed], targets: _Targets, now, bad: list[dict]
+) -> list[tuple[_Entry, Target]]:
+    """Good rows as entries (with their resolved target); bad ones appended to `bad`."""
     entries = []
-    for row in rows:
-        if row.error:
-            bad.append({"line": row.line, "email": row.email, "error": row.error})
+    for item in hashed:
+        row = item.row
+        found = item.error or targets.get(row.scope, row.reason)
+        if isinstance(found, str):
+            bad.append({"line": row.line, "email": row.email, "error": found})
             continue
-        try:
-            normalised = addresses.normalise(row.email)
-        except addresses.InvalidAddress as exc:
-            bad.append(
-                {"line": row.line, "email": row.email, "error": f"invalid address: {exc.reason}"}
-            )
-            continue
-        target = targets.get(row.scope, row.reason)
-        if isinstance(target, str):
-            bad.append({"line": row.line, "email": row.email, "error": target})
-            continue
-        entries.append(
-            (
-                sql.NewEntry(
-                    line=row.line,
-                    address_hash=addresses.address_hash(normalised, key),
-                    address=normalised,
-                    scope_key=target.key,
-                    scope_label=target.label,
-                    tenant_id=target.tenant.pk if target.tenant else None,
-                    scope=target.scope,
-                    stream_id=target.stream.pk if target.stream else None,
-                    topic_id=target.topic.pk if target.topic else None,
-                    reason=row.reason,
-                    created_at=row.created_at or now,
-                ),
-                target,
-            )
+        entry = _Entry(
+            row.line,
+            item.address_hash,
+            item.address,
+            found.key,
+            row.reason,
+            row.created_at or now,
         )
+        entries.append((entry, found.target))
     return entries
 
 
@@ -175,10 +302,15 @@ def run_import(
     actor = audit.Actor(label=job.created_by_label or "import", via="import")
     try:
         _, rows = import_formats.read_rows(text, format_name=job.format_name)
+        key = settings.ADDRESS_HASH_KEY.encode()
+        if connection.vendor == "postgresql":
+            run_chunk, chunks = _copy_chunk, _read_ahead(_copy_chunks(rows, key))
+        else:
+            run_chunk, chunks = _row_by_row_chunk, _hashed_chunks(rows, key)
         with audit.acting_as(actor):
-            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-                _run_chunk(job, chunk, targets, evidence_type, actor)
-                job.refresh_from_db()
+            for chunk in chunks:
+                run_chunk(job, chunk, targets, evidence_type, actor)
+                job.refresh_from_db(fields=_PROGRESS_FIELDS)
                 if on_progress:
                     on_progress(job)
     except Exception as exc:
@@ -195,25 +327,63 @@ def run_import(
     return job
 
 
-def _run_chunk(job, chunk, targets, evidence_type, actor) -> None:
+_PROGRESS_FIELDS = ["rows_done", "rows_added", "rows_existing", "rows_bad", "errors", "status"]
+
+
+def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) -> None:
+    room = max(0, ERRORS_KEPT - len(job.errors))
+    ImportJob.objects.filter(pk=job.pk).update(
+        rows_done=F("rows_done") + rows,
+        rows_added=F("rows_added") + added,
+        rows_existing=F("rows_existing") + (good - added),
+        rows_bad=F("rows_bad") + len(bad),
+        errors=job.errors + bad[:room],
+    )
+
+
+def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
+    """PostgreSQL: the chunk's COPY data in, and one statement for entries, history and opt-out
+    requests."""
+    bad = list(chunk.bad)
+    good_targets = []
+    for number, (scope, reason) in chunk.pairs.items():
+        found = targets.get(scope, reason)
+        if isinstance(found, str):
+            bad.extend(
+                {"line": line, "email": email, "error": found}
+                for line, email in chunk.members[number]
+            )
+            continue
+        good_targets.append(
+            sql.ImportTarget(
+                id=number,
+                scope_key=found.key,
+                scope_label=found.label,
+                tenant_id=found.tenant_id,
+                scope=found.scope,
+                stream_id=found.stream_id,
+                topic_id=found.topic_id,
+                reason=reason,
+            )
+        )
+    bad.sort(key=lambda item: item["line"])
+    with transaction.atomic():
+        added = sql.insert_copied_rows(
+            chunk.data,
+            good_targets,
+            now=timezone.now(),
+            evidence_type_id=evidence_type.pk,
+            evidence_id=str(job.pk),
+            note_prefix=f"import #{job.pk} line ",
+            actor=actor,
+        )
+        _record_progress(job, rows=chunk.rows, added=added, good=chunk.rows - len(bad), bad=bad)
+
+
+def _row_by_row_chunk(job, chunk: list[_Hashed], targets, evidence_type, actor) -> None:
+    """SQLite (the embedded default): the same rules, one entry at a time through the service."""
     bad: list[dict] = []
     prepared = _prepare(chunk, targets, timezone.now(), bad)
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            added = sql.insert_new_entries(
-                [entry for entry, _ in prepared],
-                evidence_type_id=evidence_type.pk,
-                evidence_id=str(job.pk),
-                note_prefix=f"import #{job.pk} line ",
-                actor=actor,
-            )
-        else:
-            added = _insert_one_by_one(prepared, job)
-        room = max(0, ERRORS_KEPT - len(job.errors))
-        ImportJob.objects.filter(pk=job.pk).update(
-            rows_done=F("rows_done") + len(chunk),
-            rows_added=F("rows_added") + added,
-            rows_existing=F("rows_existing") + (len(prepared) - added),
-            rows_bad=F("rows_bad") + len(bad),
-            errors=job.errors + bad[:room],
-        )
+        added = _insert_one_by_one(prepared, job)
+        _record_progress(job, rows=len(chunk), added=added, good=len(prepared), bad=bad)

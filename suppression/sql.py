@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import psycopg
 from django.db import connection
@@ -158,13 +159,11 @@ def feed_event_ids(
     return list(events.values_list("id", flat=True)[:limit])
 
 
-@dataclass(frozen=True)
-class NewEntry:
-    """One import row ready for the table."""
+class ImportTarget(NamedTuple):
+    """Where the rows of one (scope, reason) of an import file go: `id` is the number the rows
+    carry in the COPY data."""
 
-    line: int
-    address_hash: bytes
-    address: str
+    id: int
     scope_key: str
     scope_label: str
     tenant_id: int | None
@@ -172,35 +171,36 @@ class NewEntry:
     stream_id: int | None
     topic_id: int | None
     reason: str
-    created_at: datetime.datetime
 
 
 IMPORT_TEMP_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS import_chunk (
-    line integer, address_hash bytea, address text, scope_key text, scope_label text,
-    tenant_id bigint, scope text, stream_id bigint, topic_id bigint, reason text,
-    created_at timestamptz
+    line integer, address_hash bytea, address text, target integer, created_at timestamptz
 ) ON COMMIT DELETE ROWS
 """
 
-IMPORT_COPY = """
-COPY import_chunk (line, address_hash, address, scope_key, scope_label, tenant_id, scope,
-                   stream_id, topic_id, reason, created_at) FROM STDIN
-"""
+# COPY's text format, one row per line (see import_copy_line).
+IMPORT_COPY = "COPY import_chunk (line, address_hash, address, target, created_at) FROM STDIN"
 
 # New keys only: an entry already listed (active or lifted by staff) is left as it is, so
 # re-importing a file changes nothing. The row, its history event and, for opt-outs, the opt-out
-# request are written by one statement.
+# request are written by one statement; the few distinct targets of a file join in as arrays.
 IMPORT_INSERT = """
-WITH new AS (
+WITH targets AS (
+    SELECT * FROM unnest(
+        %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
+        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[]
+    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason)
+), new AS (
     INSERT INTO suppression_suppression (
         tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
         evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
-    SELECT DISTINCT ON (address_hash, scope_key)
-        tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, 'import',
-        %(evidence_type)s, %(evidence_id)s, %(note_prefix)s || line, created_at, now()
-    FROM import_chunk
-    ORDER BY address_hash, scope_key, line
+    SELECT DISTINCT ON (c.address_hash, t.scope_key)
+        t.tenant_id, t.scope, t.stream_id, t.topic_id, t.scope_key, c.address_hash, c.address,
+        t.reason, 'import', %(evidence_type)s, %(evidence_id)s, %(note_prefix)s || c.line,
+        coalesce(c.created_at, %(now)s), %(now)s
+    FROM import_chunk AS c JOIN targets AS t ON t.id = c.target
+    ORDER BY c.address_hash, t.scope_key, c.line
     ON CONFLICT (address_hash, scope_key) DO NOTHING
     RETURNING id, tenant_id, scope_key, address_hash, reason, evidence_note, created_at
 ), history AS (
@@ -210,52 +210,64 @@ WITH new AS (
         occurred_at)
     SELECT id, 'add', reason, 'import', scope_key, address_hash, '', %(actor_label)s, %(via)s,
            %(actor_user)s, %(actor_api_key)s, %(evidence_type)s, %(evidence_id)s, evidence_note,
-           now()
+           %(now)s
     FROM new
     RETURNING 1
 ), opt_outs AS (
     INSERT INTO compliance_optoutrequest (
         received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at)
-    SELECT DISTINCT ON (new.id) new.created_at, 'import', new.tenant_id, new.scope_key,
-           chunk.scope_label, new.address_hash, now()
-    FROM new JOIN import_chunk AS chunk USING (address_hash, scope_key)
+    SELECT new.created_at, 'import', new.tenant_id, new.scope_key, labels.scope_label,
+           new.address_hash, %(now)s
+    FROM new JOIN (SELECT DISTINCT scope_key, scope_label FROM targets) AS labels USING (scope_key)
     WHERE new.reason = ANY(%(opt_outs)s)
-    ORDER BY new.id
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM history), (SELECT count(*) FROM opt_outs)
 """
 
+_COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-def insert_new_entries(
-    entries: Sequence[NewEntry], *, evidence_type_id: int, evidence_id: str, note_prefix: str, actor
+
+def import_copy_line(
+    line: int, address_hash: bytes, address: str, target: int, created_at: str | None
+) -> str:
+    """One row of IMPORT_COPY's data in COPY's text format. `created_at` is ISO 8601, or None
+    for the time of the import."""
+    if "\\" in address or "\t" in address or "\n" in address or "\r" in address:
+        address = address.translate(_COPY_SPECIALS)
+    when = created_at if created_at is not None else "\\N"
+    return f"{line}\t\\\\x{address_hash.hex()}\t{address}\t{target}\t{when}\n"
+
+
+def insert_copied_rows(
+    data: str,
+    targets: Sequence[ImportTarget],
+    *,
+    now: datetime.datetime,
+    evidence_type_id: int,
+    evidence_id: str,
+    note_prefix: str,
+    actor,
 ) -> int:
-    """Insert the entries whose key is not listed yet, with their history; return how many.
-
-    PostgreSQL only (COPY); call inside a transaction.
-    """
+    """Insert the COPY rows in `data` whose key is not listed yet, with their history; return how
+    many. Rows whose target is not in `targets` are left out. PostgreSQL only; call inside a
+    transaction."""
     with connection.cursor() as cursor:
         cursor.execute(IMPORT_TEMP_TABLE)
         with cursor.copy(IMPORT_COPY) as copy:
-            for e in entries:
-                copy.write_row(
-                    (
-                        e.line,
-                        e.address_hash,
-                        e.address,
-                        e.scope_key,
-                        e.scope_label,
-                        e.tenant_id,
-                        e.scope,
-                        e.stream_id,
-                        e.topic_id,
-                        e.reason,
-                        e.created_at,
-                    )
-                )
+            copy.write(data)
         cursor.execute(
             IMPORT_INSERT,
             {
+                "t_id": [t.id for t in targets],
+                "t_key": [t.scope_key for t in targets],
+                "t_label": [t.scope_label for t in targets],
+                "t_tenant": [t.tenant_id for t in targets],
+                "t_scope": [t.scope for t in targets],
+                "t_stream": [t.stream_id for t in targets],
+                "t_topic": [t.topic_id for t in targets],
+                "t_reason": [t.reason for t in targets],
+                "now": now,
                 "evidence_type": evidence_type_id,
                 "evidence_id": evidence_id,
                 "note_prefix": note_prefix,

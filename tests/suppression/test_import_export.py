@@ -209,3 +209,35 @@ def test_hash_export_carries_no_address(api_client, suppress):
 def test_export_refuses_an_unknown_format(api_client):
     answer = api_client("suppression:read").get("/api/v1/suppressions/export", {"format": "xml"})
     assert answer.status_code == 400
+
+
+def test_copy_data_carries_any_text_and_bytes_through_postgresql(db):
+    """The import writes COPY's text format itself; characters COPY treats specially must
+    arrive unchanged."""
+    from django.db import connection, transaction
+
+    from suppression import sql
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    rows = [
+        (
+            7,
+            bytes(range(32)),
+            "tab\there\\back\nnew\rret@example.com",
+            3,
+            "2024-01-02T03:04:05+00:00",
+        ),
+        (8, b"\x00" * 32, "plain@example.com", 0, None),
+    ]
+    data = "".join(sql.import_copy_line(*row) for row in rows)
+    # The chunk table empties on commit, as each import chunk's transaction ends.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.IMPORT_TEMP_TABLE)
+        with cursor.copy(sql.IMPORT_COPY) as copy:
+            copy.write(data)
+        cursor.execute("SELECT line, address_hash, address, target, created_at FROM import_chunk")
+        found = cursor.fetchall()
+    assert [(line, bytes(h), a, t) for line, h, a, t, _ in found] == [r[:4] for r in rows]
+    assert found[0][4].isoformat() == "2024-01-02T03:04:05+00:00"
+    assert found[1][4] is None
