@@ -4,8 +4,11 @@ beside the same lookup done as bare SQL from one Python process.
 Baselines (one psycopg 3 connection, hashes computed beforehand, rows fetched into Python):
   (a) WHERE address_hash = ANY(hashes) AND scope_key = ANY(keys) AND lifted_at IS NULL ...
   (b) a join of unnest(sorted hashes) with the table, the shape of suppression.sql.BLOCKING_SQL
-each with the hashes passed as %s (psycopg sends a text array) and as %b (a binary array, as the
-service does; (c) and (d)). The fastest is "fastest bare SQL". The API figure includes everything
+each with the hashes passed as %s (psycopg sends a text array) and as %b (a binary array; (c) and
+(d)), and
+  (e) a join with the sorted hashes sent as one bytea and cut into 32-byte pieces by the server
+      (generate_series and substring), as the service itself sends them.
+The fastest is "fastest bare SQL". The API figure includes everything
 the service does (HTTP, JSON, auth, normalising and hashing every address, the query, the
 answer). Each round runs every query and one API request back to back (medians over --repeat
 rounds, after a warm-up), so other work on the shared machine weighs on the baseline and the API
@@ -34,6 +37,7 @@ LABELS = {
     "b": "(b) unnest join, text array (%s)",
     "c": "(c) = ANY, binary array (%b)",
     "d": "(d) unnest join, binary array (%b)",
+    "e": "(e) join on one bytea cut by the server (%b)",
 }
 
 SQL_ANY = """
@@ -47,6 +51,15 @@ SQL_UNNEST = """
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
 FROM unnest(%(hashes)s::bytea[]) AS h(address_hash)
 JOIN suppression_suppression AS s ON s.address_hash = h.address_hash
+WHERE s.lifted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
+  AND s.scope_key = ANY(%(keys)s)
+"""
+
+SQL_BLOB = """
+SELECT s.address_hash, s.scope_key, s.reason, s.created_at
+FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
+JOIN suppression_suppression AS s
+  ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
 WHERE s.lifted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
   AND s.scope_key = ANY(%(keys)s)
 """
@@ -159,6 +172,8 @@ def main(args: argparse.Namespace) -> int:
         "b": (SQL_UNNEST, sorted(hashes)),
         "c": (SQL_ANY.replace("(hashes)s", "(hashes)b"), hashes),
         "d": (SQL_UNNEST.replace("(hashes)s", "(hashes)b"), sorted(hashes)),
+        # (e): the whole batch as one value, no per-element array work on either side.
+        "e": (SQL_BLOB, b"".join(sorted(hashes))),
     }
     times: dict[str, list[float]] = {name: [] for name in [*variants, "api"]}
     key = common.create_api_key()
