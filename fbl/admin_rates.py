@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from compliance.admin import ReadOnlyAdmin
 from compliance.models import Tenant
 from fbl import complaint_rates
 from fbl import rates as rules
@@ -42,19 +43,8 @@ def marker(level: str):
     return format_html('<span class="rate-marker {}">{}</span>', css, text)
 
 
-class NothingToEdit(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(DailyCount)
-class DailyCountAdmin(NothingToEdit):
+class DailyCountAdmin(ReadOnlyAdmin):
     """The dashboard in place of a list of raw counts."""
 
     def changelist_view(self, request, extra_context=None):
@@ -134,7 +124,7 @@ def _query(current: dict, **change) -> str:
 
 
 @admin.register(RateAlert)
-class RateAlertAdmin(NothingToEdit):
+class RateAlertAdmin(ReadOnlyAdmin):
     """Every complaint rate that crossed a line, as raised and mailed to staff."""
 
     list_display = [
@@ -172,7 +162,7 @@ class RateAlertAdmin(NothingToEdit):
 
 
 @admin.register(DeliveryBatch)
-class DeliveryBatchAdmin(NothingToEdit):
+class DeliveryBatchAdmin(ReadOnlyAdmin):
     """Delivery totals relays posted to /api/v1/delivery-counts, by batch id."""
 
     list_display = ["batch_id", "tenant", "stream", "campaign", "day", "deliveries", "received_at"]

@@ -20,6 +20,10 @@ PURE_MODULES = [
     "fbl.classification",
     "fbl.dkim",
     "fbl.kumomta",
+    "fbl.providers",
+    "fbl.rates",
+    "fbl.actions",
+    "fbl.events",
 ]
 
 
