@@ -22,6 +22,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,7 +311,13 @@ def test_with_the_database_unreachable_postfix_defers_and_keeps_the_message(
     assert "status=bounced" not in log
     assert "sender non-delivery notification" not in log
     assert f"{queue_id}: removed" not in log
-    queued = [p.name for p in (mta.directory / "queue" / "deferred").rglob("*") if p.is_file()]
+    # The log line comes first; the queue manager then moves the file to the deferred queue.
+    deferred_queue = mta.directory / "queue" / "deferred"
+    deadline = time.monotonic() + 20
+    while not (queued := [p.name for p in deferred_queue.rglob("*") if p.is_file()]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert queued == [queue_id]
     headers = subprocess.run(
         [postcat, "-c", str(mta.config_dir), "-hq", queue_id],
