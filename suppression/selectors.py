@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -17,8 +18,7 @@ from suppression.scopes import label_for_key
 MAX_BATCH = 100_000
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):  # a tuple: a batch answer holds thousands of these
     address: str
     suppressed: bool
     reason: str | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import psycopg
@@ -67,8 +66,7 @@ LIMIT %(limit)s
 """
 
 
-@dataclass(frozen=True)
-class BlockingRow:
+class BlockingRow(NamedTuple):  # a tuple: a batch makes thousands of these
     address_hash: bytes
     scope_key: str
     reason: str
@@ -99,7 +97,7 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
                 },
                 binary=True,
             )
-            return [BlockingRow(h, k, r, c) for h, k, r, c in cursor.fetchall()]
+            return list(map(BlockingRow._make, cursor.fetchall()))
     return _blocking_rows_orm(hashes, keys, now)
 
 
