@@ -21,6 +21,8 @@ import dns.nameserver
 import dns.resolver
 from dkim.util import DuplicateTag, InvalidTagValueList, parse_tag_value
 
+from fbl.report import without_nul
+
 __all__ = ["Signature", "resolver_for", "trusted_domain", "verify"]
 
 Result = Literal["pass", "fail", "temperror", "permerror"]
@@ -173,7 +175,7 @@ def _key_lookup(resolver: dns.resolver.Resolver | None):
 def _signature(value: bytes, result: Result, reason: str) -> Signature:
     domain, selector = _domain_and_selector(value)
     # Hostile values can be huge: no DNS name is longer than 253 characters, no reason need be.
-    return Signature(domain[:255], selector[:255], result, _plain(reason))
+    return without_nul(Signature(domain[:255], selector[:255], result, _plain(reason)))
 
 
 def _domain_and_selector(value: bytes) -> tuple[str, str]:

@@ -38,8 +38,7 @@ from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from fbl import services
 from fbl.classification import classify, infer_status, is_hard
 from fbl.events import Context, EventKind, RelayEvent
-from fbl.kumomta import without_nul
-from fbl.report import Category, ParsedReport, Recipient
+from fbl.report import Category, ParsedReport, Recipient, without_nul
 
 __all__ = ["on_tracking", "relay_event"]
 

@@ -17,6 +17,7 @@ from django.db.models import F
 
 from fbl import services
 from fbl.models import InboundMessage
+from fbl.report import without_nul
 from unsubscribe import mail as unsubscribe_mail
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def receive(
             log.exception("inbound message %s could not be processed", message.pk)
             InboundMessage.objects.filter(pk=message.pk).update(
                 status=InboundMessage.Status.UNRECOGNISED,
-                note=f"processing failed: {type(exc).__name__}: {exc}"[:2000].replace("\x00", ""),
+                note=without_nul(f"processing failed: {type(exc).__name__}: {exc}")[:2000],
             )
         message.refresh_from_db()
     return message, created

@@ -86,9 +86,9 @@ from fbl.recipients import (
     ours,
     recover,
 )
-from fbl.report import Category, ParsedReport, Recipient
+from fbl.report import Category, ParsedReport, Recipient, without_nul
 
-__all__ = ["IGNORED_TYPES", "SOURCE", "parse_records", "without_nul"]
+__all__ = ["IGNORED_TYPES", "SOURCE", "parse_records"]
 
 SOURCE: Final = "kumomta"
 
@@ -136,19 +136,6 @@ def parse_records(
         if event is not None:
             events.append(event)
     return events, notes
-
-
-def without_nul(value: Any) -> Any:
-    """`value` with every NUL character in its strings (keys too) replaced by U+FFFD: JSON
-    allows them, PostgreSQL text and jsonb do not, and a record that cannot be stored would be
-    refused on every retry."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    if isinstance(value, Mapping):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    return value
 
 
 def _json_type(value: Any) -> str:

@@ -27,7 +27,7 @@ from email.policy import compat32
 
 from fbl import arf, autoreply, dsn
 from fbl.recipients import RecoveryHooks, decoded_header
-from fbl.report import ParsedReport, ParseError
+from fbl.report import ParsedReport, ParseError, without_nul
 
 __all__ = ["DEFAULT_HOOKS", "ParseError", "parse"]
 
@@ -46,7 +46,8 @@ def parse(
     """Parse one raw RFC 5322 message into a ParsedReport.
 
     Raises ParseError only when `raw` is not bytes; every malformed message comes back as a
-    report (kind "unknown" at worst) with `problems` saying what was wrong. Messages longer than
+    report (kind "unknown" at worst) with `problems` saying what was wrong. No text field holds a
+    NUL character. Messages longer than
     `max_bytes` are parsed on their first `max_bytes` bytes and flagged.
     """
     if isinstance(raw, (bytearray, memoryview)):
@@ -93,7 +94,8 @@ def _bound_mime_headers(msg: Message, problems: list[str]) -> None:
 
 
 def _with_raw(report: ParsedReport, raw: bytes) -> ParsedReport:
-    return replace(report, raw=raw)
+    # Text fields never carry NUL (see report.without_nul); the raw input stays as received.
+    return replace(without_nul(report), raw=raw)
 
 
 def _parse(

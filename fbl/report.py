@@ -12,7 +12,8 @@ benchmarks alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -28,6 +29,7 @@ __all__ = [
     "ParsedReport",
     "Recipient",
     "to_json",
+    "without_nul",
 ]
 
 Kind = Literal["arf", "dsn", "autoreply", "unknown"]
@@ -155,3 +157,30 @@ def to_json(report: ParsedReport, file: str | None = None) -> dict[str, Any]:
         ],
         "problems": list(report.problems),
     }
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character in its strings replaced by U+FFFD, through lists, tuples,
+    mappings (keys too) and report dataclasses. Mail and JSON may carry NUL (a quoted-printable
+    `=00`); PostgreSQL text and jsonb refuse it, and a report that cannot be stored would fail on
+    every redelivery. Returns `value` itself when it holds no NUL."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list | tuple):
+        cleaned = [without_nul(v) for v in value]
+        if all(a is b for a, b in zip(cleaned, value, strict=True)):
+            return value
+        return cleaned if isinstance(value, list) else tuple(cleaned)
+    if isinstance(value, Mapping):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in fields(value):
+            if f.name == "raw":  # the input as received is kept as it came
+                continue
+            old = getattr(value, f.name)
+            new = without_nul(old)
+            if new is not old:
+                changes[f.name] = new
+        return replace(value, **changes) if changes else value
+    return value

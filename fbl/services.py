@@ -62,18 +62,6 @@ class Tally:
         return ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in sorted(self.counts.items()))
 
 
-def printable(value):
-    """`value` (text, or JSON made of it) without NUL characters, which PostgreSQL refuses in
-    text and jsonb: a quoted-printable `=00` in a bounce must not stop its processing."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {printable(k): printable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [printable(v) for v in value]
-    return value
-
-
 # --- trust ------------------------------------------------------------------------------------
 
 
@@ -213,16 +201,12 @@ def act(
 
 
 def _evidence_note(report: ParsedReport, action: table.Action) -> str:
-    return printable(_describe(report, action))[:500]
-
-
-def _describe(report: ParsedReport, action: table.Action) -> str:
     if report.kind == "arf":
         return f"{report.feedback_type} report from {report.user_agent or 'a feedback loop'}"
     recipient = action.recipient
     status = recipient.status if recipient else None
     diagnostic = (recipient.diagnostic if recipient else None) or ""
-    return f"bounce {status or ''} {diagnostic}".strip()
+    return f"bounce {status or ''} {diagnostic}".strip()[:500]
 
 
 # --- mail reports -------------------------------------------------------------------------------
@@ -233,7 +217,7 @@ def process(message: InboundMessage) -> None:
     outcome is written to the message's row (the caller reloads it)."""
     raw = message.raw()
     report = parse(raw, hooks=ours.hooks())
-    parsed = printable(to_json(report))
+    parsed = to_json(report)
     update = {"kind": report.kind, "feedback_type": parsed["feedback_type"] or "", "parsed": parsed}
     if report.kind == "autoreply":
         update.update(status=Status.IGNORED, note="auto-reply")
@@ -241,7 +225,6 @@ def process(message: InboundMessage) -> None:
         update.update(status=Status.UNRECOGNISED, note="; ".join(parsed["problems"])[:2000])
     elif report.kind == "arf":
         domain, results = check_trust(raw)
-        results = printable(results)
         update.update(dkim_domain=domain or "", dkim_results=results[:2000])
         if domain is None:
             update.update(

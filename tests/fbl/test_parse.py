@@ -127,3 +127,16 @@ def test_raw_8bit_headers_are_read_as_utf8_else_latin1():
     report = parse(raw)
     json.dumps(to_json(report))  # no lone surrogates left
     assert report.subject == "Undelivered \xff\xfe Mail"  # not UTF-8: read as Latin-1
+
+
+def test_no_text_of_a_parsed_report_holds_a_nul_character():
+    # A quoted-printable "=00" in a real bounce's diagnostic decodes to NUL, which storage
+    # refuses; the raw input is kept exactly as received.
+    from tests.fbl.messages import require_fixtures
+
+    raw = (require_fixtures() / "dsn" / "lhost-office365-01.eml").read_bytes()
+    report = parse(raw)
+    assert report.kind == "dsn"
+    assert "\x00" not in json.dumps(to_json(report), ensure_ascii=False)
+    assert "\ufffd" in " ".join(r.diagnostic or "" for r in report.recipients)
+    assert report.raw == raw
