@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
 
@@ -18,7 +19,7 @@ from django.conf import settings
 from compliance.models import Stream, Tenant, Topic
 from compliance.selectors import identity_for_sender
 from fbl.events import Context
-from fbl.recipients import RecoveryHooks
+from fbl.recipients import RecoveryHooks, first_address, header, header_all
 from fbl.report import ParsedReport
 from unsubscribe import services as unsubscribe
 from unsubscribe.tokens import Claims
@@ -64,17 +65,13 @@ def hooks() -> RecoveryHooks:
     )
 
 
-def _claims_in_headers(headers: str | None) -> Claims | None:
-    if not headers:
-        return None
-    message = HeaderParser(policy=compat32).parsestr(headers)
-    for value in message.get_all("List-Unsubscribe") or []:
-        for uri in _URI.findall(str(value)) or [str(value)]:
+def _claims_in_headers(enclosed: Message) -> Claims | None:
+    for value in header_all(enclosed, "List-Unsubscribe"):
+        for uri in _URI.findall(value) or [value]:
             claims = claims_in(uri)
             if claims:
                 return claims
-    trace = message.get(settings.FBL_TRACE_HEADER)
-    return claims_in(str(trace)) if trace else None
+    return claims_in(header(enclosed, settings.FBL_TRACE_HEADER) or "")
 
 
 def _from_claims(claims: Claims) -> Attribution | None:
@@ -99,26 +96,22 @@ def _from_sender(sender: str | None) -> Attribution | None:
     return Attribution(tenant=identity.tenant, stream=identity.stream, found_by="sender")
 
 
-def _enclosed_sender(headers: str | None) -> str | None:
-    if not headers:
-        return None
-    message = HeaderParser(policy=compat32).parsestr(headers)
+def _enclosed_sender(enclosed: Message) -> str | None:
     for name in ("Return-Path", "Sender", "From"):
-        value = message.get(name)
-        if value:
-            match = re.search(r"[^\s<>\"]+@[^\s<>\"]+", str(value))
-            if match:
-                return match.group(0)
+        found = first_address(header(enclosed, name))
+        if found:
+            return found
     return None
 
 
 def attribute_report(report: ParsedReport) -> Attribution:
     """Whose mail a report is about: our token in the enclosed headers, else the original
     envelope sender's identity; an empty Attribution when neither is ours."""
-    claims = _claims_in_headers(report.original_headers)
+    enclosed = HeaderParser(policy=compat32).parsestr(report.original_headers or "")
+    claims = _claims_in_headers(enclosed)
     found = _from_claims(claims) if claims else None
     found = found or _from_sender(report.original_mail_from)
-    found = found or _from_sender(_enclosed_sender(report.original_headers))
+    found = found or _from_sender(_enclosed_sender(enclosed))
     return found or Attribution()
 
 
