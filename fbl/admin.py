@@ -6,6 +6,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from compliance.admin import ReadOnlyAdmin
 from compliance.errors import ServiceError
 from fbl import (
     admin_rates,  # noqa: F401  (registers the complaint-rate dashboard)
@@ -14,17 +15,13 @@ from fbl import (
 from fbl.models import InboundMessage, RelayEvent
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(InboundMessage)
 class InboundMessageAdmin(ReadOnlyAdmin):
     """Unrecognised messages and untrusted reports wait here for staff review."""
+
+    def has_change_permission(self, request, obj=None):
+        # Every field stays read-only; the permission is what the review actions require.
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
 
     list_display = [
         "received_at",
