@@ -170,21 +170,15 @@ class _CopyChunk(NamedTuple):
 
 def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterator[_CopyChunk]:
     """The file's rows, CHUNK_ROWS at a time, normalised, hashed and written as COPY data."""
-    digest = addresses.hasher(key)
     numbers: dict[tuple[str | None, str], int] = {}
-    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+    for chunk in _hashed_chunks(rows, key):
         lines, bad = [], []
         pairs: dict[int, tuple[str | None, str]] = {}
         members: dict[int, list[tuple[int, str]]] = {}
-        for row in chunk:
-            error = row.error
-            if error is None:
-                try:
-                    normalised = addresses.normalise(row.email)
-                except addresses.InvalidAddress as exc:
-                    error = f"invalid address: {exc.reason}"
-            if error is not None:
-                bad.append({"line": row.line, "email": row.email, "error": error})
+        for item in chunk:
+            row = item.row
+            if item.error is not None:
+                bad.append({"line": row.line, "email": row.email, "error": item.error})
                 continue
             pair = (row.scope, row.reason)
             number = numbers.setdefault(pair, len(numbers))
@@ -194,9 +188,7 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
             members[number].append((row.line, row.email))
             created = row.created_at.isoformat() if row.created_at else None
             lines.append(
-                sql.import_copy_line(
-                    row.line, digest(normalised.encode()), normalised, number, created
-                )
+                sql.import_copy_line(row.line, item.address_hash, item.address, number, created)
             )
         yield _CopyChunk(len(chunk), "".join(lines), bad, pairs, members)
 
