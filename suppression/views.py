@@ -37,8 +37,8 @@ from suppression.serializers import (
 )
 
 
-def _stream_and_topic(request, data):
-    tenant = core.tenant_for(api_key=request.auth, slug=data.get("tenant"))
+def _stream_and_topic(api_key, data):
+    tenant = core.tenant_for(api_key=api_key, slug=data.get("tenant"))
     stream = core.stream_of(tenant, data.get("stream"))
     return stream, core.topic_of(stream, data.get("topic"))
 
@@ -75,9 +75,7 @@ def _check_one(request) -> HttpResponse:
     try:
         if not address or len(address) > 512:
             raise ServiceError("'address' is required (at most 512 characters)", code="invalid")
-        tenant = core.tenant_for(api_key=api_key, slug=params.get("tenant"))
-        stream = core.stream_of(tenant, params.get("stream"))
-        topic = core.topic_of(stream, params.get("topic"))
+        stream, topic = _stream_and_topic(api_key, params)
         verdict = selectors.is_suppressed(stream=stream, topic=topic, address=address)
     except ServiceError as exc:
         return _error(exc.status, exc.message, exc.code)
@@ -115,7 +113,7 @@ class CheckView(APIView):
         # lookup itself.
         if not isinstance(batch, list) or not all(isinstance(a, str) for a in batch):
             raise ServiceError("'addresses' must be a list of strings", code="invalid")
-        stream, topic = _stream_and_topic(request, data)
+        stream, topic = _stream_and_topic(request.auth, data)
         verdict = selectors.suppressed_among(stream=stream, topic=topic, addresses_=batch)
         return _cacheable(
             Response(
