@@ -19,7 +19,13 @@ from django.conf import settings
 from compliance.models import Stream, Tenant, Topic
 from compliance.selectors import identity_for_sender
 from fbl.events import Context
-from fbl.recipients import RecoveryHooks, first_address, header, header_all
+from fbl.recipients import (
+    RecoveryHooks,
+    first_address,
+    header,
+    header_all,
+    list_unsubscribe_uris,
+)
 from fbl.report import ParsedReport
 from unsubscribe import services as unsubscribe
 from unsubscribe.tokens import Claims
@@ -27,7 +33,6 @@ from unsubscribe.tokens import Claims
 # A token as it appears in our links: https://HOST/u/TOKEN[/...] or mailto:unsubscribe+TOKEN@
 _TOKEN_IN = re.compile(r"(?:/u/|unsubscribe\+)([A-Za-z0-9_-]{20,1024})")
 _BARE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,1024}$")
-_URI = re.compile(r"<([^>]*)>")
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def hooks() -> RecoveryHooks:
 
 def _claims_in_headers(enclosed: Message) -> Claims | None:
     for value in header_all(enclosed, "List-Unsubscribe"):
-        for uri in _URI.findall(value) or [value]:
+        for uri in list_unsubscribe_uris(value):
             claims = claims_in(uri)
             if claims:
                 return claims

@@ -42,6 +42,7 @@ __all__ = [
     "header_block",
     "is_redacted",
     "leaves",
+    "list_unsubscribe_uris",
     "ours",
     "parse_date",
     "part_text",
@@ -419,6 +420,12 @@ def verp_decode(address: str | None, hooks: RecoveryHooks) -> str | None:
 _URI_IN_BRACKETS: Final = re.compile(r"<([^>]+)>")
 
 
+def list_unsubscribe_uris(value: str) -> list[str]:
+    """The URIs of a List-Unsubscribe value (RFC 2369 section 3.2: each in angle brackets);
+    the whole value when it has none."""
+    return [uri.strip() for uri in _URI_IN_BRACKETS.findall(value)] or [value.strip()]
+
+
 def ours(
     enclosed: Message | None,
     hooks: RecoveryHooks,
@@ -431,9 +438,8 @@ def ours(
     read = hooks.read_token
     if read is not None and enclosed is not None:
         for value in header_all(enclosed, "List-Unsubscribe"):
-            uris = _URI_IN_BRACKETS.findall(value) or [value]
-            for uri in uris:
-                found = _call(read, uri.strip())
+            for uri in list_unsubscribe_uris(value):
+                found = _call(read, uri)
                 if found:
                     return found, "token"
         trace = header(enclosed, hooks.trace_header)
