@@ -54,7 +54,13 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of a token's text, which must be exactly what _b64encode makes of them: the
+    decoder alone would skip stray characters and ignore the unused low bits of the last
+    character, so several texts would read as one token and a changed link could still work."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(data) != text:
+        raise ValueError("not the canonical form of a token")
+    return data
 
 
 def _pack(claims: Claims, issued_at: int) -> bytes:
