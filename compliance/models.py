@@ -84,6 +84,11 @@ class ApiKey(models.Model):
         related_name="api_keys",
         help_text="A key bound to a tenant sees only that tenant's data and shared data.",
     )
+    operator_level = models.BooleanField(
+        default=False,
+        help_text="A relay of the operator's own: its hard bounces are shared by every tenant "
+        "even though the key is bound to one (README, whose input reaches whom).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -5,7 +5,7 @@ default. Without any variable set the service runs embedded (SQLite, eager Celer
 with DEBUG off it refuses to start until the production secrets are set.
 """
 
-import secrets
+import os
 from pathlib import Path
 
 import environ
@@ -229,6 +229,10 @@ FBL_VERP_PREFIX = env.str("FBL_VERP_PREFIX", default="bounces?")
 SOFT_BOUNCE_THRESHOLD = env.int("SOFT_BOUNCE_THRESHOLD", default=3)
 SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=14)
 SOFT_BOUNCE_SUPPRESS_DAYS = env.int("SOFT_BOUNCE_SUPPRESS_DAYS", default=30)
+# A report suppresses the recipients it ties to mail we sent (our token, trace header, VERP
+# address, a sending identity); of the others, at most this many per message act without staff
+# review: a forged bounce listing thousands of addresses cannot suppress them all.
+REPORT_UNTIED_RECIPIENT_LIMIT = env.int("REPORT_UNTIED_RECIPIENT_LIMIT", default=10)
 
 # --- Complaint rates ---------------------------------------------------------------------------
 # Gmail and Yahoo (2024): keep the spam-complaint rate under 0.1% and never let it reach 0.3%.
@@ -248,13 +252,18 @@ if COMPLAINT_RATE_MIN_DELIVERIES < 0:
     raise ImproperlyConfigured("COMPLAINT_RATE_MIN_DELIVERIES must be 0 or more")
 
 # --- ESP tracking webhooks (django-anymail) ---------------------------------------------------
-# The "user:password" the ESPs send as HTTP basic auth to /api/v1/events/esp/<esp>/tracking/.
-# Anymail itself would accept anyone's posts when no secret is set (it only warns), and a forged
-# "bounced" or "complained" event suppresses a real address: without a configured secret the
-# webhooks keep checking against an unguessable value, so they refuse every request.
+# The ESPs whose tracking webhooks answer at /api/v1/events/esp/<esp>/tracking/ (anymail's names:
+# postmark, sendgrid, mailgun, amazon_ses, ...); any other is a 404. ESPs that sign webhooks need
+# their anymail setting, given as ANYMAIL_<SETTING> (e.g. ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY);
+# a listed ESP that is not set up stops the service at start (system check).
+ESP_WEBHOOKS = env.list("ESP_WEBHOOKS", default=[])
+# The "user:password" an operator-level ESP account sends as HTTP basic auth. Tenants' webhooks
+# authenticate with their own API key instead (fbl/views/esp.py). Empty: only API keys work.
 ANYMAIL_WEBHOOK_SECRET = env.str("ANYMAIL_WEBHOOK_SECRET", default="")
 ANYMAIL = {
-    "WEBHOOK_SECRET": ANYMAIL_WEBHOOK_SECRET or f"unset:{secrets.token_urlsafe(32)}",
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
 }
 
 # --- Postfix policy server ---------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """ESP tracking webhooks in, as relay events, through django-anymail.
 
-Anymail receives each ESP's webhook at `/api/v1/events/esp/<esp>/tracking/` (checking the
-shared basic-auth secret, ANYMAIL_WEBHOOK_SECRET, and the ESP's own signature where it has
-one), normalises it into an `AnymailTrackingEvent` and sends the `anymail.signals.tracking`
-signal; `on_tracking` (connected in fbl/apps.py) turns the event into a `RelayEvent` with source
-`anymail:<esp name>` and hands it to `fbl.services.record_relay_event`.
+`fbl/views/esp.py` receives each configured ESP's webhook at
+`/api/v1/events/esp/<esp>/tracking/`, decides who posted it (an API key or the operator's
+shared secret), lets anymail check the ESP's own signature and normalise the payload into
+`AnymailTrackingEvent`s; `relay_event` turns each into a `RelayEvent` with source
+`anymail:<esp name>`, which `fbl.services.record_relay_event` acts on.
 
 | anymail event  | event    | report: category                                            |
 | -------------- | -------- | ----------------------------------------------------------- |
@@ -35,12 +35,11 @@ from typing import Any, Final
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 
-from fbl import services
 from fbl.classification import classify, infer_status, is_hard
 from fbl.events import Context, EventKind, RelayEvent
 from fbl.report import Category, ParsedReport, Recipient, without_nul
 
-__all__ = ["on_tracking", "relay_event"]
+__all__ = ["relay_event"]
 
 _FEEDBACK_TYPES: Final[dict[str, str]] = {
     EventType.COMPLAINED: "abuse",
@@ -50,14 +49,6 @@ _FEEDBACK_TYPES: Final[dict[str, str]] = {
 # recipient.
 _POLICY_REASONS: Final = frozenset({RejectReason.BLOCKED, RejectReason.SPAM})
 _CONTEXT_KEYS: Final = ("tenant", "stream", "campaign")
-
-
-def on_tracking(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
-    """Receiver of `anymail.signals.tracking`. An error here answers the ESP 500, and the ESP
-    delivers the webhook again later."""
-    relay = relay_event(event, esp_name)
-    if relay is not None:
-        services.record_relay_event(relay)
 
 
 def relay_event(event: AnymailTrackingEvent, esp_name: str) -> RelayEvent | None:

@@ -17,6 +17,7 @@ from django.db.models import F
 
 from fbl import services
 from fbl.models import InboundMessage
+from fbl.provenance import OPERATOR, Provenance
 from fbl.report import without_nul
 from unsubscribe import mail as unsubscribe_mail
 
@@ -24,19 +25,27 @@ log = logging.getLogger(__name__)
 
 
 def store(
-    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
+    raw: bytes,
+    *,
+    source: str,
+    envelope_sender: str = "",
+    envelope_recipient: str = "",
+    provenance: Provenance = OPERATOR,
 ) -> tuple[InboundMessage, bool]:
-    """Keep the message; the same bytes delivered again are counted on the first copy.
-    Returns (message, created). Raises DatabaseError when the database cannot take it."""
+    """Keep the message; the same bytes delivered again by the same source (tenant) are counted
+    on the first copy. Returns (message, created). Raises DatabaseError when the database cannot
+    take it."""
     digest = hashlib.sha256(raw).hexdigest()
     limit = settings.INBOUND_MAX_BYTES
-    existing = InboundMessage.objects.filter(sha256=digest)
+    existing = InboundMessage.objects.filter(sha256=digest, tenant=provenance.tenant)
     if existing.update(times_received=F("times_received") + 1):
         return existing.get(), False
     try:
         with transaction.atomic():
             message = InboundMessage.objects.create(
                 source=source,
+                tenant=provenance.tenant,
+                operator_level=provenance.operator_level,
                 envelope_sender=envelope_sender[:320],
                 envelope_recipient=envelope_recipient[:320],
                 raw_gzip=gzip.compress(raw[:limit], compresslevel=6),
@@ -60,7 +69,7 @@ def route(message: InboundMessage) -> None:
     raw = raw_bytes(message)
     if unsubscribe_mail.is_unsubscribe_mail(raw, message.envelope_recipient):
         outcome = unsubscribe_mail.unsubscribe_by_mail(
-            raw, envelope_recipient=message.envelope_recipient
+            raw, envelope_recipient=message.envelope_recipient, tenant_id=message.tenant_id
         )
         status = {
             "unsubscribed": InboundMessage.Status.PROCESSED,
@@ -76,7 +85,12 @@ def route(message: InboundMessage) -> None:
 
 
 def receive(
-    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
+    raw: bytes,
+    *,
+    source: str,
+    envelope_sender: str = "",
+    envelope_recipient: str = "",
+    provenance: Provenance = OPERATOR,
 ) -> tuple[InboundMessage, bool]:
     """Store, then route the message; returns (message, created). A copy already stored but not
     yet processed is routed again, so an MTA's redelivery retries what failed. Raises
@@ -84,7 +98,11 @@ def receive(
     it: the caller answers "try again later". Any other failure to process a stored message
     leaves it unrecognised, for staff review."""
     message, created = store(
-        raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
+        raw,
+        source=source,
+        envelope_sender=envelope_sender,
+        envelope_recipient=envelope_recipient,
+        provenance=provenance,
     )
     if message.status == InboundMessage.Status.RECEIVED:
         try:

@@ -7,6 +7,19 @@ from django.db import models
 from django.utils import timezone
 
 
+# A count or alert may belong to no tenant or stream (a report nobody could attribute). NULLs are
+# distinct in a unique constraint, and `nulls_distinct=False` exists on PostgreSQL 15+ only (not
+# on SQLite), so the uniqueness is kept on generated columns that read 0 for "none" instead:
+# the foreign keys stay true nullable keys, the database derives the keys, and
+# `INSERT ... ON CONFLICT` names them on SQLite and PostgreSQL alike.
+def _key_of(field: str) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=models.functions.Coalesce(field, 0),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
+
+
 class InboundMessage(models.Model):
     """One message as it arrived (compressed), whatever it turns out to be. Nothing that arrives
     is dropped: unparseable mail is kept for staff review."""
@@ -27,6 +40,17 @@ class InboundMessage(models.Model):
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices)
+    # The tenant of the key that posted it (None: the operator's own MTA or an unbound key).
+    # Everything the message makes acts for this tenant only, and the same bytes posted by two
+    # tenants are two messages: one tenant never learns of the other's.
+    tenant = models.ForeignKey(
+        "compliance.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    operator_level = models.BooleanField(
+        default=True,
+        help_text="Posted by a source the operator trusts with entries shared by every tenant "
+        "(fbl/provenance.py).",
+    )
     envelope_sender = models.CharField(max_length=320, blank=True)
     envelope_recipient = models.CharField(max_length=320, blank=True)
     raw_gzip = models.BinaryField(help_text="The message as received, gzip-compressed.")
@@ -34,8 +58,7 @@ class InboundMessage(models.Model):
     truncated = models.BooleanField(default=False)
     sha256 = models.CharField(
         max_length=64,
-        unique=True,
-        help_text="Of the bytes received: the same report twice is one row.",
+        help_text="Of the bytes received: the same report twice from one source is one row.",
     )
     times_received = models.PositiveIntegerField(default=1)
     kind = models.CharField(
@@ -64,10 +87,15 @@ class InboundMessage(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
+    tenant_key = _key_of("tenant")
+
     class Meta:
         ordering = ["-received_at"]
         verbose_name = "inbound message"
         indexes = [models.Index(fields=["status", "received_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "tenant_key"], name="inbound_once_per_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} message #{self.pk} ({self.kind or self.status})"
@@ -83,16 +111,24 @@ class RelayEvent(models.Model):
 
     source = models.CharField(max_length=50, help_text='"kumomta", or "anymail:<esp>"')
     source_id = models.CharField(max_length=255)
+    # The tenant of the key that posted it (None: an unbound key or the operator's ESP secret).
+    # Duplicates are recognised per tenant, so one tenant cannot pre-empt another's events.
+    tenant = models.ForeignKey(
+        "compliance.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     kind = models.CharField(max_length=20)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
     record = models.JSONField(null=True, blank=True)
     outcome = models.CharField(max_length=40, blank=True)
+    tenant_key = _key_of("tenant")
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "source_id"], name="relay_event_once")
+            models.UniqueConstraint(
+                fields=["source", "tenant_key", "source_id"], name="relay_event_once_per_tenant"
+            )
         ]
 
     def __str__(self) -> str:
@@ -105,6 +141,11 @@ class SoftBounce(models.Model):
     address_hash = models.BinaryField(max_length=32)
     occurred_at = models.DateTimeField()
     status = models.CharField(max_length=20, blank=True)
+    # Whose input it was (None: an operator-level source). A tenant's soft bounces count
+    # towards that tenant's threshold only.
+    tenant = models.ForeignKey(
+        "compliance.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["address_hash", "occurred_at"])]
@@ -114,19 +155,6 @@ class SoftBounce(models.Model):
 
 
 # --- complaint rates ---------------------------------------------------------------------------
-# A count or alert may belong to no tenant or stream (a report nobody could attribute). NULLs are
-# distinct in a unique constraint, and `nulls_distinct=False` exists on PostgreSQL 15+ only (not
-# on SQLite), so the uniqueness is kept on generated columns that read 0 for "none" instead:
-# the foreign keys stay true nullable keys, the database derives the keys, and
-# `INSERT ... ON CONFLICT` names them on SQLite and PostgreSQL alike.
-def _key_of(field: str) -> models.GeneratedField:
-    return models.GeneratedField(
-        expression=models.functions.Coalesce(field, 0),
-        output_field=models.BigIntegerField(),
-        db_persist=True,
-    )
-
-
 class DailyCount(models.Model):
     """Deliveries and feedback of one day, for one tenant, stream, campaign and mailbox provider:
     the numerator and denominator of complaint rates. Written only by fbl.complaint_rates."""

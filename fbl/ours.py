@@ -25,6 +25,7 @@ from fbl.recipients import (
     header,
     header_all,
     list_unsubscribe_uris,
+    verp_decode,
 )
 from fbl.report import ParsedReport
 from unsubscribe import services as unsubscribe
@@ -42,6 +43,7 @@ class Attribution:
     topic: Topic | None = None
     campaign: str = ""
     found_by: str = ""  # "token", "sender", "relay", or "" when nothing was found
+    recipient: str | None = None  # the recipient our token names, when found by token
 
 
 def claims_in(value: str) -> Claims | None:
@@ -89,6 +91,7 @@ def _from_claims(claims: Claims) -> Attribution | None:
         topic=recipient.topic,
         campaign=claims.campaign or "",
         found_by="token",
+        recipient=claims.recipient,
     )
 
 
@@ -145,3 +148,29 @@ def attribute_context(context: Context) -> Attribution:
             found_by="sender",
         )
     return Attribution(campaign=context.campaign or "")
+
+
+def addresses_of_our_mail(
+    report: ParsedReport, *, raw_headers: bytes = b"", envelope_recipient: str = ""
+) -> frozenset[str]:
+    """Recipients a report ties to mail we sent by our own marks (lower-cased): the recipient
+    our token names in the enclosed message, and the addresses our VERP return paths encode (the
+    bounce's envelope recipient, its To:, X-Original-To and Delivered-To, and the enclosed
+    message's Return-Path)."""
+    found: set[str] = set()
+    current = hooks()
+    enclosed = HeaderParser(policy=compat32).parsestr(report.original_headers or "")
+    claims = _claims_in_headers(enclosed)
+    if claims is not None:
+        found.add(claims.recipient.lower())
+    outer = HeaderParser(policy=compat32).parsestr(
+        raw_headers.decode("utf-8", "replace"), headersonly=True
+    )
+    paths = [envelope_recipient, header(enclosed, "Return-Path")]
+    for name in ("To", "X-Original-To", "Delivered-To"):
+        paths.extend(header_all(outer, name))
+    for path in paths:
+        decoded = verp_decode(path, current)
+        if decoded:
+            found.add(decoded.lower())
+    return frozenset(found)

@@ -31,6 +31,7 @@ from fbl import complaint_rates, dkim, ours
 from fbl.events import RelayEvent as Event
 from fbl.models import InboundMessage, RelayEvent, SoftBounce
 from fbl.parse import parse
+from fbl.provenance import Provenance, tied_to_our_mail
 from fbl.report import ParsedReport, to_json
 from suppression import rules
 from suppression import services as suppression
@@ -53,7 +54,7 @@ class Tally:
 
     @property
     def outcome(self) -> str:
-        for word in ("suppressed", "counted", "recorded", "no_recipient"):
+        for word in ("suppressed", "counted", "recorded", "held_for_review", "no_recipient"):
             if self.counts[word]:
                 return word
         return "nothing"
@@ -107,14 +108,19 @@ def _count(attribution: ours.Attribution, day, recipient, **counts) -> None:
     )
 
 
-def _soft_bounce(address: str, status: str, moment, *, origin: str, evidence: Model) -> bool:
+def _soft_bounce(
+    address: str, status: str, moment, *, target: Target, origin: str, evidence: Model
+) -> bool:
     """Record a transient failure; suppress once the address has had enough of them. At most
-    one per address and day counts, so a message's retries count once. True if it suppressed."""
+    one per address and day counts, so a message's retries count once. A tenant's soft bounces
+    count towards its own threshold only. True if it suppressed."""
     _, digest = suppression.normalise_and_hash(address)
     day_start = timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
-    history = SoftBounce.objects.filter(address_hash=digest)
+    history = SoftBounce.objects.filter(address_hash=digest, tenant=target.tenant)
     if not history.filter(occurred_at__gte=day_start, occurred_at__lt=day_start + _ONE_DAY):
-        SoftBounce.objects.create(address_hash=digest, occurred_at=moment, status=status[:20])
+        SoftBounce.objects.create(
+            address_hash=digest, occurred_at=moment, status=status[:20], tenant=target.tenant
+        )
     since = moment - datetime.timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS)
     days = (
         history.filter(occurred_at__gt=since, occurred_at__lte=moment)
@@ -126,7 +132,7 @@ def _soft_bounce(address: str, status: str, moment, *, origin: str, evidence: Mo
     if days < settings.SOFT_BOUNCE_THRESHOLD:
         return False
     suppression.suppress(
-        target=Target(tenant=None, scope=rules.GLOBAL),
+        target=target,
         address=address,
         reason=rules.SOFT_BOUNCE,
         origin=origin,
@@ -140,31 +146,35 @@ def _soft_bounce(address: str, status: str, moment, *, origin: str, evidence: Mo
 _ONE_DAY = datetime.timedelta(days=1)
 
 
-def _target_for(verb: str, attribution: ours.Attribution) -> Target:
-    if verb == "hard_bounce":
-        return Target(tenant=None, scope=rules.GLOBAL)  # a dead address is dead for everyone
-    # An opt-out or complaint we cannot attribute is honoured for every tenant's commercial mail.
-    return Target(tenant=attribution.tenant, scope=rules.COMMERCIAL)
-
-
 _REASON = {
     "complaint": rules.COMPLAINT,
     "unsubscribe": rules.UNSUBSCRIBE,
     "hard_bounce": rules.HARD_BOUNCE,
 }
+# Verbs that suppress, at once or past the soft-bounce threshold: the ones a report may carry
+# out only for recipients it ties to our mail, or for a few without that.
+_LIMITED = frozenset({*_REASON, "soft_bounce"})
 
 
 def act(
     report: ParsedReport,
     attribution: ours.Attribution,
     *,
+    provenance: Provenance,
     origin: str,
     evidence: Model,
     received_at: datetime.datetime,
+    our_addresses: frozenset[str] = frozenset(),
+    untied_limit: int | None = None,
 ) -> Tally:
-    """Carry out the action table for one report. Call inside a transaction."""
+    """Carry out the action table for one report, as far as its source reaches
+    (fbl/provenance.py). Recipients it does not tie to our mail are acted on up to
+    `untied_limit` (None: no limit); the rest are counted as "held_for_review". Call inside a
+    transaction."""
     tally = Tally()
+    attribution = provenance.attribution(attribution)
     day = _day(report.arrival_date or received_at)
+    untied = 0
     for action in table.actions_for(report):
         if action.verb == "complaint":
             _count(attribution, day, action.recipient, complaints=1)
@@ -173,10 +183,17 @@ def act(
         if action.address is None:
             tally.add("no_recipient")
             continue
+        if action.verb in _LIMITED and not tied_to_our_mail(
+            action.address, action.recipient, attribution, our_addresses
+        ):
+            if untied_limit is not None and untied >= untied_limit:
+                tally.add("held_for_review")
+                continue
+            untied += 1
         try:
             if action.suppresses:
                 outcome = suppression.suppress(
-                    target=_target_for(action.verb, attribution),
+                    target=provenance.target(action.verb, attribution),
                     address=action.address,
                     reason=_REASON[action.verb],
                     origin=origin,
@@ -189,7 +206,12 @@ def act(
             elif action.verb == "soft_bounce":
                 status = (action.recipient.status if action.recipient else None) or ""
                 suppressed = _soft_bounce(
-                    action.address, status, received_at, origin=origin, evidence=evidence
+                    action.address,
+                    status,
+                    received_at,
+                    target=provenance.target("soft_bounce", attribution),
+                    origin=origin,
+                    evidence=evidence,
                 )
                 tally.add("suppressed" if suppressed else "recorded")
             else:
@@ -210,6 +232,42 @@ def _evidence_note(report: ParsedReport, action: table.Action) -> str:
 
 
 # --- mail reports -------------------------------------------------------------------------------
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The raw message's own header fields (up to the first empty line)."""
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf >= 0 and (end < 0 or crlf < end):
+        end = crlf
+    return raw if end < 0 else raw[:end]
+
+
+def _act_on_message(
+    message: InboundMessage, raw: bytes, report: ParsedReport, *, untied_limit: int | None
+) -> Tally:
+    return act(
+        report,
+        ours.attribute_report(report),
+        provenance=Provenance.of_message(message),
+        origin=Origin.PROVIDER_REPORT,
+        evidence=message,
+        received_at=message.received_at,
+        our_addresses=ours.addresses_of_our_mail(
+            report,
+            raw_headers=_header_block(raw),
+            envelope_recipient=message.envelope_recipient,
+        ),
+        untied_limit=untied_limit,
+    )
+
+
+def _held_note(tally: Tally) -> str:
+    return (
+        f"{tally.counts['held_for_review']} recipient(s) not tied to mail we sent held for "
+        f"staff review (at most {settings.REPORT_UNTIED_RECIPIENT_LIMIT} per message act "
+        f"without review): {tally.note()}"
+    )
 
 
 def process(message: InboundMessage) -> None:
@@ -234,32 +292,27 @@ def process(message: InboundMessage) -> None:
             )
     if "status" not in update:
         with transaction.atomic():
-            tally = act(
-                report,
-                ours.attribute_report(report),
-                origin=Origin.PROVIDER_REPORT,
-                evidence=message,
-                received_at=message.received_at,
+            tally = _act_on_message(
+                message, raw, report, untied_limit=settings.REPORT_UNTIED_RECIPIENT_LIMIT
             )
-            update.update(status=Status.PROCESSED, note=tally.note() or "nothing to act on")
+            if tally.counts["held_for_review"]:
+                update.update(status=Status.PENDING_REVIEW, note=_held_note(tally))
+            else:
+                update.update(status=Status.PROCESSED, note=tally.note() or "nothing to act on")
             InboundMessage.objects.filter(pk=message.pk).update(**update)
     else:
         InboundMessage.objects.filter(pk=message.pk).update(**update)
 
 
 def accept(message: InboundMessage, *, user) -> InboundMessage:
-    """Staff accept an untrusted report: it acts as if it had been trusted."""
+    """Staff accept a report waiting for review: it acts on every recipient, within the reach
+    of the source that sent it (fbl/provenance.py)."""
     if message.status != Status.PENDING_REVIEW:
         raise ServiceError(f"message {message.pk} is not waiting for review", code="not_pending")
-    report = parse(message.raw(), hooks=ours.hooks())
+    raw = message.raw()
+    report = parse(raw, hooks=ours.hooks())
     with transaction.atomic():  # the admin request names the actor for the history
-        tally = act(
-            report,
-            ours.attribute_report(report),
-            origin=Origin.PROVIDER_REPORT,
-            evidence=message,
-            received_at=message.received_at,
-        )
+        tally = _act_on_message(message, raw, report, untied_limit=None)
         InboundMessage.objects.filter(pk=message.pk).update(
             status=Status.PROCESSED,
             note=f"accepted by {user}: {tally.note() or 'nothing to act on'}",
@@ -287,10 +340,10 @@ def reject(message: InboundMessage, *, user, note: str = "") -> InboundMessage:
 # --- relay events -------------------------------------------------------------------------------
 
 
-def record_relay_event(event: Event) -> str:
-    """Store one relay or ESP event and act on it. Returns what happened: "duplicate",
-    "counted" (a delivery or feedback counted), "suppressed", "recorded" (a soft bounce below
-    the threshold, a policy block), "no_recipient" or "nothing"."""
+def record_relay_event(event: Event, *, provenance: Provenance) -> str:
+    """Store one relay or ESP event and act on it, as far as its source reaches. Returns what
+    happened: "duplicate", "counted" (a delivery or feedback counted), "suppressed", "recorded"
+    (a soft bounce below the threshold, a policy block), "no_recipient" or "nothing"."""
     now = timezone.now()
     occurred = event.context.occurred_at or now
     with transaction.atomic():
@@ -299,6 +352,7 @@ def record_relay_event(event: Event) -> str:
                 row = RelayEvent.objects.create(
                     source=event.source[:50],
                     source_id=event.source_id[:255],
+                    tenant=provenance.tenant,
                     kind=event.kind,
                     occurred_at=event.context.occurred_at,
                     record=event.record,
@@ -311,6 +365,7 @@ def record_relay_event(event: Event) -> str:
             found = ours.attribute_report(event.report)
             if found.tenant is not None:
                 attribution = found
+        attribution = provenance.attribution(attribution)
         if event.kind == "delivery":
             _count(attribution, _day(occurred), event.recipient, deliveries=1)
             outcome = "counted"
@@ -318,7 +373,14 @@ def record_relay_event(event: Event) -> str:
             outcome = "nothing"
         else:
             outcome = act(
-                event.report, attribution, origin=Origin.RELAY, evidence=row, received_at=occurred
+                event.report,
+                attribution,
+                provenance=provenance,
+                origin=Origin.RELAY,
+                evidence=row,
+                received_at=occurred,
+                # A relay's own log names the recipient it tried; its records are one each.
+                our_addresses=frozenset({(event.recipient or "").lower()}),
             ).outcome
         RelayEvent.objects.filter(pk=row.pk).update(outcome=outcome)
     return outcome

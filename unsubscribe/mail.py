@@ -51,10 +51,15 @@ def is_unsubscribe_mail(raw: bytes, envelope_recipient: str | None = None) -> bo
 
 
 def unsubscribe_by_mail(
-    raw: bytes, *, envelope_recipient: str | None = None, sender_ip: str | None = None
+    raw: bytes,
+    *,
+    envelope_recipient: str | None = None,
+    sender_ip: str | None = None,
+    tenant_id: int | None = None,
 ) -> str:
     """Apply a mailto unsubscribe. Returns what happened: "unsubscribed", "auto-reply",
-    "invalid-token" or "no-token". Raises DatabaseError when the database is unreachable (the
+    "invalid-token", "other-tenant" (posted by a tenant the token does not belong to: it acts
+    for nobody else) or "no-token". Raises DatabaseError when the database is unreachable (the
     caller keeps the message and retries)."""
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     token = find_token(message, envelope_recipient)
@@ -65,6 +70,8 @@ def unsubscribe_by_mail(
     claims = services.read_claims(token)
     if claims is None:
         return "invalid-token"
+    if tenant_id is not None and claims.tenant_id != tenant_id:
+        return "other-tenant"
     recipient = services.recipient_for(claims)
     if recipient is None:
         return "invalid-token"

@@ -14,10 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.errors import PermissionDenied, ServiceError
+from compliance.parsers import read_limited
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
 from fbl import kumomta, ours, services
 from fbl.events import EventError, RelayEvent
+from fbl.provenance import Provenance
 
 MAX_RECORDS = 10_000
 
@@ -34,14 +36,12 @@ class RecordsParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.INBOUND_MAX_BYTES * 4
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise ServiceError(
-                f"a body over {limit} bytes is not a batch of log records",
-                code="too_large",
-                status=413,
-            )
+        raw = read_limited(
+            stream,
+            parser_context,
+            limit=settings.INBOUND_MAX_BYTES * 4,
+            what="a batch of log records",
+        )
         try:
             return json.loads(raw, parse_constant=_no_constant)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -125,10 +125,11 @@ class KumoMtaEventsView(APIView):
         except EventError as exc:
             raise ServiceError(str(exc), code="invalid_record") from exc
         relay_events = [_for_key(event, request.auth) for event in parsed]
+        provenance = Provenance.of_api_key(request.auth)
         outcomes: Counter[str] = Counter()
         with transaction.atomic():
             for event in relay_events:
-                outcomes[services.record_relay_event(event)] += 1
+                outcomes[services.record_relay_event(event, provenance=provenance)] += 1
         return Response(
             {
                 "received": len(data) if isinstance(data, list) else 1,

@@ -3,24 +3,27 @@
 from django.conf import settings
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.errors import ServiceError
+from compliance.parsers import LimitedBodyParser
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
 from fbl import ingest
 from fbl.models import InboundMessage
+from fbl.provenance import Provenance
 
 
-class RawMessageParser(BaseParser):
-    """The body as bytes: the message is stored exactly as sent."""
+class RawMessageParser(LimitedBodyParser):
+    """The body as bytes: the message is stored exactly as sent. Larger than four times
+    INBOUND_MAX_BYTES it is no report: refused before it is read."""
 
     media_type = "message/rfc822"
+    what = "a message"
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read() if stream is not None else b""
+    def limit(self) -> int:
+        return settings.INBOUND_MAX_BYTES * 4
 
 
 class ReportAnswer(serializers.Serializer):
@@ -41,13 +44,11 @@ class ReportsView(APIView):
         raw = request.data
         if not raw or not raw.strip():
             raise ServiceError("the body must hold the raw message", code="empty_message")
-        if len(raw) > settings.INBOUND_MAX_BYTES * 4:
-            raise ServiceError(
-                f"a message over {settings.INBOUND_MAX_BYTES * 4} bytes is not a report",
-                code="too_large",
-                status=413,
-            )
-        message, created = ingest.receive(raw, source=InboundMessage.Source.HTTP)
+        message, created = ingest.receive(
+            raw,
+            source=InboundMessage.Source.HTTP,
+            provenance=Provenance.of_api_key(request.auth),
+        )
         return Response(
             {
                 "id": message.pk,

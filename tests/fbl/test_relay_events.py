@@ -126,8 +126,8 @@ def test_an_untagged_feedback_record_is_attributed_by_our_token(relay, streams, 
     record = copy.deepcopy(FEEDBACK)
     report = record["feedback_report"]
     report.pop("supplemental_trace")
-    report["original_message"] = f"List-Unsubscribe: {link.list_unsubscribe}\n" + (
-        report["original_message"]
+    report["original_message"] = (
+        f"List-Unsubscribe: {link.list_unsubscribe}\n" + (report["original_message"])
     )
     answer = post(relay, record)
     assert answer.status_code == 200, answer.content
@@ -301,13 +301,13 @@ def basic_auth(secret: str) -> str:
 
 @pytest.fixture
 def esp(client, settings):
-    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    settings.ESP_WEBHOOKS = ["postmark"]
+    settings.ANYMAIL_WEBHOOK_SECRET = SECRET
 
-    def send(payload, auth=SECRET):
+    def send(payload, auth=SECRET, url=POSTMARK_URL):
         extra = {"HTTP_AUTHORIZATION": basic_auth(auth)} if auth else {}
-        return client.post(
-            POSTMARK_URL, data=json.dumps(payload), content_type="application/json", **extra
-        )
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        return client.post(url, data=body, content_type="application/json", **extra)
 
     return send
 
@@ -344,17 +344,18 @@ def test_postmark_spam_complaint_suppresses_commercial_mail(esp, streams):
     assert Suppression.objects.get().reason == "complaint"
 
 
-@pytest.mark.parametrize("auth", [None, "postmark-hook:wrong"])
-def test_webhook_without_the_shared_secret_is_refused(esp, streams, auth):
+@pytest.mark.parametrize("auth", [None, "postmark-hook:wrong", "hook:csk_not-a-key"])
+def test_webhook_without_the_shared_secret_or_a_key_is_refused(esp, streams, auth):
     answer = esp(POSTMARK_HARD_BOUNCE, auth=auth)
-    assert answer.status_code == 400
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "authentication_failed"
     assert not RelayEvent.objects.exists()
     assert not Suppression.objects.exists()
 
 
-def test_webhooks_are_closed_while_no_secret_is_configured(client, streams):
-    # The service's own settings (no ANYMAIL_WEBHOOK_SECRET of the test's choosing): no
-    # credentials an ESP, or anyone else, could send are accepted.
+def test_webhooks_are_closed_while_no_secret_is_configured(client, settings, streams):
+    # No ANYMAIL_WEBHOOK_SECRET: no credentials an ESP, or anyone else, could guess are accepted.
+    settings.ESP_WEBHOOKS = ["postmark"]
     for auth in (None, basic_auth(":"), basic_auth("unset:")):
         extra = {"HTTP_AUTHORIZATION": auth} if auth else {}
         answer = client.post(
@@ -363,7 +364,57 @@ def test_webhooks_are_closed_while_no_secret_is_configured(client, streams):
             content_type="application/json",
             **extra,
         )
-        assert answer.status_code == 400
+        assert answer.status_code == 401
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize("esp_name", ["mailgun", "amazon_ses", "postmark", "no-such-esp"])
+def test_an_esp_that_is_not_set_up_is_not_found(client, settings, streams, esp_name):
+    # Mailgun without its signing key and SES without boto3 used to answer 500 on every post.
+    settings.ESP_WEBHOOKS = []
+    settings.ANYMAIL_WEBHOOK_SECRET = SECRET
+    answer = client.post(
+        f"/api/v1/events/esp/{esp_name}/tracking/",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth(SECRET),
+    )
+    assert answer.status_code == 404
+    assert "no webhook" in answer.json()["detail"]
+
+
+def test_a_malformed_esp_payload_is_a_400(esp, streams):
+    for body in ("not json", "[1, 2]"):
+        answer = esp(body)
+        assert answer.status_code == 400, (body, answer.content)
+    assert not Suppression.objects.exists()
+
+
+def test_a_tenant_key_as_the_webhook_password_acts_for_that_tenant_only(
+    esp, streams, make_tenant, make_api_key
+):
+    marketing, transactional = streams
+    acme = make_tenant("acme")
+    _, key = make_api_key("reports:write", tenant=acme)
+    payload = {**POSTMARK_HARD_BOUNCE, "Metadata": {"stream": "marketing"}}
+    answer = esp(payload, auth=f"hook:{key}")
+    assert answer.status_code == 200, answer.content
+    # acme's own never-mail entry: the default tenant's password resets still go out.
+    assert not blocked(transactional, "gone@example.com")
+    acme_transactional = Stream.objects.get(tenant=acme, slug="transactional")
+    assert blocked(acme_transactional, "gone@example.com")
+    assert Suppression.objects.get().tenant == acme
+    assert RelayEvent.objects.get().tenant == acme
+
+
+def test_a_tenant_key_cannot_post_another_tenants_esp_events(
+    esp, streams, make_tenant, make_api_key
+):
+    acme = make_tenant("acme")
+    _, key = make_api_key("reports:write", tenant=acme)
+    answer = esp(POSTMARK_HARD_BOUNCE, auth=f"hook:{key}")  # metadata names tenant "default"
+    assert answer.status_code == 200
+    assert answer.json()["outcomes"] == {"other_tenant": 1}
     assert not Suppression.objects.exists()
 
 

@@ -1,0 +1,63 @@
+"""Request bodies read with a size limit, checked before the body is read.
+
+A body larger than its endpoint's limit is refused with 413 from its Content-Length alone, so a
+300 MB post is never read into memory; a body without a length (chunked) is read up to the limit
+and one byte more.
+"""
+
+from __future__ import annotations
+
+from rest_framework.parsers import BaseParser, MultiPartParser
+
+from compliance.errors import ServiceError
+
+
+def too_large(limit: int, what: str) -> ServiceError:
+    return ServiceError(f"{what} over {limit} bytes is refused", code="too_large", status=413)
+
+
+def declared_length(parser_context) -> int | None:
+    request = (parser_context or {}).get("request")
+    meta = getattr(request, "META", {}) if request is not None else {}
+    try:
+        return int(meta.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def read_limited(stream, parser_context, *, limit: int, what: str) -> bytes:
+    """The whole body as bytes. Raises ServiceError (413) when it is larger than `limit`."""
+    length = declared_length(parser_context)
+    if length is not None and length > limit:
+        raise too_large(limit, what)
+    data = stream.read(limit + 1) if stream is not None else b""
+    if len(data) > limit:
+        raise too_large(limit, what)
+    return data
+
+
+class LimitedBodyParser(BaseParser):
+    """A body taken whole as bytes, at most `limit()` of them."""
+
+    what = "a body"
+
+    def limit(self) -> int:
+        raise NotImplementedError
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return read_limited(stream, parser_context, limit=self.limit(), what=self.what)
+
+
+class LimitedMultiPartParser(MultiPartParser):
+    """Django's multipart parser, refusing a declared length over `limit()` before reading."""
+
+    what = "an upload"
+
+    def limit(self) -> int:
+        raise NotImplementedError
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        length = declared_length(parser_context)
+        if length is not None and length > self.limit():
+            raise too_large(self.limit(), self.what)
+        return super().parse(stream, media_type, parser_context)
