@@ -125,6 +125,13 @@ def suppressions_visible_to(tenant_ids: list[int] | None) -> QuerySet[Suppressio
     return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=tenant_ids))
 
 
+def suppressions_of(tenant_ids: list[int]) -> QuerySet[Suppression]:
+    """Entries of these tenants only, without the shared ones."""
+    return Suppression.objects.select_related("tenant", "stream", "topic__stream").filter(
+        tenant_id__in=tenant_ids
+    )
+
+
 def filter_suppressions(
     rows: QuerySet[Suppression],
     *,

@@ -72,6 +72,15 @@ class SuppressionOut(serializers.ModelSerializer):
     def get_address_hash(self, obj) -> str:
         return bytes(obj.address_hash).hex()
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.context.get("tenant_bound") and instance.tenant_id is None:
+            # A tenant sees entries shared by every tenant as their hash only: never the plain
+            # address or the evidence another tenant's or the operator's report left.
+            data["address"] = None
+            data["evidence_note"] = ""
+        return data
+
 
 class SuppressionIn(serializers.Serializer):
     address = serializers.CharField(max_length=512)

@@ -43,6 +43,12 @@ def _stream_and_topic(api_key, data):
     return stream, core.topic_of(stream, data.get("topic"))
 
 
+def _viewer(request) -> dict:
+    """Serializer context: is the caller bound to a tenant (and so sees shared entries as their
+    hash only)?"""
+    return {"tenant_bound": request.auth is not None and request.auth.tenant_id is not None}
+
+
 def _cacheable(response: Response) -> Response:
     # Relays may reuse an answer briefly; an opt-out then reaches them within this many seconds.
     response["Cache-Control"] = f"private, max-age={settings.SUPPRESSION_CHECK_CACHE_SECONDS}"
@@ -155,7 +161,9 @@ class SuppressionListView(APIView):
         )
         paginator = NewestFirst()
         page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(SuppressionOut(page, many=True).data)
+        return paginator.get_paginated_response(
+            SuppressionOut(page, many=True, context=_viewer(request)).data
+        )
 
     @extend_schema(request=SuppressionIn, responses={201: SuppressionOut, 200: SuppressionOut})
     def post(self, request):
@@ -191,7 +199,7 @@ class SuppressionDetailView(APIView):
 
     @extend_schema(responses=SuppressionOut)
     def get(self, request, pk):
-        return Response(SuppressionOut(self._row(request, pk)).data)
+        return Response(SuppressionOut(self._row(request, pk), context=_viewer(request)).data)
 
     @extend_schema(
         request=LiftIn,
@@ -206,7 +214,7 @@ class SuppressionDetailView(APIView):
         body.is_valid(raise_exception=True)
         note = body.validated_data.get("reason") or request.query_params.get("reason", "")
         lifted = services.lift(suppression=row, note=note)
-        return Response(SuppressionOut(lifted).data)
+        return Response(SuppressionOut(lifted, context=_viewer(request)).data)
 
 
 FEED_ACTIONS = {
@@ -237,9 +245,10 @@ class ChangesView(APIView):
             raise ServiceError("limit must be a whole number", code="invalid") from None
         if not 1 <= limit <= 10_000:
             raise ServiceError("limit must be between 1 and 10000", code="invalid")
-        events, next_cursor = selectors.changes_since(
-            cursor, limit=limit, tenant_ids=core.visible_tenant_ids(request.auth)
-        )
+        tenant_ids = core.visible_tenant_ids(request.auth)
+        events, next_cursor = selectors.changes_since(cursor, limit=limit, tenant_ids=tenant_ids)
+        # A tenant sees changes of shared entries by hash only (README, tenants).
+        bound = tenant_ids is not None
         return Response(
             {
                 "changes": [
@@ -248,7 +257,9 @@ class ChangesView(APIView):
                         "action": FEED_ACTIONS[e.action],
                         "suppressed": e.action != SuppressionEvent.Action.LIFT,
                         "address_hash": bytes(e.address_hash).hex(),
-                        "address": e.current.address,
+                        "address": None
+                        if bound and e.current.tenant_id is None
+                        else e.current.address,
                         "tenant": e.current.tenant.slug if e.current.tenant else None,
                         "scope": e.current.scope_label,
                         "reason": e.reason,
@@ -355,9 +366,13 @@ class ExportView(APIView):
             "active": True,
             **{k: v for k, v in query.validated_data.items() if v is not None},
         }
-        rows = selectors.filter_suppressions(
-            selectors.suppressions_visible_to(core.visible_tenant_ids(request.auth)), **filters
-        ).order_by("id")
+        tenant_ids = core.visible_tenant_ids(request.auth)
+        if fmt == "csv" and tenant_ids is not None:
+            # Addresses only of the tenant's own entries; shared ones travel as hashes only.
+            rows = selectors.suppressions_of(tenant_ids)
+        else:
+            rows = selectors.suppressions_visible_to(tenant_ids)
+        rows = selectors.filter_suppressions(rows, **filters).order_by("id")
         response = StreamingHttpResponse(
             exporting.export_lines(rows, fmt=fmt), content_type="text/csv; charset=utf-8"
         )

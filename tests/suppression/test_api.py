@@ -246,7 +246,8 @@ def test_a_tenant_key_sees_only_its_own_and_shared_entries(api_client, suppress,
     suppress("shared@example.com", "hard_bounce", tenant=None)
     client = api_client(READ, WRITE, tenant=other)
     listed = {r["address"] for r in client.get("/api/v1/suppressions/").json()["results"]}
-    assert listed == {"theirs@example.com", "shared@example.com"}
+    # shared entries are listed by hash only (tests/suppression/test_tenant_visibility.py)
+    assert listed == {"theirs@example.com", None}
     mine = Suppression.objects.get(address="mine@example.com")
     assert client.get(f"/api/v1/suppressions/{mine.pk}/").status_code == 404
     assert client.delete(f"/api/v1/suppressions/{mine.pk}/?reason=x").status_code == 404

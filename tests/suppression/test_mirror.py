@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import itertools
+import re
 import subprocess
 import sys
 import threading
@@ -118,7 +119,11 @@ def test_a_commercial_mirror_follows_adds_and_lifts(relay, suppress):
     lift("double@example.org", "commercial")  # known entries: the global one remains
     synced = relay.sync()
     assert synced.returncode == 0, synced.stderr
-    assert synced.stdout.startswith("applied 6 changes; cursor ")
+    # The six changes since the export; the export's cursor may stand a little earlier when
+    # another session's transaction in the cluster held the feed back, and replaying a change
+    # the export already holds changes nothing.
+    applied = int(re.match(r"applied (\d+) changes; cursor ", synced.stdout).group(1))
+    assert applied >= 6
 
     assert relay.suppressed(*ALL) == {
         "bounced@example.org",
