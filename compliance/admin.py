@@ -58,13 +58,22 @@ class ApiKeyCreationForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "scopes", "tenant"]
+        fields = ["name", "scopes", "tenant", "operator_level"]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "tenant", "scope_list", "created_at", "last_used_at", "state"]
-    list_filter = ["tenant", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "tenant",
+        "operator_level",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "state",
+    ]
+    list_filter = ["tenant", "operator_level", "revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = [
         "prefix",
@@ -87,8 +96,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "scopes", "tenant"]
-        return ["name", *self.readonly_fields]
+            return ["name", "scopes", "tenant", "operator_level"]
+        return ["name", "operator_level", *self.readonly_fields]
 
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so the audit trail can still name them.
@@ -104,13 +113,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name"])
+            obj.save(update_fields=["name", "operator_level"])
             return
         try:
             api_key, plain = services.issue_api_key(
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 tenant=form.cleaned_data["tenant"],
+                operator_level=form.cleaned_data.get("operator_level", False),
                 created_by=request.user,
             )
         except ServiceError as exc:

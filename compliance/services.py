@@ -45,9 +45,15 @@ def validate_scopes(scopes: Iterable[str]) -> list[str]:
 
 @transaction.atomic
 def issue_api_key(
-    *, name: str, scopes: Iterable[str], tenant: Tenant | None = None, created_by=None
+    *,
+    name: str,
+    scopes: Iterable[str],
+    tenant: Tenant | None = None,
+    operator_level: bool = False,
+    created_by=None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its plain text, which is never stored or shown again."""
+    """Create a key and return it with its plain text, which is never stored or shown again.
+    `operator_level` marks a relay of the operator's own (fbl/provenance.py)."""
     if not name.strip():
         raise ServiceError("an API key needs a name", code="no_name")
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -57,6 +63,7 @@ def issue_api_key(
         key_hash=hash_api_key(plain),
         scopes=validate_scopes(scopes),
         tenant=tenant,
+        operator_level=operator_level,
         created_by=created_by,
     )
     return api_key, plain

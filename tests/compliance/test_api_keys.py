@@ -94,7 +94,24 @@ def test_create_api_key_command_prints_a_working_key_last(default_tenant):
     api_key = ApiKey.objects.get(name="kumomta-east")
     assert api_key.tenant == default_tenant
     assert api_key.scopes == ["reports:write", "suppression:read"]
+    assert api_key.operator_level is False
     assert bearer(plain).get("/probe").json() == {"key": "kumomta-east"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_api_key_marks_an_operator_level_relay(default_tenant):
+    result = run_manage(
+        "create_api_key",
+        "kumomta-own",
+        "--scopes",
+        "reports:write",
+        "--tenant",
+        "default",
+        "--operator-level",
+        env=same_database_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert ApiKey.objects.get(name="kumomta-own").operator_level is True
 
 
 @pytest.mark.django_db(transaction=True)

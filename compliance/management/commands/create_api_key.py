@@ -14,8 +14,14 @@ class Command(BaseCommand):
             "--scopes", required=True, help="comma-separated, e.g. suppression:read"
         )
         parser.add_argument("--tenant", help="bind the key to this tenant's slug")
+        parser.add_argument(
+            "--operator-level",
+            action="store_true",
+            help="a relay of the operator's own: with --tenant, its hard bounces are still "
+            "shared by every tenant",
+        )
 
-    def handle(self, *args, name, scopes, tenant=None, **options):
+    def handle(self, *args, name, scopes, tenant=None, operator_level=False, **options):
         tenant_obj = None
         if tenant:
             tenant_obj = Tenant.objects.filter(slug=tenant).first()
@@ -25,7 +31,10 @@ class Command(BaseCommand):
         with audit.acting_as(audit.Actor(label="command:create_api_key", via="command")):
             try:
                 api_key, plain = services.issue_api_key(
-                    name=name, scopes=scopes.split(","), tenant=tenant_obj
+                    name=name,
+                    scopes=scopes.split(","),
+                    tenant=tenant_obj,
+                    operator_level=operator_level,
                 )
             except ServiceError as exc:
                 raise CommandError(exc.message, returncode=2) from exc
