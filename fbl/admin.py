@@ -26,6 +26,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     list_display = [
         "received_at",
         "source",
+        "tenant",
         "kind",
         "feedback_type",
         "status",
@@ -34,7 +35,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "size",
         "times_received",
     ]
-    list_filter = ["status", "kind", "feedback_type", "source", "truncated"]
+    list_filter = ["status", "kind", "feedback_type", "source", "tenant", "truncated"]
     date_hierarchy = "received_at"
     exclude = ["raw_gzip", "parsed"]
     readonly_fields = [
@@ -79,7 +80,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
 
 @admin.register(RelayEvent)
 class RelayEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "source", "kind", "outcome", "occurred_at"]
-    list_filter = ["source", "kind", "outcome"]
+    list_display = ["received_at", "source", "tenant", "kind", "outcome", "occurred_at"]
+    list_filter = ["source", "tenant", "kind", "outcome"]
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in RelayEvent._meta.fields]
