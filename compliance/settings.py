@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "anymail",
+    "csp",
     "compliance",
     "suppression",
     "unsubscribe",
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "compliance.middleware.ContentSecurityPolicyMiddleware",
     "compliance.middleware.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -168,6 +170,18 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp). This default covers the JSON API, /healthz and any page
+# without its own policy: nothing may load, submit, set a base URL or frame the response. The
+# recipient pages, the admin and the API docs have their own, each allowing only what the page
+# uses and no other origin (compliance/csp.py, described in README.md).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -189,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     # Served from our own static files: the docs page loads nothing from outside.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge image from validator.swagger.io: the page's policy forbids other origins.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
 }
 # How long a relay may cache a check answer (Cache-Control max-age).

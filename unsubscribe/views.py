@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from compliance.csp import recipient_page_policy
 from compliance.errors import ServiceError
 from compliance.middleware import client_ip
 from compliance.ttl_cache import TtlCache
@@ -46,6 +47,7 @@ def _invalid(request):
 
 @csrf_exempt
 @never_cache
+@recipient_page_policy
 def unsubscribe_link(request, token: str):
     if request.method == "OPTIONS":
         return HttpResponse(status=200, headers={"Allow": ALLOWED})
@@ -112,6 +114,7 @@ def _landing(request, token, claims):
 
 @csrf_exempt
 @never_cache
+@recipient_page_policy
 def preferences(request, token: str):
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
