@@ -5,6 +5,11 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+# One-click links minted under `make run` point at the address it serves, unless set.
+UNSUBSCRIBE_BASE_URL ?= http://$(HOST):$(PORT)
+# `make run` and `make worker` are the development set-up and say so: the service defaults to
+# production mode (DEBUG off), where it refuses to start with its development secrets.
+DEV_ENV = DEBUG=true UNSUBSCRIBE_BASE_URL='$(UNSUBSCRIBE_BASE_URL)'
 
 # Installs are stamped against pyproject.toml, so a second `make run` starts in seconds.
 RUN_STAMP  := $(VENV)/.installed-run
@@ -27,9 +32,9 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 install: $(RUN_STAMP)
 
 run: $(RUN_STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEV_ENV) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
+	$(DEV_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -38,7 +43,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 worker: $(RUN_STAMP)
-	$(BIN)/celery -A compliance worker --beat --loglevel INFO
+	$(DEV_ENV) $(BIN)/celery -A compliance worker --beat --loglevel INFO
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -6,7 +6,8 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        from compliance import audit, schema  # noqa: F401  (registers the OpenAPI scheme)
+        # checks: registers the settings' system checks; schema: the OpenAPI scheme.
+        from compliance import audit, checks, schema  # noqa: F401
         from compliance.models import ApiKey, SendingIdentity, Stream, Tenant, Topic
 
         # Staff and API changes to these models are recorded whoever makes them (admin, API,

@@ -6,6 +6,7 @@ calling process, so the embedded default needs no broker.
 
 import logging
 import os
+import sys
 import time
 
 from celery import Celery, signals
@@ -17,6 +18,28 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 task_log = logging.getLogger("compliance.task")
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _refuse_to_start_on_errors(**_):
+    # Celery runs Django's system checks at worker start but ignores what they find, and its
+    # signals log a handler's exception rather than raise it: exit, as manage.py would.
+    import django
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    from compliance.checks import refuse_to_start_on_errors
+
+    if not apps.ready:
+        django.setup()
+    try:
+        refuse_to_start_on_errors("Celery")
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(1) from None
+
+
 _started: dict[str, float] = {}
 
 

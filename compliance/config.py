@@ -38,10 +38,3 @@ def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict:
     config["ENGINE"] = _DATABASE_ENGINES[scheme]
     return config
 
-
-def require_production_secret(name: str, value: str, *, min_length: int = 32) -> None:
-    """Refuse a missing, placeholder or short secret when DEBUG is off."""
-    if not value or value.startswith(INSECURE_PREFIX):
-        raise ImproperlyConfigured(f"{name} must be set to a real secret when DEBUG is off")
-    if len(value) < min_length:
-        raise ImproperlyConfigured(f"{name} must be at least {min_length} characters long")

@@ -4,10 +4,15 @@ The database follows DATABASE_URL exactly as in production (SQLite when unset), 
 suite on the real PostgreSQL.
 """
 
+import os
 import tempfile
 from pathlib import Path
 
-from compliance.settings import *  # noqa: F403
+# The tests run in development mode, as `make run` does: the service itself defaults to
+# production (DEBUG off). Set before the import, since DEBUG decides other defaults there.
+os.environ["DEBUG"] = "true"
+
+from compliance.settings import *  # noqa: E402, F403
 
 # Fast for users the tests create; PBKDF2 still verifies accounts made by subprocesses.
 PASSWORD_HASHERS = [

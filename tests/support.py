@@ -33,13 +33,16 @@ def require_program(name: str) -> str:
 
 
 def service_env(**overrides: str) -> dict[str, str]:
-    """The environment of a fresh service process: embedded defaults plus `overrides`."""
+    """The environment of a fresh service process: embedded defaults in development mode (as
+    under `make run`) plus `overrides`."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "LOG_"))
     }
-    env.update({"DJANGO_SETTINGS_MODULE": "compliance.settings", "PYTHONPATH": str(ROOT)})
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "compliance.settings", "PYTHONPATH": str(ROOT), "DEBUG": "true"}
+    )
     env.update(overrides)
     return env
 

@@ -27,7 +27,7 @@ from suppression.models import Origin
 from suppression.scopes import Target
 from unsubscribe import spool
 from unsubscribe.models import UnsubscribeRequest
-from unsubscribe.tokens import Claims, TokenCodec, derive_key
+from unsubscribe.tokens import Claims, TokenCodec, derive_key, parse_keys
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,13 @@ def _now() -> datetime.datetime:
 
 @functools.cache
 def _codec_for(keys: str, max_age_days: int) -> TokenCodec:
-    parsed = {}
-    for item in keys.split(","):
-        kid, _, secret = item.strip().partition(":")
-        parsed[int(kid)] = derive_key(secret)
-    current = int(keys.split(",")[0].partition(":")[0])
-    return TokenCodec(parsed, current=current, max_age=max_age_days * 86400 or None)
+    # Malformed keys and a maximum age under 30 days are refused at start (compliance.checks).
+    by_id, current = parse_keys(keys)
+    return TokenCodec(
+        {kid: derive_key(secret) for kid, secret in by_id.items()},
+        current=current,
+        max_age=max_age_days * 86400 or None,
+    )
 
 
 def codec() -> TokenCodec:

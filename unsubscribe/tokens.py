@@ -44,6 +44,25 @@ class Claims:
     issued_at: int = 0
 
 
+def parse_keys(text: str) -> tuple[dict[int, str], int]:
+    """`ID:SECRET[,ID:SECRET...]` as ({key id: secret}, the id of the first key, which signs new
+    tokens). Raises ValueError saying which entry is wrong, without repeating any secret."""
+    keys: dict[int, str] = {}
+    for position, item in enumerate(text.split(","), start=1):
+        kid, colon, secret = item.strip().partition(":")
+        if not colon:
+            raise ValueError(f"entry {position} is not ID:SECRET")
+        # Key ids travel as the token's first byte.
+        if not (kid.isascii() and kid.isdigit() and int(kid) <= 255):
+            raise ValueError(f"entry {position}: the key id {kid!r} is not a number from 0 to 255")
+        if not secret:
+            raise ValueError(f"entry {position}: key {kid} has an empty secret")
+        if int(kid) in keys:
+            raise ValueError(f"entry {position}: key id {kid} is listed twice")
+        keys[int(kid)] = secret
+    return keys, next(iter(keys))
+
+
 def derive_key(secret: str) -> bytes:
     """A 256-bit AES key from a configured secret of any length."""
     return hashlib.sha256(b"unsubscribe-token-key:" + secret.encode()).digest()

@@ -178,7 +178,12 @@ def pipe_database_url(pipe_home) -> Iterator[str]:
 def write_wrapper(directory: Path, python: PipePython, settings_env: Mapping[str, str]) -> Path:
     """The pipe's command: export the service's settings, then run ingest_mail with the
     arguments Postfix passes."""
-    env = {"DJANGO_SETTINGS_MODULE": "compliance.settings", **python.env, **settings_env}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "compliance.settings",
+        "DEBUG": "true",
+        **python.env,
+        **settings_env,
+    }
     lines = ["#!/bin/sh", *(f"export {name}={shlex.quote(value)}" for name, value in env.items())]
     command = [*python.command, str(ROOT / "manage.py"), "ingest_mail"]
     lines.append(f'exec {shlex.join(command)} "$@"')
