@@ -170,8 +170,9 @@ def check_complaint_rates(app_configs=None, **kwargs) -> list[Error]:
     return errors
 
 
-# (variable, its value, the least allowed, whether the least itself is allowed)
 def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
+    """(variable, its value, the least allowed, whether the least itself is allowed) of every
+    plain number with a bound: a new one needs only a row here."""
     db = settings.DATABASES["default"]
     return [
         ("SOFT_BOUNCE_THRESHOLD", settings.SOFT_BOUNCE_THRESHOLD, 1, True),
