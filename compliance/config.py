@@ -20,6 +20,18 @@ _DATABASE_ENGINES = {
 INSECURE_PREFIX = "insecure-dev-only-"
 
 
+class Env(environ.Env):
+    """django-environ's reader, except that a value which does not parse (`SOFT_BOUNCE_THRESHOLD=
+    three`) stops the service naming its variable instead of with a bare ValueError. Values that
+    parse but are out of range are the system checks' (compliance/checks.py)."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{var} is malformed: {exc}") from None
+
+
 def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict:
     """Parse a database URL into a Django DATABASES entry.
 
@@ -37,4 +49,3 @@ def database_config(url: str, *, variable: str = "DATABASE_URL") -> dict:
         raise ImproperlyConfigured(f"{variable} is malformed: no database name in {url!r}")
     config["ENGINE"] = _DATABASE_ENGINES[scheme]
     return config
-

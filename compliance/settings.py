@@ -11,13 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-import environ
-
-from compliance.config import INSECURE_PREFIX, database_config
+from compliance.config import INSECURE_PREFIX, Env, database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+env = Env()
 
 # Safe by default: development mode must be asked for.
 DEBUG = env.bool("DEBUG", default=False)

@@ -69,6 +69,17 @@ def test_malformed_database_url_stops_with_the_variable_named(url):
     assert "DATABASE_URL is malformed" in result.stderr.decode()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"), [("UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", "thirty"), ("DKIM_DNS_TIMEOUT", "x")]
+)
+def test_a_value_that_is_not_a_number_stops_with_the_variable_named(variable, value):
+    result = run_manage("check", env=service_env(**{variable: value}))
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert f"configuration error: {variable} is malformed" in stderr
+    assert "Traceback" not in stderr
+
+
 def test_unknown_log_format_is_refused():
     result = run_manage("check", env=service_env(LOG_FORMAT="xml"))
     assert result.returncode != 0
