@@ -343,14 +343,15 @@ def check_mailto_domain(app_configs=None, **kwargs) -> list[Error]:
 
 @register
 def check_anymail_webhook_secret(app_configs=None, **kwargs) -> list[Error]:
-    # Empty is safe: the webhooks then refuse every request (settings.py). A value set must be
-    # the USER:PASSWORD pair ESPs send as basic auth, or no ESP could ever match it.
+    # Empty is safe: only API keys are then accepted (fbl/views/esp.py). A value set must be the
+    # USER:PASSWORD pair an ESP sends as basic auth, or no ESP could ever match it; and it makes
+    # its sender operator-level, so in production it must not be guessable.
     value = settings.ANYMAIL_WEBHOOK_SECRET
     if not value:
         return []
     hint = (
         "Set ANYMAIL_WEBHOOK_SECRET to USER:PASSWORD with a random password, e.g. "
-        f"webhook:$({_NEW_SECRET.format(n=24)}), or leave it empty to refuse every webhook."
+        f"webhook:$({_NEW_SECRET.format(n=24)}), or leave it empty to accept only API keys."
     )
     user, colon, password = value.partition(":")
     if not (user and colon and password):

@@ -238,7 +238,7 @@ def test_production_refuses_a_placeholder_webhook_secret(secret):
 
 @pytest.mark.parametrize("secret", ["", "esp:" + "r4nd0m" * 4])
 def test_production_accepts_no_webhook_secret_or_a_random_one(secret):
-    # Empty is safe: every webhook request is then refused.
+    # Empty is safe: only API keys are then accepted.
     assert (
         _errors(checks.check_anymail_webhook_secret, DEBUG=False, ANYMAIL_WEBHOOK_SECRET=secret)
         == []
