@@ -138,13 +138,12 @@ def _verp_pattern(prefix: str) -> re.Pattern[str]:
 # --- safe reading --------------------------------------------------------------------------
 
 
-class _Part(Message):
-    """A compat32 message part that reads as text/plain once the parser stopped descending."""
-
-    flattened = False
+class _Flattened(Message):
+    """A part below MAX_MIME_DEPTH: whatever its Content-Type says, it reads as text/plain, so
+    the parser keeps its body as text instead of descending (the header stays as written)."""
 
     def get_content_type(self) -> str:
-        return "text/plain" if self.flattened else super().get_content_type()
+        return "text/plain"
 
 
 class _BoundedParser(BytesFeedParser):
@@ -160,13 +159,13 @@ class _BoundedParser(BytesFeedParser):
             "multipart",
             "message",
         ):
-            part.flattened = True
+            part.__class__ = _Flattened  # only such parts pay for the override
             self.too_deep = True
 
 
 def read_message(data: bytes, problems: list[str] | None = None) -> Message:
     """`data` parsed as a compat32 message, MIME structure read to MAX_MIME_DEPTH levels."""
-    parser = _BoundedParser(_factory=_Part, policy=compat32)
+    parser = _BoundedParser(policy=compat32)
     parser.feed(data)
     msg = parser.close()
     if parser.too_deep and problems is not None:
