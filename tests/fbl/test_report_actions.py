@@ -4,8 +4,10 @@ soft-bounce thresholds, duplicates, and POST /api/v1/reports."""
 from __future__ import annotations
 
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from compliance.models import OptOutRequest, SendingIdentity, Stream
@@ -485,3 +487,19 @@ def test_mime_nested_thousands_of_levels_deep_posted_over_http_is_stored_for_rev
     assert (body["kind"], body["status"]) == ("unknown", "unrecognised")
     assert "nested more than 64 levels deep" in body["note"]
     assert InboundMessage.objects.get(pk=body["id"]).raw() == raw
+
+
+def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(
+    monkeypatch, db
+):
+    raw = (
+        b"From: someone@example.com\r\nSubject: "
+        + b" ".join([b"=?utf-8?q?caf=C3=A9?="] * 200_000)
+        + b"\r\n\r\nhello\r\n"
+    )
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    call_command("ingest_mail", stdout=io.StringIO())
+    message = InboundMessage.objects.get()
+    assert message.raw() == raw
+    assert message.status == Status.UNRECOGNISED
+    assert "more than 256 RFC 2047 encoded words" in message.note
