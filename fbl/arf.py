@@ -78,11 +78,11 @@ def feedback_type_of(value: str | None, problems: list[str]) -> str | None:
             f"text after the Feedback-Type {token.group(0)[:MAX_FEEDBACK_TYPE]!r} ignored "
             "(RFC 5965 3.1: a single token)"
         )
-    feedback_type = token.group(0).lower()
+    feedback_type = token.group(0)
     if len(feedback_type) > MAX_FEEDBACK_TYPE:
         problems.append(f"Feedback-Type longer than {MAX_FEEDBACK_TYPE} characters: cut")
         feedback_type = feedback_type[:MAX_FEEDBACK_TYPE]
-    return feedback_type
+    return feedback_type.lower()
 
 
 def is_arf(msg: Message) -> bool:

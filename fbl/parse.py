@@ -161,6 +161,8 @@ def _bound_headers(part: Message, problems: list[str]) -> None:
 
 def _with_raw(report: ParsedReport, raw: bytes) -> ParsedReport:
     # Text fields never carry NUL (see report.without_nul); the raw input stays as received.
+    # A limit met in a thousand parts is said once.
+    report = replace(report, problems=tuple(dict.fromkeys(report.problems)))
     return replace(without_nul(report), raw=raw)
 
 

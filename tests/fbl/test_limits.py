@@ -151,3 +151,17 @@ def test_a_message_of_a_huge_number_of_parts_is_read_on_its_first_parts():
         f"more than {MAX_MIME_PARTS} MIME parts: only the first {MAX_MIME_PARTS} read"
         in report.problems
     )
+
+
+def test_a_limit_met_in_many_parts_is_named_once():
+    parts = "".join(
+        f"--B\nContent-Type: text/plain\nX-Long: {'y' * (MAX_HEADER_CHARS + 1)}\n\nz\n"
+        for _ in range(5)
+    )
+    raw = crlf(
+        f'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n{parts}--B--\n'
+    )
+    report = parse(raw)
+    assert (
+        report.problems.count(f"over-long X-Long header cut to {MAX_HEADER_CHARS} characters") == 1
+    )
