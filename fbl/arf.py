@@ -15,6 +15,7 @@ from email.message import Message
 from typing import Final
 
 from fbl.recipients import (
+    MAX_RECIPIENTS,
     RecoveryHooks,
     content_type,
     decoded_header,
@@ -30,7 +31,17 @@ from fbl.recipients import (
 )
 from fbl.report import AuthFailure, ParsedReport
 
-__all__ = ["PROVIDER_RECIPIENT_FIELDS", "is_arf", "parse_arf"]
+__all__ = [
+    "MAX_FEEDBACK_TYPE",
+    "PROVIDER_RECIPIENT_FIELDS",
+    "feedback_type_of",
+    "is_arf",
+    "parse_arf",
+]
+
+# Characters kept of a Feedback-Type. The registered types (RFC 5965 7.3, RFC 6650, RFC 6591)
+# are at most 12; storage holds 40.
+MAX_FEEDBACK_TYPE: Final = 40
 
 # Providers that name the complaining recipient in a header of their own, in the enclosed
 # message or the report itself (DESIGN.md: "Original-Rcpt-To (or a provider's own field)").
@@ -43,6 +54,35 @@ PROVIDER_RECIPIENT_FIELDS: Final[dict[str, str]] = {
 _JMRP_FEEDBACK_TYPE: Final = "abuse"
 
 _FEEDBACK_FIELD: Final = re.compile(r"(?im)^feedback-type[ \t]*:")
+
+# RFC 5965 3.1: "Feedback-Type:" [CFWS] token [CFWS]; a token as in RFC 2045 5.1 (no spaces,
+# controls or tspecials). Comments (RFC 5322 3.2.2) may stand on either side.
+_LEADING_CFWS: Final = re.compile(r"(?:\s|\((?:[^()\\]|\\.){0,200}\))*")
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_ONLY_CFWS: Final = re.compile(r"(?:\s|\((?:[^()\\]|\\.)*\)|;.*)*")
+
+
+def feedback_type_of(value: str | None, problems: list[str]) -> str | None:
+    """The feedback type a Feedback-Type value names (RFC 5965 3.1): its token, lower-cased
+    (the registry spells the types in lower case), at most MAX_FEEDBACK_TYPE characters.
+    Comments and what follows the token are not part of it; junk is named in `problems`."""
+    if not value:
+        return None
+    start = _LEADING_CFWS.match(value).end()
+    token = _TOKEN.match(value, start)
+    if token is None:
+        return None
+    rest = value[token.end() :]
+    if rest and not _ONLY_CFWS.fullmatch(rest[:1000]):
+        problems.append(
+            f"text after the Feedback-Type {token.group(0)[:MAX_FEEDBACK_TYPE]!r} ignored "
+            "(RFC 5965 3.1: a single token)"
+        )
+    feedback_type = token.group(0)
+    if len(feedback_type) > MAX_FEEDBACK_TYPE:
+        problems.append(f"Feedback-Type longer than {MAX_FEEDBACK_TYPE} characters: cut")
+        feedback_type = feedback_type[:MAX_FEEDBACK_TYPE]
+    return feedback_type.lower()
 
 
 def is_arf(msg: Message) -> bool:
@@ -105,10 +145,7 @@ def parse_arf(
         values = fields.get(name)
         return values[0] if values else None
 
-    feedback_type = first("feedback-type")
-    if feedback_type:
-        # RFC 5965 registers the feedback types in lower case; unknown ones are kept as given.
-        feedback_type = feedback_type.split(";")[0].strip().lower() or None
+    feedback_type = feedback_type_of(first("feedback-type"), problems)
     if feedback_type is None:
         if feedback is None and provider is not None:
             feedback_type = _JMRP_FEEDBACK_TYPE
@@ -137,8 +174,8 @@ def parse_arf(
             problems.append(f"unreadable Incidents: {incidents_text[:40]}")
 
     original_mail_from = first("original-mail-from")
-    original_rcpt_to = tuple(fields.get("original-rcpt-to", []))
-    provider_rcpt = list(provider[1]) if provider else []
+    original_rcpt_to = tuple(fields.get("original-rcpt-to", [])[:MAX_RECIPIENTS])
+    provider_rcpt = list(provider[1])[:MAX_RECIPIENTS] if provider else []
     recipients = recover(
         enclosed=enclosed,
         hooks=hooks,
@@ -165,6 +202,7 @@ def parse_arf(
             identity_alignment=first("identity-alignment"),
         )
 
+    subject = decoded_header(msg, "Subject", problems=problems)
     source_ip = first("source-ip")
     if source_ip is None and provider is not None:
         source_ip = header(enclosed, "X-Reporter-IP") if enclosed is not None else None
@@ -190,7 +228,7 @@ def parse_arf(
         raw_size=raw_size,
         original_envelope_id=first("original-envelope-id"),
         auth_failure=auth_failure,
-        subject=decoded_header(msg, "Subject"),
+        subject=subject,
     )
 
 

@@ -78,11 +78,12 @@ def parse_auto_reply(message: Message, *, raw_size: int, problems: list[str]) ->
     )
     if not recipients:
         problems.append("auto-reply without a sender address")
+    subject = decoded_header(message, "Subject", problems=problems)
     return ParsedReport(
         kind="autoreply",
         original_message_id=header(message, "In-Reply-To"),
         recipients=recipients,
         problems=tuple(problems),
         raw_size=raw_size,
-        subject=decoded_header(message, "Subject"),
+        subject=subject,
     )

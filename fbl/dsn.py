@@ -24,8 +24,10 @@ from email.policy import compat32
 from typing import Any, Final
 
 from fbl import classification
+from fbl.arf import feedback_type_of
 from fbl.recipients import (
     ADDRESS,
+    MAX_RECIPIENTS,
     RecoveryHooks,
     addresses_in,
     clean,
@@ -695,6 +697,11 @@ def parse_dsn(
                 break
 
     per_message, groups = _split_recipients(blocks)
+    if len(groups) > MAX_RECIPIENTS:
+        problems.append(
+            f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} read"
+        )
+        groups = groups[:MAX_RECIPIENTS]
     if status_parts and not groups:
         problems.append("the delivery-status part names no recipient (RFC 3464 2.3.2)")
 
@@ -782,6 +789,7 @@ def parse_dsn(
     arrival = parse_date(arrival_text)
     if arrival_text and arrival is None:
         problems.append(f"unreadable Arrival-Date: {arrival_text[:80]}")
+    subject = decoded_header(msg, "Subject", problems=problems)
     return ParsedReport(
         kind="dsn",
         original_mail_from=_strip_type(per_message.get("x-postfix-sender"))
@@ -794,7 +802,7 @@ def parse_dsn(
         problems=tuple(problems),
         raw_size=raw_size,
         original_envelope_id=per_message.get("original-envelope-id"),
-        subject=decoded_header(msg, "Subject"),
+        subject=subject,
     )
 
 
@@ -889,7 +897,9 @@ def parse_ses(
             )
     else:
         complaint = _dict(data.get("complaint"))
-        feedback_type = (_str(complaint.get("complaintFeedbackType")) or "abuse").lower()
+        feedback_type = feedback_type_of(
+            _str(complaint.get("complaintFeedbackType")) or "abuse", problems
+        )
         when = _str(complaint.get("arrivalDate")) or _str(complaint.get("timestamp"))
         for item in _list(complaint.get("complainedRecipients")):
             address = clean(_str(_dict(item).get("emailAddress")))

@@ -73,7 +73,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from typing import Any, Final, NoReturn
 
-from fbl.arf import PROVIDER_RECIPIENT_FIELDS
+from fbl.arf import PROVIDER_RECIPIENT_FIELDS, feedback_type_of
 from fbl.classification import choose_status, classify, is_hard
 from fbl.events import Context, EventError, EventKind, RelayEvent
 from fbl.recipients import (
@@ -385,10 +385,9 @@ class _Record:
         def field(name: str) -> str | None:
             return self.string(report, name, f"feedback_report.{name}")
 
-        feedback_type = field("feedback_type")
-        if feedback_type is None or not feedback_type.strip():
+        feedback_type = feedback_type_of(field("feedback_type"), problems)
+        if feedback_type is None:
             self.fail("'feedback_report.feedback_type' is missing")
-        feedback_type = feedback_type.split(";")[0].strip().lower()
 
         version = report.get("version")
         if version is not None and not (isinstance(version, str) or _is_number(version)):

@@ -15,21 +15,45 @@ The stdlib parser runs with the compat32 policy. Measured on the shared fixture 
 about seven times faster than `email.policy.default`, whose header objects are also built (and
 can raise) when a malformed header is read; one hostile Content-Type took the default policy
 13 s. We decode only the few headers we use, and fbl/recipients.py reads every one defensively.
+
+Hostile mail is bounded (README, "Limits"): MIME structure is read to MAX_MIME_DEPTH levels and
+MAX_MIME_PARTS parts, header fields to MAX_HEADER_CHARS characters, RFC 2047 decoding and the
+recipients as fbl/recipients.py says. Each cut is named in `problems`; the raw message is kept
+as received.
 """
 
 from __future__ import annotations
 
-import email
 import logging
 from dataclasses import replace
 from email.message import Message
-from email.policy import compat32
+from typing import Final
 
 from fbl import arf, autoreply, dsn
-from fbl.recipients import RecoveryHooks, decoded_header
+from fbl.recipients import (
+    MAX_MIME_DEPTH,
+    MAX_RECIPIENTS,
+    RecoveryHooks,
+    decoded_header,
+    read_message,
+)
 from fbl.report import ParsedReport, ParseError, without_nul
 
-__all__ = ["DEFAULT_HOOKS", "ParseError", "parse"]
+__all__ = [
+    "DEFAULT_HOOKS",
+    "MAX_HEADER_CHARS",
+    "MAX_MIME_DEPTH",
+    "MAX_MIME_PARTS",
+    "MAX_RECIPIENTS",
+    "ParseError",
+    "parse",
+]
+
+# MIME parts read from one message; a report has three, a bounce with attachments a few more.
+MAX_MIME_PARTS: Final = 1000
+# Characters kept of one header field. RFC 5322 2.1.1 limits a line to 998 characters; folded
+# References or To fields of real mail stay well below this.
+MAX_HEADER_CHARS: Final = 64 * 1024
 
 DEFAULT_HOOKS = RecoveryHooks()
 
@@ -66,6 +90,15 @@ def parse(
         return ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size, raw=raw)
     try:
         report = _parse(data, raw_size=raw_size, hooks=hooks, problems=problems)
+        if len(report.recipients) > MAX_RECIPIENTS:
+            report = replace(
+                report,
+                recipients=report.recipients[:MAX_RECIPIENTS],
+                problems=(
+                    *report.problems,
+                    f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} read",
+                ),
+            )
     except RecursionError:
         problems.append("message nested too deeply to parse")
         report = ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size)
@@ -79,37 +112,71 @@ def parse(
 # The stdlib re-parses Content-Type parameters on every get_param() call, in time that grows
 # with the square of the header's length; real ones are a line or two.
 _MAX_MIME_HEADER = 1024
+_MIME_HEADERS: Final = frozenset({"content-type", "content-disposition"})
+_STATUS_TYPES: Final = frozenset({"message/delivery-status", "message/global-delivery-status"})
 
 
-def _bound_mime_headers(msg: Message, problems: list[str]) -> None:
-    for part in msg.walk():
-        for name in ("Content-Type", "Content-Disposition"):
-            values = part.get_all(name) or []
-            if not any(len(str(v)) > _MAX_MIME_HEADER for v in values):
-                continue
-            del part[name]
-            for value in values:
-                part[name] = str(value)[:_MAX_MIME_HEADER]
-            problems.append(f"over-long {name} header cut to {_MAX_MIME_HEADER} characters")
+def _bound_structure(msg: Message, problems: list[str]) -> None:
+    """Cut what later steps would spend too long on: parts past MAX_MIME_PARTS, over-long
+    header fields. Only the parsed copy changes; the raw message is kept as received."""
+    seen = 0
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        seen += 1
+        _bound_headers(part, problems)
+        if not part.is_multipart():
+            continue
+        payload = part.get_payload()  # the part's own list: cutting it cuts the message
+        if part.get_content_type() in _STATUS_TYPES:
+            # Its blocks of fields (RFC 3464 2.1), one per recipient: MAX_RECIPIENTS bounds them.
+            for block in payload:
+                _bound_headers(block, problems)
+            continue
+        room = MAX_MIME_PARTS - seen - len(stack)
+        if len(payload) > room:
+            problems.append(
+                f"more than {MAX_MIME_PARTS} MIME parts: only the first {MAX_MIME_PARTS} read"
+            )
+            del payload[max(room, 0) :]
+        stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+
+
+def _bound_headers(part: Message, problems: list[str]) -> None:
+    long_names = {
+        name.lower()
+        for name, value in part.raw_items()
+        if isinstance(value, str)
+        and len(value) > (_MAX_MIME_HEADER if name.lower() in _MIME_HEADERS else MAX_HEADER_CHARS)
+    }
+    for lower in long_names:
+        limit = _MAX_MIME_HEADER if lower in _MIME_HEADERS else MAX_HEADER_CHARS
+        values = part.get_all(lower) or []
+        name = next(n for n, _ in part.raw_items() if n.lower() == lower)
+        del part[lower]
+        for value in values:
+            part[name] = str(value)[:limit]
+        problems.append(f"over-long {name} header cut to {limit} characters")
 
 
 def _with_raw(report: ParsedReport, raw: bytes) -> ParsedReport:
     # Text fields never carry NUL (see report.without_nul); the raw input stays as received.
+    # A limit met in a thousand parts is said once.
+    report = replace(report, problems=tuple(dict.fromkeys(report.problems)))
     return replace(without_nul(report), raw=raw)
 
 
 def _parse(
     data: bytes, *, raw_size: int, hooks: RecoveryHooks, problems: list[str]
 ) -> ParsedReport:
-    msg: Message = email.message_from_bytes(data, policy=compat32)
+    msg = read_message(data, problems)
     if not msg.keys():
         problems.append("no header fields: not an RFC 5322 message")
-    _bound_mime_headers(msg, problems)
+    _bound_structure(msg, problems)
     ses = dsn.ses_notification(msg)
     if ses is not None:
-        return dsn.parse_ses(
-            ses, raw_size=raw_size, problems=problems, subject=decoded_header(msg, "Subject")
-        )
+        subject = decoded_header(msg, "Subject", problems=problems)
+        return dsn.parse_ses(ses, raw_size=raw_size, problems=problems, subject=subject)
     if arf.is_arf(msg):
         return arf.parse_arf(msg, raw_size=raw_size, hooks=hooks, problems=problems)
     if dsn.is_dsn(msg) or dsn.from_mailer_daemon(msg):
@@ -128,9 +195,7 @@ def _parse(
             problems=(*problems, *report.problems, "no bounce sender or subject: read as one"),
         )
     problems.append("not a feedback report, bounce or auto-reply")
+    subject = decoded_header(msg, "Subject", problems=problems)
     return ParsedReport(
-        kind="unknown",
-        problems=tuple(problems),
-        raw_size=raw_size,
-        subject=decoded_header(msg, "Subject"),
+        kind="unknown", problems=tuple(problems), raw_size=raw_size, subject=subject
     )

@@ -18,9 +18,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.feedparser import BytesFeedParser
 from email.header import Header, decode_header, make_header
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -29,6 +30,10 @@ from fbl.report import FoundBy, Recipient
 
 __all__ = [
     "DEFAULT_VERP_PREFIX",
+    "MAX_DECODED_HEADER",
+    "MAX_ENCODED_WORDS",
+    "MAX_MIME_DEPTH",
+    "MAX_RECIPIENTS",
     "RecoveryHooks",
     "addresses_in",
     "clean",
@@ -46,10 +51,26 @@ __all__ = [
     "ours",
     "parse_date",
     "part_text",
+    "read_message",
     "recover",
     "report_type",
     "verp_decode",
 ]
+
+# Limits on hostile mail, so no message costs more than a moment (README, "Limits"). Each is far
+# beyond what real reports need; what a limit cuts is named in the report's problems.
+# MIME levels read as structure: a report and its enclosed original nest three or four deep;
+# below this the part is read as text (the stdlib parser recurses once per level).
+MAX_MIME_DEPTH: Final = 64
+# RFC 2047 encoded words decoded per header: the stdlib decoder takes time that grows with the
+# square of their number (200,000 took 69 s). A subject rarely needs a dozen.
+MAX_ENCODED_WORDS: Final = 256
+# Characters of a header decoded for display and classification (RFC 5322 2.1.1: a line is at
+# most 998 characters; a folded subject of this size is already absurd).
+MAX_DECODED_HEADER: Final = 8 * 1024
+# Recipients read from one report: Postfix's default smtpd_recipient_limit, the most one SMTP
+# transaction (and so one bounce) usually names.
+MAX_RECIPIENTS: Final = 1000
 
 # RFC 5322 3.4.1 addr-spec, loosened the way real reports need: a quoted local part, dots in a
 # row (seen in Original-Recipient fields), and a domain without a dot (local delivery).
@@ -117,6 +138,44 @@ def _verp_pattern(prefix: str) -> re.Pattern[str]:
 # --- safe reading --------------------------------------------------------------------------
 
 
+class _Flattened(Message):
+    """A part below MAX_MIME_DEPTH: whatever its Content-Type says, it reads as text/plain, so
+    the parser keeps its body as text instead of descending (the header stays as written)."""
+
+    def get_content_type(self) -> str:
+        return "text/plain"
+
+
+class _BoundedParser(BytesFeedParser):
+    """The stdlib parser, descending at most MAX_MIME_DEPTH levels (multipart and message/*).
+    Deeper parts keep their text as a text/plain payload."""
+
+    too_deep = False
+
+    def _parse_headers(self, lines: list[str]) -> None:
+        super()._parse_headers(lines)
+        part = self._cur
+        if len(self._msgstack) > MAX_MIME_DEPTH and part.get_content_maintype() in (
+            "multipart",
+            "message",
+        ):
+            part.__class__ = _Flattened  # only such parts pay for the override
+            self.too_deep = True
+
+
+def read_message(data: bytes, problems: list[str] | None = None) -> Message:
+    """`data` parsed as a compat32 message, MIME structure read to MAX_MIME_DEPTH levels."""
+    parser = _BoundedParser(policy=compat32)
+    parser.feed(data)
+    msg = parser.close()
+    if parser.too_deep and problems is not None:
+        problems.append(
+            f"MIME parts nested more than {MAX_MIME_DEPTH} levels deep: "
+            "the deeper levels are read as text"
+        )
+    return msg
+
+
 def _printable(value: str) -> str:
     # compat32 keeps undecodable header bytes as surrogates; they would break JSON output.
     try:
@@ -174,11 +233,32 @@ def header_all(msg: Message | None, name: str) -> list[str]:
         return []
 
 
-def decoded_header(msg: Message | None, name: str) -> str | None:
-    """A header with RFC 2047 encoded words decoded (for subjects and display text)."""
+def decoded_header(
+    msg: Message | None, name: str, *, problems: list[str] | None = None
+) -> str | None:
+    """A header with RFC 2047 encoded words decoded (for subjects and display text). Only its
+    first MAX_DECODED_HEADER characters and MAX_ENCODED_WORDS encoded words are decoded; a cut
+    is noted in `problems` when given."""
     raw = header(msg, name)
     if raw is None or "=?" not in raw:
         return raw
+    if len(raw) > MAX_DECODED_HEADER:
+        raw = raw[:MAX_DECODED_HEADER]
+        if problems is not None:
+            problems.append(f"{name} header decoded on its first {MAX_DECODED_HEADER} characters")
+    # Every encoded word starts with "=?" (RFC 2047 2): counting those bounds the decoder.
+    start = -1
+    for _ in range(MAX_ENCODED_WORDS + 1):
+        start = raw.find("=?", start + 1)
+        if start < 0:
+            break
+    else:
+        raw = raw[:start].rstrip()
+        if problems is not None:
+            problems.append(
+                f"{name} header has more than {MAX_ENCODED_WORDS} RFC 2047 encoded words: "
+                f"decoded up to the {MAX_ENCODED_WORDS}th"
+            )
     try:
         return _printable(str(make_header(decode_header(raw))))
     except Exception:
@@ -282,7 +362,7 @@ def _base64_enclosure(garbled: Message) -> tuple[Message | None, str | None]:
     try:
         text = _message_text(garbled)
         data = base64.b64decode("".join(text.split()), validate=False)
-        inner = BytesParser(policy=compat32).parsebytes(data)
+        inner = read_message(data)
     except Exception:
         return garbled, header_block(garbled)
     return inner, header_block(inner)
@@ -487,7 +567,7 @@ def recover(
     for rule, values in rules:
         found: list[Recipient] = []
         seen: set[str] = set()
-        for value in values:
+        for value in values[:MAX_RECIPIENTS]:
             address = clean(value)
             if not address:
                 continue

@@ -270,20 +270,32 @@ def _held_note(tally: Tally) -> str:
     )
 
 
+def _fit(model: type[Model], name: str, value: str | None) -> str:
+    """`value` cut to the column's max_length: a parsed value PostgreSQL refused would fail the
+    whole report, and on every redelivery (the parsers bound these; this is the last guard)."""
+    return (value or "")[: model._meta.get_field(name).max_length]
+
+
 def process(message: InboundMessage) -> None:
     """Parse a stored report message, decide whether it is trusted, and act or queue it. The
     outcome is written to the message's row (the caller reloads it)."""
     raw = message.raw()
     report = parse(raw, hooks=ours.hooks())
     parsed = to_json(report)
-    update = {"kind": report.kind, "feedback_type": parsed["feedback_type"] or "", "parsed": parsed}
+    update = {
+        "kind": _fit(InboundMessage, "kind", report.kind),
+        "feedback_type": _fit(InboundMessage, "feedback_type", parsed["feedback_type"]),
+        "parsed": parsed,
+    }
     if report.kind == "autoreply":
         update.update(status=Status.IGNORED, note="auto-reply")
     elif report.kind == "unknown":
         update.update(status=Status.UNRECOGNISED, note="; ".join(parsed["problems"])[:2000])
     elif report.kind == "arf":
         domain, results = check_trust(raw)
-        update.update(dkim_domain=domain or "", dkim_results=results[:2000])
+        update.update(
+            dkim_domain=_fit(InboundMessage, "dkim_domain", domain), dkim_results=results[:2000]
+        )
         if domain is None:
             update.update(
                 status=Status.PENDING_REVIEW,
@@ -350,10 +362,10 @@ def record_relay_event(event: Event, *, provenance: Provenance) -> str:
         try:
             with transaction.atomic():  # a savepoint: the duplicate's error stays inside it
                 row = RelayEvent.objects.create(
-                    source=event.source[:50],
-                    source_id=event.source_id[:255],
+                    source=_fit(RelayEvent, "source", event.source),
+                    source_id=_fit(RelayEvent, "source_id", event.source_id),
                     tenant=provenance.tenant,
-                    kind=event.kind,
+                    kind=_fit(RelayEvent, "kind", event.kind),
                     occurred_at=event.context.occurred_at,
                     record=event.record,
                 )
@@ -382,5 +394,5 @@ def record_relay_event(event: Event, *, provenance: Provenance) -> str:
                 # A relay's own log names the recipient it tried; its records are one each.
                 our_addresses=frozenset({(event.recipient or "").lower()}),
             ).outcome
-        RelayEvent.objects.filter(pk=row.pk).update(outcome=outcome)
+        RelayEvent.objects.filter(pk=row.pk).update(outcome=_fit(RelayEvent, "outcome", outcome))
     return outcome

@@ -6,10 +6,10 @@ they change nothing.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 
 from fbl.autoreply import is_auto_reply
@@ -43,11 +43,14 @@ def find_token(message: Message, envelope_recipient: str | None = None) -> str |
     return None
 
 
+def _headers(raw: bytes) -> Message:
+    # Only header fields are read here: the body, however deeply its MIME parts nest, is never
+    # parsed (the stdlib parser recurses once per level).
+    return BytesHeaderParser(policy=compat32).parsebytes(raw)
+
+
 def is_unsubscribe_mail(raw: bytes, envelope_recipient: str | None = None) -> bool:
-    return (
-        find_token(email.message_from_bytes(raw, policy=email.policy.compat32), envelope_recipient)
-        is not None
-    )
+    return find_token(_headers(raw), envelope_recipient) is not None
 
 
 def unsubscribe_by_mail(
@@ -61,7 +64,7 @@ def unsubscribe_by_mail(
     "invalid-token", "other-tenant" (posted by a tenant the token does not belong to: it acts
     for nobody else) or "no-token". Raises DatabaseError when the database is unreachable (the
     caller keeps the message and retries)."""
-    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    message = _headers(raw)
     token = find_token(message, envelope_recipient)
     if token is None:
         return "no-token"

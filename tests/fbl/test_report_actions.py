@@ -4,8 +4,10 @@ soft-bounce thresholds, duplicates, and POST /api/v1/reports."""
 from __future__ import annotations
 
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from compliance.models import OptOutRequest, SendingIdentity, Stream
@@ -432,3 +434,72 @@ def test_a_message_that_fails_processing_is_kept_for_review(monkeypatch, db):
     assert message.status == Status.UNRECOGNISED
     assert message.note == "processing failed: RuntimeError: a parser bug"
     assert not Suppression.objects.exists()
+
+
+# --- hostile mail is stored and acted on within limits ------------------------------------------
+
+
+def test_a_complaint_whose_feedback_type_trails_junk_is_acted_on_as_a_complaint(
+    feedback_loop, provider_key, streams
+):
+    marketing, _ = streams
+    raw = dkim_sign(
+        complaint("junk-type@example.com", "abuse " + "x" * 300), provider_key, domain=FBL_DOMAIN
+    )
+    message = receive(raw)
+    assert message.status == Status.PROCESSED, message.note
+    assert message.feedback_type == "abuse"
+    assert blocked(marketing, "junk-type@example.com")
+    assert Suppression.objects.get().reason == "complaint"
+    assert DailyCount.objects.get().complaints == 1
+
+
+def test_an_unknown_over_long_feedback_type_is_stored_cut_and_counted_as_other_feedback(
+    feedback_loop, provider_key, streams
+):
+    marketing, _ = streams
+    raw = dkim_sign(complaint("long-type@example.com", "z" * 300), provider_key, domain=FBL_DOMAIN)
+    message = receive(raw)
+    assert message.status == Status.PROCESSED, message.note
+    assert message.feedback_type == "z" * 40
+    assert "Feedback-Type longer than 40 characters: cut" in message.parsed["problems"]
+    counted = DailyCount.objects.get()
+    assert (counted.complaints, counted.other_feedback) == (0, 1)
+    assert not blocked(marketing, "long-type@example.com")
+
+
+def deeply_nested(levels: int) -> bytes:
+    opening = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(levels)
+    )
+    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(levels)))
+    return (
+        "From: someone@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+        f"{opening}Content-Type: text/plain\r\n\r\nhello\r\n{closing}"
+    ).encode()
+
+
+def test_mime_nested_thousands_of_levels_deep_posted_over_http_is_stored_for_review(api_client, db):
+    raw = deeply_nested(5000)
+    response = post_report(api_client("reports:write"), raw)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["kind"], body["status"]) == ("unknown", "unrecognised")
+    assert "nested more than 64 levels deep" in body["note"]
+    assert InboundMessage.objects.get(pk=body["id"]).raw() == raw
+
+
+def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(
+    monkeypatch, db
+):
+    raw = (
+        b"From: someone@example.com\r\nSubject: "
+        + b" ".join([b"=?utf-8?q?caf=C3=A9?="] * 200_000)
+        + b"\r\n\r\nhello\r\n"
+    )
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    call_command("ingest_mail", stdout=io.StringIO())
+    message = InboundMessage.objects.get()
+    assert message.raw() == raw
+    assert message.status == Status.UNRECOGNISED
+    assert "more than 256 RFC 2047 encoded words" in message.note
