@@ -221,12 +221,14 @@ def text_array(values: Iterable[str]) -> str:
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
-_NEVER_MAIL = text_array(sorted(rules.NEVER_MAIL))
-
-
 @functools.lru_cache(maxsize=1024)
 def _lookup_params(keys: rules.BlockingKeys) -> tuple[str, str, str]:
-    return text_array(keys.any_reason), text_array(keys.never_mail_only), _NEVER_MAIL
+    """The arrays of sql.POLICY_LOOKUP_SQL, in the order `rules.blocking_sql` names them."""
+    return (
+        text_array(keys.any_reason),
+        text_array(keys.never_mail_only),
+        text_array(keys.never_mail),
+    )
 
 
 def blocking_entries(

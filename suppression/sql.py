@@ -15,29 +15,33 @@ from django.db import connection
 from django.utils import timezone
 
 from suppression import rules
-from suppression.models import Suppression, SuppressionEvent
+from suppression.models import Suppression, SuppressionEvent, blocking_q
 
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 # The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
 # the client than a 10,000-element array, which psycopg dumps element by element.
-BLOCKING_SQL = """
+BLOCKING_SQL = f"""
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
 FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
 JOIN suppression_suppression AS s
   ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
-WHERE s.lifted_at IS NULL
-  AND (s.expires_at IS NULL OR s.expires_at > %(now)s)
-  AND (s.scope_key = ANY(%(any_reason)s)
-       OR (s.scope_key = ANY(%(never_mail_only)s) AND s.reason = ANY(%(never_mail)s)))
+WHERE {
+    rules.blocking_sql(
+        alias="s",
+        now="%(now)s",
+        any_reason="%(any_reason)s",
+        never_mail_only="%(never_mail_only)s",
+        never_mail="%(never_mail)s",
+    )
+}
 """
 
-# One address: a plain index lookup, planned in microseconds; the reason filter for
-# "never mail only" keys is applied by the caller (rules.blocks).
-SINGLE_SQL = """
+# One address: a plain index lookup on (address_hash, scope_key), planned in microseconds.
+SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
-WHERE address_hash = %s AND scope_key IN ({keys})
-  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+WHERE address_hash = %s
+  AND {rules.blocking_sql(now="now()", any_reason="%s", never_mail_only="%s", never_mail="%s")}
 """
 
 # BLOCKING_SQL for one hash (the Postfix policy server), as a prepared statement: the unnest
@@ -45,12 +49,17 @@ WHERE address_hash = %s AND scope_key IN ({keys})
 # the lookup itself (bench/policy_server.py). Same rule: `rules.blocking_keys` decides the keys.
 # The key lists go as array literals (text), cheaper to send than lists, which psycopg inspects
 # element by element on every call.
-POLICY_LOOKUP_SQL = """
+POLICY_LOOKUP_SQL = f"""
 SELECT scope_key, reason FROM suppression_suppression
 WHERE address_hash = %s
-  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-  AND (scope_key = ANY(%s::text[])
-       OR (scope_key = ANY(%s::text[]) AND reason = ANY(%s::text[])))
+  AND {
+    rules.blocking_sql(
+        now="now()",
+        any_reason="%s::text[]",
+        never_mail_only="%s::text[]",
+        never_mail="%s::text[]",
+    )
+}
 """
 
 # Only events of transactions older than every transaction still running: a later read can never
@@ -93,7 +102,7 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
                     "now": now,
                     "any_reason": list(keys.any_reason),
                     "never_mail_only": list(keys.never_mail_only),
-                    "never_mail": sorted(rules.NEVER_MAIL),
+                    "never_mail": list(keys.never_mail),
                 },
                 binary=True,
             )
@@ -103,31 +112,25 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
 
 def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[BlockingRow]:
     """Active entries of one hash that block mail under `keys` (the single check's hot path)."""
-    wanted = [*keys.any_reason, *keys.never_mail_only]
     if connection.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(SINGLE_SQL.format(keys=", ".join(["%s"] * len(wanted))), [digest, *wanted])
-        return [
-            BlockingRow(digest, k, r, c)
-            for k, r, c in cursor.fetchall()
-            if rules.blocks(keys, k, r)
-        ]
+        cursor.execute(
+            SINGLE_SQL,
+            [digest, list(keys.any_reason), list(keys.never_mail_only), list(keys.never_mail)],
+        )
+        return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
 
 def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
-    from suppression.models import active_q
-
+    """`blocking_rows` through the ORM: SQLite's path, and the same rule on PostgreSQL."""
     found = []
-    wanted = set(keys.any_reason) | set(keys.never_mail_only)
     for start in range(0, len(hashes), 500):  # SQLite caps the parameters of one query
         chunk = list(hashes[start : start + 500])
         rows = Suppression.objects.filter(
-            active_q(), address_hash__in=chunk, scope_key__in=wanted
+            blocking_q(keys, now=now), address_hash__in=chunk
         ).values_list("address_hash", "scope_key", "reason", "created_at")
-        found.extend(
-            BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows if rules.blocks(keys, k, r)
-        )
+        found.extend(BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows)
     return found
 
 
