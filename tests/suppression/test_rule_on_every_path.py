@@ -92,9 +92,7 @@ class World:
 
 
 def digest(address: str) -> bytes:
-    return addresses.address_hash(
-        addresses.normalise(address), settings.ADDRESS_HASH_KEY.encode()
-    )
+    return addresses.address_hash(addresses.normalise(address), settings.ADDRESS_HASH_KEY.encode())
 
 
 def build_world() -> World:
@@ -143,9 +141,8 @@ def world(django_db_setup, django_db_blocker):
 
 
 def by_single_check(world, stream, topic, asked):
-    return {
-        a for a in asked if selectors.is_suppressed(stream=stream, topic=topic, address=a).suppressed
-    }
+    verdicts = [selectors.is_suppressed(stream=stream, topic=topic, address=a) for a in asked]
+    return {v.address for v in verdicts if v.suppressed}
 
 
 def by_batch_check(world, stream, topic, asked):
