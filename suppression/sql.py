@@ -172,6 +172,8 @@ class ImportTarget(NamedTuple):
     stream_id: int | None
     topic_id: int | None
     reason: str
+    # Entries of this reason expire this long after their date (soft bounces); None: never.
+    expires_after: datetime.timedelta | None = None
 
 
 IMPORT_TEMP_TABLE = """
@@ -184,22 +186,27 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_chunk (
 IMPORT_COPY = "COPY import_chunk (line, address_hash, address, target, created_at) FROM STDIN"
 
 # New keys only: an entry already listed (active or lifted by staff) is left as it is, so
-# re-importing a file changes nothing. The row, its history event and, for opt-outs, the opt-out
-# request are written by one statement; the few distinct targets of a file join in as arrays.
+# re-importing a file changes nothing. An entry whose reason expires (a soft bounce) expires
+# counted from its date, so one already past is stored as history and blocks nothing. The row,
+# its history event and, for opt-outs, the opt-out request are written by one statement; the few
+# distinct targets of a file join in as arrays.
 IMPORT_INSERT = """
 WITH targets AS (
     SELECT * FROM unnest(
         %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
-        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[]
-    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason)
+        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[],
+        %(t_expires_after)s::interval[]
+    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason,
+           expires_after)
 ), new AS (
     INSERT INTO suppression_suppression (
         tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
-        evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
+        evidence_type_id, evidence_id, evidence_note, created_at, updated_at, expires_at)
     SELECT DISTINCT ON (c.address_hash, t.scope_key)
         t.tenant_id, t.scope, t.stream_id, t.topic_id, t.scope_key, c.address_hash, c.address,
         t.reason, 'import', %(evidence_type)s, %(evidence_id)s, %(note_prefix)s || c.line,
-        coalesce(c.created_at, %(now)s), %(now)s
+        coalesce(c.created_at, %(now)s), %(now)s,
+        coalesce(c.created_at, %(now)s) + t.expires_after
     FROM import_chunk AS c JOIN targets AS t ON t.id = c.target
     ORDER BY c.address_hash, t.scope_key, c.line
     ON CONFLICT (address_hash, scope_key) DO NOTHING
@@ -268,6 +275,7 @@ def insert_copied_rows(
                 "t_stream": [t.stream_id for t in targets],
                 "t_topic": [t.topic_id for t in targets],
                 "t_reason": [t.reason for t in targets],
+                "t_expires_after": [t.expires_after for t in targets],
                 "now": now,
                 "evidence_type": evidence_type_id,
                 "evidence_id": evidence_id,
