@@ -17,6 +17,10 @@ from django.utils import timezone
 from suppression import rules
 from suppression.models import Suppression, SuppressionEvent, blocking_q
 
+# The three lookups below take their WHERE condition (in force, and blocking under a
+# rules.BlockingKeys) from rules.blocking_sql, built once here at import: the rule is written in
+# rules.py only, and tests/suppression/test_rule_on_every_path.py holds every path to it.
+
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 # The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
@@ -46,7 +50,7 @@ WHERE address_hash = %s
 
 # BLOCKING_SQL for one hash (the Postfix policy server), as a prepared statement: the unnest
 # join is built for batches, and parsing and planning it for every recipient cost several times
-# the lookup itself (bench/policy_server.py). Same rule: `rules.blocking_keys` decides the keys.
+# the lookup itself (bench/policy_server.py).
 # The key lists go as array literals (text), cheaper to send than lists, which psycopg inspects
 # element by element on every call.
 POLICY_LOOKUP_SQL = f"""
