@@ -41,7 +41,7 @@ WHERE {
 }
 """
 
-# One address: a plain index lookup on (address_hash, scope_key), planned in microseconds.
+# One address: a plain index lookup by hash, planned in microseconds.
 SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
 WHERE address_hash = %s
