@@ -7,7 +7,8 @@ plain ORM path with the same results.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import psycopg
@@ -41,30 +42,46 @@ WHERE {
 }
 """
 
-# One address: a plain index lookup by hash, planned in microseconds.
+# BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
+# join is built for batches, and parsing and planning it for every lookup cost several times the
+# lookup itself; bench/policy_server.py). The key lists go as array literals (text, `key_arrays`),
+# cheaper to send than lists, which psycopg inspects element by element on every call.
+_ONE_HASH_RULE = rules.blocking_sql(
+    now="now()", any_reason="%s::text[]", never_mail_only="%s::text[]", never_mail="%s::text[]"
+)
+
+# The single check (through Django's cursor).
 SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
 WHERE address_hash = %s
-  AND {rules.blocking_sql(now="now()", any_reason="%s", never_mail_only="%s", never_mail="%s")}
+  AND {_ONE_HASH_RULE}
 """
 
-# BLOCKING_SQL for one hash (the Postfix policy server), as a prepared statement: the unnest
-# join is built for batches, and parsing and planning it for every recipient cost several times
-# the lookup itself (bench/policy_server.py).
-# The key lists go as array literals (text), cheaper to send than lists, which psycopg inspects
-# element by element on every call.
+# The Postfix policy server, as a prepared statement.
 POLICY_LOOKUP_SQL = f"""
 SELECT scope_key, reason FROM suppression_suppression
 WHERE address_hash = %s
-  AND {
-    rules.blocking_sql(
-        now="now()",
-        any_reason="%s::text[]",
-        never_mail_only="%s::text[]",
-        never_mail="%s::text[]",
-    )
-}
+  AND {_ONE_HASH_RULE}
 """
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of `values`, each quoted (scope keys contain ':' and '*')."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+@functools.lru_cache(maxsize=1024)
+def key_arrays(keys: rules.BlockingKeys) -> tuple[str, str, str]:
+    """The arrays of SINGLE_SQL and POLICY_LOOKUP_SQL after the hash, in the order
+    `rules.blocking_sql` names them, as array literals (a stream's keys are asked again and
+    again: each is made once)."""
+    return (
+        text_array(keys.any_reason),
+        text_array(keys.never_mail_only),
+        text_array(keys.never_mail),
+    )
+
 
 # Only events of transactions older than every transaction still running: a later read can never
 # find an event ordered before one it has already returned, so a cursor never skips a change
@@ -119,10 +136,7 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
     if connection.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(
-            SINGLE_SQL,
-            [digest, list(keys.any_reason), list(keys.never_mail_only), list(keys.never_mail)],
-        )
+        cursor.execute(SINGLE_SQL, [digest, *key_arrays(keys)])
         return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
 
