@@ -25,7 +25,7 @@ from django.utils import timezone
 from compliance import audit
 from compliance.errors import ServiceError
 from compliance.models import Tenant
-from suppression import addresses, import_formats, services, sql
+from suppression import addresses, import_formats, rules, services, sql
 from suppression.models import ImportJob, Origin, Suppression
 from suppression.scopes import Target, parse_scope
 
@@ -84,6 +84,15 @@ def create_job(
         created_by_label=audit.current_actor().label,
     )
     return job
+
+
+def _lifetime(reason: str) -> datetime.timedelta | None:
+    """How long an imported entry blocks, counted from its date: a soft bounce as long as one
+    from reports (fbl.services), so an old one in a provider's export does not block forever;
+    every other reason until lifted."""
+    if reason == rules.SOFT_BOUNCE:
+        return datetime.timedelta(days=settings.SOFT_BOUNCE_SUPPRESS_DAYS)
+    return None
 
 
 class _Resolved(NamedTuple):
@@ -235,6 +244,7 @@ class _Entry(NamedTuple):
     scope_key: str
     reason: str
     created_at: datetime.datetime
+    expires_at: datetime.datetime | None
 
 
 def _prepare(
@@ -248,13 +258,16 @@ def _prepare(
         if isinstance(found, str):
             bad.append({"line": row.line, "email": row.email, "error": found})
             continue
+        created_at = row.created_at or now
+        lifetime = _lifetime(row.reason)
         entry = _Entry(
             row.line,
             item.address_hash,
             item.address,
             found.key,
             row.reason,
-            row.created_at or now,
+            created_at,
+            None if lifetime is None else created_at + lifetime,
         )
         entries.append((entry, found.target))
     return entries
@@ -274,6 +287,7 @@ def _insert_one_by_one(prepared, job) -> int:
             evidence=job,
             evidence_note=f"import #{job.pk} line {e.line}",
             created_at=e.created_at,
+            expires_at=e.expires_at,
         )
         added += 1
     return added
@@ -356,6 +370,7 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
                 stream_id=found.stream_id,
                 topic_id=found.topic_id,
                 reason=reason,
+                expires_after=_lifetime(reason),
             )
         )
     bad.sort(key=lambda item: item["line"])

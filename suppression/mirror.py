@@ -16,7 +16,7 @@ from django.db.models import Q, QuerySet
 
 from compliance.models import Stream, Tenant
 from suppression import rules
-from suppression.models import Suppression, SuppressionEvent, active_q
+from suppression.models import Suppression, SuppressionEvent, active_q, blocking_q
 from suppression.selectors import Cursor
 
 # The last feed position whose transaction is older than every transaction running at this
@@ -65,15 +65,12 @@ def blocking_entries(*, tenant: Tenant | None, stream: Stream | None) -> QuerySe
     """Active entries that must not get mail: those that block `stream` by the rule in
     `suppression/rules.py` (no topic), or, when no stream is named, every active entry of
     `tenant` and the shared ones (of every tenant when `tenant` is None too)."""
-    rows = Suppression.objects.filter(active_q())
     if stream is not None:
         keys = rules.blocking_keys(
             tenant_id=stream.tenant_id, stream_id=stream.pk, commercial=stream.is_commercial
         )
-        return rows.filter(
-            Q(scope_key__in=keys.any_reason)
-            | Q(scope_key__in=keys.never_mail_only, reason__in=rules.NEVER_MAIL)
-        )
+        return Suppression.objects.filter(blocking_q(keys))
+    rows = Suppression.objects.filter(active_q())
     if tenant is not None:
         rows = rows.filter(Q(tenant__isnull=True) | Q(tenant=tenant))
     return rows

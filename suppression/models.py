@@ -3,6 +3,8 @@
 Only `suppression/services.py` and the bulk paths in `suppression/sql.py` write these models.
 """
 
+import datetime
+
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -129,9 +131,9 @@ class Suppression(models.Model):
 
     @property
     def is_active(self) -> bool:
-        if self.lifted_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+        return rules.is_active(
+            lifted_at=self.lifted_at, expires_at=self.expires_at, now=timezone.now()
+        )
 
     @property
     def scope_label(self) -> str:
@@ -143,10 +145,20 @@ class Suppression(models.Model):
         return self.scope
 
 
-def active_q() -> Q:
-    """Entries in force now: not lifted and not past their expiry."""
+def active_q(*, now: datetime.datetime | None = None) -> Q:
+    """Entries in force at `now` (default: now), `rules.is_active` for the ORM: not lifted and not
+    past their expiry."""
     return Q(lifted_at__isnull=True) & (
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now or timezone.now())
+    )
+
+
+def blocking_q(keys: rules.BlockingKeys, *, now: datetime.datetime | None = None) -> Q:
+    """Active entries that block a send under `keys`: `rules.blocking_sql` for the ORM (SQLite,
+    and the mirror export on either database)."""
+    return active_q(now=now) & (
+        Q(scope_key__in=keys.any_reason)
+        | Q(scope_key__in=keys.never_mail_only, reason__in=keys.never_mail)
     )
 
 

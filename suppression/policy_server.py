@@ -29,7 +29,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -215,20 +215,6 @@ def write_state(path: Path, directory: SenderDirectory) -> None:
 # --- recipients: one query each, sent together ---------------------------------------------------
 
 
-def text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL array literal of `values`, each quoted (scope keys contain ':' and '*')."""
-    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
-
-
-_NEVER_MAIL = text_array(sorted(rules.NEVER_MAIL))
-
-
-@functools.lru_cache(maxsize=1024)
-def _lookup_params(keys: rules.BlockingKeys) -> tuple[str, str, str]:
-    return text_array(keys.any_reason), text_array(keys.never_mail_only), _NEVER_MAIL
-
-
 def blocking_entries(
     lookups: list[tuple[bytes, rules.BlockingKeys]],
 ) -> list[list[tuple[str, str]]]:
@@ -244,7 +230,7 @@ def blocking_entries(
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = _lookup_cursor(connection.connection)
-        params = [(digest, *_lookup_params(keys)) for digest, keys in lookups]
+        params = [(digest, *sql.key_arrays(keys)) for digest, keys in lookups]
         if len(params) == 1:
             cursor.execute(sql.POLICY_LOOKUP_SQL, params[0], prepare=True)
             return [cursor.fetchall()]

@@ -93,13 +93,27 @@ def scope_key(tenant_id: int | None, scope: str, target_id: int | None = None) -
     raise ValueError(f"unknown scope {scope!r}")
 
 
+_NEVER_MAIL_SORTED = tuple(sorted(NEVER_MAIL))
+
+
 @dataclass(frozen=True)
 class BlockingKeys:
-    """Scope keys that block a send: `any_reason` for every reason, `never_mail_only` for
-    NEVER_MAIL reasons only."""
+    """The blocking rule for one send, as data: an active entry blocks when its scope key is in
+    `any_reason`, or is in `never_mail_only` and its reason in `never_mail`.
+
+    Every read path (the check API's single and batch queries, the Postfix policy server, the
+    ORM path, the relay mirror export) applies exactly this, through `blocking_sql` or
+    `suppression.models.blocking_q`."""
 
     any_reason: tuple[str, ...]
     never_mail_only: tuple[str, ...]
+    never_mail: tuple[str, ...] = _NEVER_MAIL_SORTED
+
+    def blocks(self, entry_scope_key: str, reason: str) -> bool:
+        """Does an active entry with this scope key and reason block the send?"""
+        if entry_scope_key in self.any_reason:
+            return True
+        return entry_scope_key in self.never_mail_only and reason in self.never_mail
 
 
 def blocking_keys(
@@ -121,9 +135,39 @@ def blocking_keys(
 
 
 def blocks(keys: BlockingKeys, entry_scope_key: str, reason: str) -> bool:
-    if entry_scope_key in keys.any_reason:
-        return True
-    return entry_scope_key in keys.never_mail_only and reason in NEVER_MAIL
+    return keys.blocks(entry_scope_key, reason)
+
+
+# --- the rule as SQL: every hand-written query builds its condition here, once, at import -------
+
+
+def is_active(*, lifted_at: object, expires_at: object, now: object) -> bool:
+    """An entry is in force until it is lifted or its expiry has passed (soft bounces expire)."""
+    return lifted_at is None and (expires_at is None or expires_at > now)
+
+
+def active_sql(*, alias: str = "", now: str) -> str:
+    """`is_active` as a condition on the suppression table (`alias`, if given, qualifies the
+    columns; `now` is the SQL text of the moment, a placeholder or `now()`)."""
+    c = f"{alias}." if alias else ""
+    return f"{c}lifted_at IS NULL AND ({c}expires_at IS NULL OR {c}expires_at > {now})"
+
+
+def blocking_sql(
+    *, alias: str = "", now: str, any_reason: str, never_mail_only: str, never_mail: str
+) -> str:
+    """`is_active` and `BlockingKeys.blocks` as one condition on the suppression table.
+
+    The other arguments are the SQL text standing for the values (placeholders, with a cast if
+    wanted): the arrays `any_reason`, `never_mail_only` and `never_mail` of a `BlockingKeys`, in
+    that order in the text. The key test stays `scope_key = ANY(array)`, which PostgreSQL checks
+    on the rows the (address_hash, scope_key) index finds for a hash."""
+    c = f"{alias}." if alias else ""
+    return (
+        f"{active_sql(alias=alias, now=now)}\n"
+        f"  AND ({c}scope_key = ANY({any_reason})\n"
+        f"       OR ({c}scope_key = ANY({never_mail_only}) AND {c}reason = ANY({never_mail})))"
+    )
 
 
 def widest(entries: list[tuple[str, str]]) -> tuple[str, str]:

@@ -7,7 +7,8 @@ plain ORM path with the same results.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import psycopg
@@ -15,43 +16,72 @@ from django.db import connection
 from django.utils import timezone
 
 from suppression import rules
-from suppression.models import Suppression, SuppressionEvent
+from suppression.models import Suppression, SuppressionEvent, blocking_q
+
+# The three lookups below take their WHERE condition (in force, and blocking under a
+# rules.BlockingKeys) from rules.blocking_sql, built once here at import: the rule is written in
+# rules.py only, and tests/suppression/test_rule_on_every_path.py holds every path to it.
 
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 # The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
 # the client than a 10,000-element array, which psycopg dumps element by element.
-BLOCKING_SQL = """
+BLOCKING_SQL = f"""
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
 FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
 JOIN suppression_suppression AS s
   ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
-WHERE s.lifted_at IS NULL
-  AND (s.expires_at IS NULL OR s.expires_at > %(now)s)
-  AND (s.scope_key = ANY(%(any_reason)s)
-       OR (s.scope_key = ANY(%(never_mail_only)s) AND s.reason = ANY(%(never_mail)s)))
+WHERE {
+    rules.blocking_sql(
+        alias="s",
+        now="%(now)s",
+        any_reason="%(any_reason)s",
+        never_mail_only="%(never_mail_only)s",
+        never_mail="%(never_mail)s",
+    )
+}
 """
 
-# One address: a plain index lookup, planned in microseconds; the reason filter for
-# "never mail only" keys is applied by the caller (rules.blocks).
-SINGLE_SQL = """
+# BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
+# join is built for batches, and parsing and planning it for every lookup cost several times the
+# lookup itself; bench/policy_server.py). The key lists go as array literals (text, `key_arrays`),
+# cheaper to send than lists, which psycopg inspects element by element on every call.
+_ONE_HASH_RULE = rules.blocking_sql(
+    now="now()", any_reason="%s::text[]", never_mail_only="%s::text[]", never_mail="%s::text[]"
+)
+
+# The single check (through Django's cursor).
+SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
-WHERE address_hash = %s AND scope_key IN ({keys})
-  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+WHERE address_hash = %s
+  AND {_ONE_HASH_RULE}
 """
 
-# BLOCKING_SQL for one hash (the Postfix policy server), as a prepared statement: the unnest
-# join is built for batches, and parsing and planning it for every recipient cost several times
-# the lookup itself (bench/policy_server.py). Same rule: `rules.blocking_keys` decides the keys.
-# The key lists go as array literals (text), cheaper to send than lists, which psycopg inspects
-# element by element on every call.
-POLICY_LOOKUP_SQL = """
+# The Postfix policy server, as a prepared statement.
+POLICY_LOOKUP_SQL = f"""
 SELECT scope_key, reason FROM suppression_suppression
 WHERE address_hash = %s
-  AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-  AND (scope_key = ANY(%s::text[])
-       OR (scope_key = ANY(%s::text[]) AND reason = ANY(%s::text[])))
+  AND {_ONE_HASH_RULE}
 """
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of `values`, each quoted (scope keys contain ':' and '*')."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+@functools.lru_cache(maxsize=1024)
+def key_arrays(keys: rules.BlockingKeys) -> tuple[str, str, str]:
+    """The arrays of SINGLE_SQL and POLICY_LOOKUP_SQL after the hash, in the order
+    `rules.blocking_sql` names them, as array literals (a stream's keys are asked again and
+    again: each is made once)."""
+    return (
+        text_array(keys.any_reason),
+        text_array(keys.never_mail_only),
+        text_array(keys.never_mail),
+    )
+
 
 # Only events of transactions older than every transaction still running: a later read can never
 # find an event ordered before one it has already returned, so a cursor never skips a change
@@ -93,7 +123,7 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
                     "now": now,
                     "any_reason": list(keys.any_reason),
                     "never_mail_only": list(keys.never_mail_only),
-                    "never_mail": sorted(rules.NEVER_MAIL),
+                    "never_mail": list(keys.never_mail),
                 },
                 binary=True,
             )
@@ -103,31 +133,22 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
 
 def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[BlockingRow]:
     """Active entries of one hash that block mail under `keys` (the single check's hot path)."""
-    wanted = [*keys.any_reason, *keys.never_mail_only]
     if connection.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(SINGLE_SQL.format(keys=", ".join(["%s"] * len(wanted))), [digest, *wanted])
-        return [
-            BlockingRow(digest, k, r, c)
-            for k, r, c in cursor.fetchall()
-            if rules.blocks(keys, k, r)
-        ]
+        cursor.execute(SINGLE_SQL, [digest, *key_arrays(keys)])
+        return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
 
 def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
-    from suppression.models import active_q
-
+    """`blocking_rows` through the ORM: SQLite's path, and the same rule on PostgreSQL."""
     found = []
-    wanted = set(keys.any_reason) | set(keys.never_mail_only)
     for start in range(0, len(hashes), 500):  # SQLite caps the parameters of one query
         chunk = list(hashes[start : start + 500])
         rows = Suppression.objects.filter(
-            active_q(), address_hash__in=chunk, scope_key__in=wanted
+            blocking_q(keys, now=now), address_hash__in=chunk
         ).values_list("address_hash", "scope_key", "reason", "created_at")
-        found.extend(
-            BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows if rules.blocks(keys, k, r)
-        )
+        found.extend(BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows)
     return found
 
 
@@ -169,6 +190,8 @@ class ImportTarget(NamedTuple):
     stream_id: int | None
     topic_id: int | None
     reason: str
+    # Entries of this reason expire this long after their date (soft bounces); None: never.
+    expires_after: datetime.timedelta | None = None
 
 
 IMPORT_TEMP_TABLE = """
@@ -181,22 +204,27 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_chunk (
 IMPORT_COPY = "COPY import_chunk (line, address_hash, address, target, created_at) FROM STDIN"
 
 # New keys only: an entry already listed (active or lifted by staff) is left as it is, so
-# re-importing a file changes nothing. The row, its history event and, for opt-outs, the opt-out
-# request are written by one statement; the few distinct targets of a file join in as arrays.
+# re-importing a file changes nothing. An entry whose reason expires (a soft bounce) expires
+# counted from its date, so one already past is stored as history and blocks nothing. The row,
+# its history event and, for opt-outs, the opt-out request are written by one statement; the few
+# distinct targets of a file join in as arrays.
 IMPORT_INSERT = """
 WITH targets AS (
     SELECT * FROM unnest(
         %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
-        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[]
-    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason)
+        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[],
+        %(t_expires_after)s::interval[]
+    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason,
+           expires_after)
 ), new AS (
     INSERT INTO suppression_suppression (
         tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
-        evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
+        evidence_type_id, evidence_id, evidence_note, created_at, updated_at, expires_at)
     SELECT DISTINCT ON (c.address_hash, t.scope_key)
         t.tenant_id, t.scope, t.stream_id, t.topic_id, t.scope_key, c.address_hash, c.address,
         t.reason, 'import', %(evidence_type)s, %(evidence_id)s, %(note_prefix)s || c.line,
-        coalesce(c.created_at, %(now)s), %(now)s
+        coalesce(c.created_at, %(now)s), %(now)s,
+        coalesce(c.created_at, %(now)s) + t.expires_after
     FROM import_chunk AS c JOIN targets AS t ON t.id = c.target
     ORDER BY c.address_hash, t.scope_key, c.line
     ON CONFLICT (address_hash, scope_key) DO NOTHING
@@ -265,6 +293,7 @@ def insert_copied_rows(
                 "t_stream": [t.stream_id for t in targets],
                 "t_topic": [t.topic_id for t in targets],
                 "t_reason": [t.reason for t in targets],
+                "t_expires_after": [t.expires_after for t in targets],
                 "now": now,
                 "evidence_type": evidence_type_id,
                 "evidence_id": evidence_id,

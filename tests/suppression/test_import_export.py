@@ -1,12 +1,16 @@
 """Importing lists (API, command, admin) and exporting them (addresses or hashes only)."""
 
 import csv
+import datetime
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 
 from compliance.models import OptOutRequest
+from suppression import importing
 from suppression.models import ImportJob, Suppression
 from tests.support import run_manage, same_database_env
 
@@ -132,6 +136,75 @@ def test_every_provider_export_imports(api_client, sample):
         "legal",
         "erasure",
     }
+
+
+# --- soft bounces expire as those from reports do (fbl.services: SOFT_BOUNCE_SUPPRESS_DAYS) ------
+
+
+@pytest.fixture(params=["bulk", "row by row"])
+def import_path(request, monkeypatch, settings):
+    """Both ways an import is written, each on this test's PostgreSQL: the bulk COPY statement
+    (PostgreSQL) and the row-by-row path through the service (the embedded SQLite default),
+    which `run_import` picks by the database's vendor."""
+    settings.SOFT_BOUNCE_SUPPRESS_DAYS = 30
+    if request.param == "row by row":
+        monkeypatch.setattr(importing, "connection", SimpleNamespace(vendor="sqlite"))
+    return request.param
+
+
+def checked(client, address: str) -> bool:
+    answer = client.get("/api/v1/suppressions/check", {"address": address, "stream": "marketing"})
+    assert answer.status_code == 200, answer.content
+    return answer.json()["suppressed"]
+
+
+def test_an_imported_soft_bounce_expires_counted_from_its_date(api_client, import_path):
+    now = timezone.now()
+    old = now - datetime.timedelta(days=45)
+    recent = now - datetime.timedelta(days=2)
+    body = (
+        "email,reason,scope,created_at\n"
+        f"old@example.com,soft_bounce,,{old.isoformat()}\n"
+        f"recent@example.com,soft_bounce,,{recent.isoformat()}\n"
+        "undated@example.com,soft_bounce,,\n"
+        f"dead@example.com,hard_bounce,,{old.isoformat()}\n"
+    )
+    job = post_csv(api_client("suppression:write"), body).json()
+    assert ImportJob.objects.get(pk=job["id"]).rows_added == 4
+
+    client = api_client("suppression:read")
+    assert not checked(client, "old@example.com")
+    assert checked(client, "recent@example.com")
+    assert checked(client, "undated@example.com")
+    assert checked(client, "dead@example.com")  # a hard bounce never expires
+
+    entries = {row.address: row for row in Suppression.objects.all()}
+    thirty_days = datetime.timedelta(days=30)
+    assert entries["old@example.com"].expires_at == old + thirty_days  # kept, as history
+    assert entries["recent@example.com"].expires_at == recent + thirty_days
+    undated = entries["undated@example.com"]
+    assert undated.expires_at == undated.created_at + thirty_days  # from the time of the import
+    assert entries["dead@example.com"].expires_at is None
+
+
+def test_an_old_soft_bounce_in_a_sendgrid_export_no_longer_blocks(api_client, import_path):
+    recent = int((timezone.now() - datetime.timedelta(days=1)).timestamp())
+    body = (
+        "email,created,status,reason\n"
+        # 2023-12-20: mailbox full then, not a reason to hold mail back today.
+        'full.mailbox@example.org,1703088000,4.2.2,"452 4.2.2 The email account is over quota."\n'
+        f'full.today@example.org,{recent},4.2.2,"452 4.2.2 The email account is over quota."\n'
+        'old.address@example.com,1703001600,5.1.1,"550 5.1.1 The email account does not exist."\n'
+    )
+    job = post_csv(api_client("suppression:write"), body).json()
+    job = ImportJob.objects.get(pk=job["id"])
+    assert (job.format_name, job.rows_added) == ("sendgrid-bounces", 3)
+
+    client = api_client("suppression:read")
+    assert not checked(client, "full.mailbox@example.org")
+    assert checked(client, "full.today@example.org")
+    assert checked(client, "old.address@example.com")
+    assert Suppression.objects.get(address="full.mailbox@example.org").reason == "soft_bounce"
 
 
 def test_command_imports_a_file_and_reports_bad_rows(tmp_path, default_tenant):
