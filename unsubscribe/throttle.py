@@ -9,6 +9,7 @@ request, no database query.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -16,6 +17,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from compliance.middleware import client_ip
+
+log = logging.getLogger(__name__)
 
 
 def over_budget(request) -> int | None:
@@ -28,14 +31,21 @@ def over_budget(request) -> int | None:
     now = time.time()
     window = int(now // period)
     key = f"unsubscribe-budget:{client_ip(request) or '-'}:{window}"
-    if cache.add(key, 1, timeout=period + 1):
-        used = 1
-    else:
-        try:
-            used = cache.incr(key)
-        except ValueError:  # expired between the add and the increment
-            cache.add(key, 1, timeout=period + 1)
-            used = 1
+    try:
+        used = _count(key, timeout=period + 1)
+    except Exception as exc:  # noqa: BLE001 - an unreachable cache must not fail an opt-out
+        log.warning("cannot count the unsubscribe budget, letting the request through: %s", exc)
+        return None
     if used <= limit:
         return None
     return max(1, math.ceil((window + 1) * period - now))
+
+
+def _count(key: str, *, timeout: int) -> int:
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between the add and the increment
+        cache.add(key, 1, timeout=timeout)
+        return 1

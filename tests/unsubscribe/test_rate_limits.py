@@ -98,3 +98,19 @@ def test_a_budget_of_zero_turns_the_limit_off(client, mint, settings):
     settings.UNSUBSCRIBE_RATE_LIMIT = 0
     path = path_of(mint())
     assert {client.get(path).status_code for _ in range(200)} == {200}
+
+
+def test_an_unreachable_cache_lets_requests_through_rather_than_failing_them(
+    client, mint, budget, settings
+):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    path = path_of(mint())
+    assert client.post(path, ONE_CLICK).status_code == 200
+    assert client.post(path, ONE_CLICK).status_code == 200  # a repeat: counted, if it could be
+    assert client.get(path).status_code == 200
+    assert UnsubscribeRequest.objects.count() == 1
