@@ -242,19 +242,9 @@ def record(
     if not _names_a_list(claims):
         raise ServiceError("the link's list no longer exists", code="link_gone")
     received_at = evidence.received_at or _now()
-    digest = addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode())
     key = evidence.repeat_key
-    if key is None and evidence.capture_id is None:
-        window = _window_of(received_at)
-        if window is not None:
-            key = _repeat_key(
-                tenant_id=claims.tenant_id,
-                stream_id=claims.stream_id,
-                topic_id=claims.topic_id,
-                digest=digest,
-                scope=scope,
-                window=window,
-            )
+    if key is None and evidence.capture_id is None:  # a replay without one is an older file's
+        key = repeat_key(claims=claims, scope=scope, at=received_at)
     request = UnsubscribeRequest(
         received_at=received_at,
         channel=evidence.channel,
@@ -264,7 +254,7 @@ def record(
         scope=scope,
         campaign=claims.campaign or "",
         address=claims.recipient,
-        address_hash=digest,
+        address_hash=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
         ip=evidence.ip,
         user_agent=evidence.user_agent[:500],
         token_key_id=evidence.token_key_id,
