@@ -106,6 +106,10 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The unsubscribe pages' per-client budgets live here. The default is per process; a shared
+# cache (`rediscache://HOST:6379/1`) makes the budget one per client across processes and hosts.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -212,6 +216,17 @@ UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = env.int("UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", defau
 UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")
 # Where one-click opt-outs are kept durably while the database cannot take them.
 UNSUBSCRIBE_SPOOL_DIR = Path(env.str("UNSUBSCRIBE_SPOOL_DIR", default=str(BASE_DIR / "spool")))
+# The same opt-out (recipient, list, scope) posted again within this window (fixed windows of
+# this length) is answered like the first but stored once: mailbox providers retry, recipients
+# click twice. An hour covers providers' retries and second clicks; a later repeat is stored
+# again as evidence, and a recipient who resubscribes can always opt out again at once. 0: off.
+UNSUBSCRIBE_REPEAT_WINDOW_SECONDS = env.int("UNSUBSCRIBE_REPEAT_WINDOW_SECONDS", default=3600)
+# Per client IP: page views, invalid tokens and repeated opt-outs on /u/ over this many per
+# period are answered 429. First opt-outs are never counted nor refused. 0: no limit.
+UNSUBSCRIBE_RATE_LIMIT = env.int("UNSUBSCRIBE_RATE_LIMIT", default=120)
+UNSUBSCRIBE_RATE_LIMIT_SECONDS = env.int("UNSUBSCRIBE_RATE_LIMIT_SECONDS", default=60)
+if UNSUBSCRIBE_REPEAT_WINDOW_SECONDS < 0:
+    raise ImproperlyConfigured("UNSUBSCRIBE_REPEAT_WINDOW_SECONDS must be 0 or more")
 
 # --- Inbound mail ----------------------------------------------------------------------------
 # Larger messages are stored truncated to this many bytes, with a flag, never refused.

@@ -127,3 +127,11 @@ def mint(db, default_tenant):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with empty per-client budgets (the unsubscribe pages count them)."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -53,6 +53,10 @@ class UnsubscribeRequest(models.Model):
     token_key_id = models.PositiveSmallIntegerField(null=True, blank=True)
     # Set when the opt-out was first captured to the spool: applying it twice finds this.
     capture_id = models.UUIDField(null=True, blank=True)
+    # The same opt-out (tenant, stream, topic, recipient, scope) within one repeat window: a
+    # replayed click inserts nothing (ON CONFLICT DO NOTHING on its unique index). Cleared when
+    # the recipient's opt-out is lifted, so a new opt-out after a resubscription is stored.
+    repeat_key = models.BinaryField(max_length=32, null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
@@ -69,6 +73,11 @@ class UnsubscribeRequest(models.Model):
                 fields=["capture_id"],
                 condition=models.Q(capture_id__isnull=False),
                 name="unsubscribe_capture_once",
+            ),
+            models.UniqueConstraint(
+                fields=["repeat_key"],
+                condition=models.Q(repeat_key__isnull=False),
+                name="unsubscribe_repeat_once",
             ),
         ]
 

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import functools
+import hashlib
 import logging
+import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from compliance.errors import ServiceError
@@ -180,15 +191,46 @@ class Evidence:
     token_key_id: int | None = None
     received_at: datetime.datetime | None = None
     capture_id: str | None = None
+    # Set when replaying a spooled capture: the key computed when the click arrived.
+    repeat_key: bytes | None = None
 
 
 Scope = UnsubscribeRequest.Scope
 
 
+def _window_of(moment: datetime.datetime) -> int | None:
+    seconds = settings.UNSUBSCRIBE_REPEAT_WINDOW_SECONDS
+    return int(moment.timestamp()) // seconds if seconds > 0 else None
+
+
+def _repeat_key(
+    *, tenant_id: int, stream_id: int, topic_id: int | None, digest: bytes, scope: str, window: int
+) -> bytes:
+    named = f"{tenant_id}:{stream_id}:{topic_id or ''}:{scope}:{window}:".encode()
+    return hashlib.sha256(named + digest).digest()
+
+
+def repeat_key(*, claims: Claims, scope: str, at: datetime.datetime) -> bytes | None:
+    """The same opt-out within one repeat window has the same key (None: no window set)."""
+    window = _window_of(at)
+    if window is None:
+        return None
+    return _repeat_key(
+        tenant_id=claims.tenant_id,
+        stream_id=claims.stream_id,
+        topic_id=claims.topic_id,
+        digest=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
+        scope=scope,
+        window=window,
+    )
+
+
 def record(
     *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK, apply_now: bool | None = None
-) -> UnsubscribeRequest:
-    """Record an opt-out durably: one row, committed before the caller answers.
+) -> UnsubscribeRequest | None:
+    """Record an opt-out durably: one row, committed before the caller answers. Returns None
+    for a repeat: the same opt-out was already recorded within the repeat window (or this
+    spooled capture was already replayed), and nothing more is stored.
 
     It is applied (suppressed, with its opt-out record) in the same transaction when
     `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker); otherwise a worker's
@@ -200,37 +242,85 @@ def record(
         apply_now = settings.UNSUBSCRIBE_APPLY_INLINE
     if not _names_a_list(claims):
         raise ServiceError("the link's list no longer exists", code="link_gone")
+    received_at = evidence.received_at or _now()
+    key = evidence.repeat_key
+    if key is None and evidence.capture_id is None:  # a replay without one is an older file's
+        key = repeat_key(claims=claims, scope=scope, at=received_at)
+    request = UnsubscribeRequest(
+        received_at=received_at,
+        channel=evidence.channel,
+        tenant_id=claims.tenant_id,
+        stream_id=claims.stream_id,
+        topic_id=claims.topic_id,
+        scope=scope,
+        campaign=claims.campaign or "",
+        address=claims.recipient,
+        address_hash=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
+        ip=evidence.ip,
+        user_agent=evidence.user_agent[:500],
+        token_key_id=evidence.token_key_id,
+        capture_id=evidence.capture_id,
+        repeat_key=key,
+    )
     # A lone INSERT commits on its own; a transaction (two more round trips) is needed only to
-    # apply it with it, or to replay a spooled capture exactly once.
-    atomic = transaction.atomic() if apply_now or evidence.capture_id else nullcontext()
+    # apply it with it.
     try:
-        with atomic:
-            if evidence.capture_id:
-                done = UnsubscribeRequest.objects.filter(capture_id=evidence.capture_id).first()
-                if done is not None:
-                    return done
-            request = UnsubscribeRequest.objects.create(
-                received_at=evidence.received_at or _now(),
-                channel=evidence.channel,
-                tenant_id=claims.tenant_id,
-                stream_id=claims.stream_id,
-                topic_id=claims.topic_id,
-                scope=scope,
-                campaign=claims.campaign or "",
-                address=claims.recipient,
-                address_hash=addresses.address_hash(
-                    claims.recipient, settings.ADDRESS_HASH_KEY.encode()
-                ),
-                ip=evidence.ip,
-                user_agent=evidence.user_agent[:500],
-                token_key_id=evidence.token_key_id,
-                capture_id=evidence.capture_id,
-            )
+        with transaction.atomic() if apply_now else nullcontext():
+            if not _insert_once(request):
+                return None
             if apply_now:
                 apply(request)
     except IntegrityError as exc:  # the stream or topic the token names is gone
         raise ServiceError("the link's list no longer exists", code="link_gone") from exc
     return request
+
+
+def _insert_once(request: UnsubscribeRequest) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in one round trip: False (and nothing
+    stored) when the repeat key or capture id is already there."""
+    meta = UnsubscribeRequest._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    params = [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    request.pk = row[0]
+    request._state.adding = False
+    request._state.db = connection.alias
+    return True
+
+
+def retire_repeat_keys(*, tenant_id: int | None, digest: bytes) -> int:
+    """Let the recipient's next opt-out be stored even within the repeat window: their opt-out
+    was lifted (a resubscription), so a new click is a new opt-out, never a repeat. Only keys
+    of this window and the last can still match, so they are computed, not searched for."""
+    now = _window_of(_now())
+    if now is None:
+        return 0
+    streams = (
+        Stream.objects.all() if tenant_id is None else Stream.objects.filter(tenant_id=tenant_id)
+    )
+    targets = [(tenant, stream, None) for stream, tenant in streams.values_list("pk", "tenant_id")]
+    targets += Topic.objects.filter(stream__in=streams).values_list(
+        "stream__tenant_id", "stream_id", "pk"
+    )
+    keys = [
+        _repeat_key(
+            tenant_id=tenant, stream_id=stream, topic_id=topic, digest=digest, scope=scope, window=w
+        )
+        for tenant, stream, topic in targets
+        for scope in Scope.values
+        for w in (now - 1, now)
+    ]
+    return UnsubscribeRequest.objects.filter(repeat_key__in=keys).update(repeat_key=None)
 
 
 def _names_a_list(claims: Claims) -> bool:
@@ -320,10 +410,18 @@ def unsubscribe(
     return record(claims=claims, evidence=evidence, scope=scope, apply_now=True)
 
 
-def capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str:
+class Outcome(enum.Enum):
+    RECORDED = "recorded"  # stored in the database now
+    CAPTURED = "captured"  # stored in the local spool; the database takes it later
+    REPEAT = "repeat"  # the same opt-out was already stored within the repeat window
+
+
+def capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str | None:
     """Keep an opt-out on local disk while the database is unreachable; applied later by
-    `drain_spool`. Returns the capture id."""
-    capture_id = spool.write(
+    `drain_spool`. Returns the capture id, or None for a repeat already spooled."""
+    received_at = evidence.received_at or _now()
+    key = repeat_key(claims=claims, scope=scope, at=received_at)
+    capture_id, created = spool.write(
         settings.UNSUBSCRIBE_SPOOL_DIR,
         {
             "claims": {
@@ -338,59 +436,115 @@ def capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> s
             "ip": evidence.ip,
             "user_agent": evidence.user_agent[:500],
             "token_key_id": evidence.token_key_id,
-            "received_at": (evidence.received_at or _now()).isoformat(),
+            "received_at": received_at.isoformat(),
             "scope": scope,
+            "repeat_key": key.hex() if key else None,
         },
+        name=key.hex() if key else None,
     )
+    if not created:
+        return None
     log.warning("database unavailable: opt-out captured to the spool as %s", capture_id)
     return capture_id
 
 
-def record_or_capture(
-    *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK
-) -> UnsubscribeRequest | None:
+def record_or_capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> Outcome:
     """Record the opt-out in the database, or on local disk if the database is down. Either way
-    it is durable when this returns. Returns the request, or None when it was captured. Raises
-    ServiceError when the link's list no longer exists."""
+    it is durable when this returns. Raises ServiceError when the link's list no longer exists.
+    """
     evidence = dataclasses.replace(evidence, received_at=evidence.received_at or _now())
     try:
         request = record(claims=claims, evidence=evidence, scope=scope)
     except UNREACHABLE as exc:
         log.warning("cannot record an opt-out in the database: %s", exc)
-        capture(claims=claims, evidence=evidence, scope=scope)
-        return None
-    if spool.has_pending(settings.UNSUBSCRIBE_SPOOL_DIR):
-        drain_spool()
-    return request
+        captured = capture(claims=claims, evidence=evidence, scope=scope)
+        return Outcome.CAPTURED if captured else Outcome.REPEAT
+    background_drain.poke()
+    return Outcome.RECORDED if request is not None else Outcome.REPEAT
 
 
-def drain_spool() -> int:
+def drain_spool(*, wait: bool = False) -> int:
     """Record every spooled opt-out the database will now take; return how many. Stops at the
-    first database error, leaving the rest for the next run."""
+    first database error, leaving the rest for the next run. One drainer at a time across
+    processes: without `wait`, returns 0 at once while another one drains."""
+    directory = settings.UNSUBSCRIBE_SPOOL_DIR
     applied = 0
-    for path, entry in spool.pending(settings.UNSUBSCRIBE_SPOOL_DIR):
-        evidence = Evidence(
-            channel=entry["channel"],
-            ip=entry.get("ip"),
-            user_agent=entry.get("user_agent", ""),
-            token_key_id=entry.get("token_key_id"),
-            received_at=datetime.datetime.fromisoformat(entry["received_at"]),
-            capture_id=entry["capture_id"],
-        )
-        try:
-            record(
-                claims=Claims(**entry["claims"]),
-                evidence=evidence,
-                scope=entry.get("scope", Scope.LINK),
+    with spool.drain_lock(directory, wait=wait) as locked:
+        if not locked:
+            return 0
+        for path, entry in spool.pending(directory):
+            key = entry.get("repeat_key")
+            evidence = Evidence(
+                channel=entry["channel"],
+                ip=entry.get("ip"),
+                user_agent=entry.get("user_agent", ""),
+                token_key_id=entry.get("token_key_id"),
+                received_at=datetime.datetime.fromisoformat(entry["received_at"]),
+                capture_id=entry["capture_id"],
+                repeat_key=bytes.fromhex(key) if key else None,
             )
-        except ServiceError:
-            log.warning("spooled opt-out %s names a list that no longer exists", path.name)
-        except UNREACHABLE:
-            log.warning("database still unavailable; %s stays in the spool", path.name)
-            break
-        spool.remove(path)
-        applied += 1
+            try:
+                record(
+                    claims=Claims(**entry["claims"]),
+                    evidence=evidence,
+                    scope=entry.get("scope", Scope.LINK),
+                )
+            except ServiceError:
+                log.warning("spooled opt-out %s names a list that no longer exists", path.name)
+            except UNREACHABLE:
+                log.warning("database still unavailable; %s stays in the spool", path.name)
+                break
+            spool.remove(path)
+            applied += 1
     return applied
+
+
+class BackgroundDrain:
+    """Drains the spool in a thread of this process once the database takes requests again,
+    so no request waits for it. The spool directory is looked at once per `every` seconds at
+    most, not on every request."""
+
+    def __init__(self, *, every: float = 1.0):
+        self.every = every
+        self._next_look = 0.0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + self.every
+        if not spool.has_pending(settings.UNSUBSCRIBE_SPOOL_DIR):
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="spool-drain", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            drained = drain_spool()
+            if drained:
+                log.info("drained %d spooled opt-out(s)", drained)
+        except Exception:  # a thread's error would otherwise vanish; the files stay for later
+            log.exception("draining the unsubscribe spool failed")
+        finally:
+            connection.close()  # this thread's own connection
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a running drain (tests and shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def reset(self) -> None:
+        self.join()
+        self._next_look = 0.0
+
+
+background_drain = BackgroundDrain()
 
 
 # --- the preference centre -------------------------------------------------------------------
@@ -476,19 +630,26 @@ def _target_for_key(recipient: Recipient, key: str) -> Target:
 
 
 def save_preferences(
-    *, recipient: Recipient, receiving: set[str], evidence: Evidence, wording: str
+    *,
+    recipient: Recipient,
+    receiving: set[str],
+    evidence: Evidence,
+    wording: str,
+    opt_outs_only: bool = False,
 ) -> list[str]:
     """Apply the preference centre form: opt out of each choice no longer wanted, and resubscribe
-    to each wanted one that an unsubscribe had stopped (recording the consent given). Entries the
-    recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. Returns the keys
-    that changed."""
+    to each wanted one that an unsubscribe had stopped (recording the consent given; lifting the
+    entry retires the recipient's repeat keys, see `unsubscribe.receivers`). Entries the
+    recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. With
+    `opt_outs_only` (a client over its budget) nothing is resubscribed. Returns the keys that
+    changed."""
     changed = []
     with transaction.atomic():
         for choice in preference_choices(recipient):
             if choice.locked:
                 continue
             wanted = choice.key in receiving
-            if wanted == choice.receiving:
+            if wanted == choice.receiving or (wanted and opt_outs_only):
                 continue
             target = _target_for_key(recipient, choice.key)
             if not wanted:

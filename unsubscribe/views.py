@@ -3,6 +3,9 @@
 GET shows a page and never changes anything (link scanners and prefetchers fetch it); POST acts.
 No page sets a cookie or needs a CSRF token: the unguessable token in the URL is the only
 credential, as RFC 8058 section 3.1 requires for the one-click POST.
+
+Page views, invalid tokens, wrong bodies and repeated opt-outs count against a per-client budget
+(`unsubscribe.throttle`); over it the answer is 429. A first opt-out is never counted or refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from compliance.csp import recipient_page_policy
 from compliance.errors import ServiceError
 from compliance.middleware import client_ip
 from compliance.ttl_cache import TtlCache
-from unsubscribe import services
+from unsubscribe import services, throttle
 from unsubscribe.models import UnsubscribeRequest
 
 _done_pages: TtlCache[str] = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
@@ -42,7 +45,21 @@ def _evidence(request, token: str, channel: str) -> services.Evidence:
 
 def _invalid(request):
     # 400, the same page for every failure: it never tells whether an address is known.
+    if (wait := throttle.over_budget(request)) is not None:
+        return _too_many(request, wait)
     return render(request, "unsubscribe/invalid.html", status=400)
+
+
+def _too_many(request, wait: int, token: str | None = None):
+    # The page of a valid link keeps an unsubscribe button: a first opt-out is never refused.
+    response = render(
+        request,
+        "unsubscribe/too_many.html",
+        {"retry_after": wait, "token": token},
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @csrf_exempt
@@ -65,15 +82,20 @@ def _post(request, token, claims):
     # RFC 8058 section 3.2: the body holds List-Unsubscribe=One-Click, form-urlencoded or
     # multipart. The landing page's button posts the same body (with `from=page`).
     if request.POST.get("List-Unsubscribe") != "One-Click":
+        if (wait := throttle.over_budget(request)) is not None:
+            return _too_many(request, wait, token)
         return render(request, "unsubscribe/bad_request.html", status=400)
     channel = Channel.LANDING_PAGE if request.POST.get("from") == "page" else Channel.ONE_CLICK
     scope = Scope.COMMERCIAL if request.POST.get("scope") == "commercial" else Scope.LINK
     try:
-        services.record_or_capture(
+        outcome = services.record_or_capture(
             claims=claims, scope=scope, evidence=_evidence(request, token, channel)
         )
     except ServiceError:
         return _invalid(request)
+    # A repeat is stored once already; it only counts against the client's budget.
+    if outcome is services.Outcome.REPEAT and (wait := throttle.over_budget(request)) is not None:
+        return _too_many(request, wait)
     # 200 for a first and a repeated request alike; never a redirect (RFC 8058 section 3.2).
     # The page is the same for every recipient of a stream: render it once per process.
     commercial = scope == Scope.COMMERCIAL
@@ -89,6 +111,8 @@ def _post(request, token, claims):
 
 
 def _landing(request, token, claims):
+    if (wait := throttle.over_budget(request)) is not None:
+        return _too_many(request, wait, token)
     try:
         recipient = services.recipient_for(claims)
         if recipient is None:
@@ -128,15 +152,20 @@ def preferences(request, token: str):
         receiving = set(request.POST.getlist("receive"))
         if request.POST.get("stop_all") != "on":
             receiving.add("commercial")
+        # Over its budget a client may still opt out here, but not resubscribe.
+        wait = throttle.over_budget(request)
         changed = services.save_preferences(
             recipient=recipient,
             receiving=receiving,
             evidence=_evidence(request, token, Channel.PREFERENCE_CENTRE),
             wording=_("Choose which mail you receive from %(sender)s.")
             % {"sender": recipient.tenant.name},
+            opt_outs_only=wait is not None,
         )
     except DatabaseError:
         return render(request, "unsubscribe/unavailable.html", status=503)
+    if wait is not None and not changed:
+        return _too_many(request, wait, token)
     return render(
         request,
         "unsubscribe/preferences_saved.html",

@@ -60,17 +60,87 @@ def test_multipart_one_click_unsubscribes(client, mint, default_tenant):
     assert_suppressed(default_tenant)
 
 
-def test_a_repeated_one_click_answers_200_and_changes_nothing_more(client, mint):
+ONE_CLICK = {
+    "data": "List-Unsubscribe=One-Click",
+    "content_type": "application/x-www-form-urlencoded",
+}
+
+
+def test_a_repeated_one_click_answers_200_and_is_stored_once(client, mint):
     path = path_of(mint())
-    body = {
-        "data": "List-Unsubscribe=One-Click",
-        "content_type": "application/x-www-form-urlencoded",
-    }
-    assert client.post(path, **body).status_code == 200
-    assert client.post(path, **body).status_code == 200
+    first = client.post(path, **ONE_CLICK)
+    again = client.post(path, **ONE_CLICK)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.content == first.content
     assert Suppression.objects.count() == 1
     assert OptOutRequest.objects.count() == 1
-    assert UnsubscribeRequest.objects.count() == 2  # both requests kept as evidence
+    assert UnsubscribeRequest.objects.count() == 1  # the first request is the evidence
+
+
+def test_the_landing_page_button_after_a_one_click_is_a_repeat_but_a_wider_scope_is_not(
+    client, mint
+):
+    path = path_of(mint(campaign="spring"))
+    client.post(path, **ONE_CLICK)
+    client.post(path_of(mint(campaign="summer")), {"List-Unsubscribe": "One-Click", "from": "page"})
+    assert UnsubscribeRequest.objects.count() == 1  # same recipient, list and scope
+    client.post(path, {"List-Unsubscribe": "One-Click", "from": "page", "scope": "commercial"})
+    assert sorted(UnsubscribeRequest.objects.values_list("scope", flat=True)) == [
+        "commercial",
+        "link",
+    ]
+
+
+def test_a_repeat_in_a_later_window_is_stored_again(client, mint, settings, monkeypatch):
+    import datetime
+
+    from unsubscribe import services
+
+    settings.UNSUBSCRIBE_REPEAT_WINDOW_SECONDS = 600
+    path = path_of(mint())
+    start = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+    for minutes in (0, 9, 10):  # 10:00 and 10:09 share a window, 10:10 starts the next
+        monkeypatch.setattr(
+            services, "_now", lambda m=minutes: start + datetime.timedelta(minutes=m)
+        )
+        assert client.post(path, **ONE_CLICK).status_code == 200
+    assert [r.received_at.minute for r in UnsubscribeRequest.objects.order_by("pk")] == [0, 10]
+
+
+def test_without_a_window_every_request_is_stored(client, mint, settings):
+    settings.UNSUBSCRIBE_REPEAT_WINDOW_SECONDS = 0
+    path = path_of(mint())
+    client.post(path, **ONE_CLICK)
+    client.post(path, **ONE_CLICK)
+    assert UnsubscribeRequest.objects.count() == 2
+    assert Suppression.objects.count() == 1
+
+
+def test_a_recipient_who_resubscribed_is_unsubscribed_again_by_the_next_click(
+    client, mint, default_tenant
+):
+    path = path_of(mint())
+    client.post(path, **ONE_CLICK)
+    client.post(f"{path}/preferences", {"receive": ["stream"]})  # ticks the stream again
+    assert not selectors.is_suppressed(
+        stream=marketing(default_tenant), address="pat@example.com"
+    ).suppressed
+    assert client.post(path, **ONE_CLICK).status_code == 200  # within the same window
+    assert_suppressed(default_tenant)
+    assert UnsubscribeRequest.objects.filter(channel="one_click").count() == 2
+
+
+def test_an_opt_out_lifted_by_staff_can_be_made_again_at_once(client, mint, default_tenant):
+    from suppression import services as suppression_services
+
+    path = path_of(mint())
+    client.post(path, **ONE_CLICK)
+    suppression_services.lift(
+        suppression=Suppression.objects.get(), note="the recipient asked us by phone"
+    )
+    client.post(path, **ONE_CLICK)
+    assert_suppressed(default_tenant)
+    assert UnsubscribeRequest.objects.count() == 2
 
 
 def test_one_click_never_redirects_sets_no_cookie_and_needs_no_csrf(mint):
