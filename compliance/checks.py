@@ -1,6 +1,8 @@
 """System checks of the settings: the service refuses to start while a setting is out of range
 or, in production (DEBUG off), while a secret still has its development default.
 
+The checks of each app's own settings live in that app (suppression/checks.py,
+unsubscribe/checks.py, fbl/checks.py), so nothing here imports upward; the ids are listed here.
 Django runs these before every management command (runserver, migrate, run_policy_server,
 ingest_mail, ...). gunicorn and Celery do not act on them, so compliance/wsgi.py and the Celery
 worker call `refuse_to_start_on_errors`. One function per concern; each message names the
@@ -16,7 +18,6 @@ UNSUBSCRIBE_MAILTO_DOMAIN, E016 ANYMAIL_WEBHOOK_SECRET.
 from __future__ import annotations
 
 import logging
-import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -72,47 +73,6 @@ def check_address_hash_key(app_configs=None, **kwargs) -> list[Error]:
     return _secret_error(
         "ADDRESS_HASH_KEY", settings.ADDRESS_HASH_KEY, min_length=32, id="compliance.E002"
     )
-
-
-@register
-def check_unsubscribe_token_keys(app_configs=None, **kwargs) -> list[Error]:
-    from unsubscribe.tokens import parse_keys
-
-    hint = "Write UNSUBSCRIBE_TOKEN_KEYS as ID:SECRET[,ID:SECRET...] with ids from 0 to 255."
-    try:
-        keys, _ = parse_keys(settings.UNSUBSCRIBE_TOKEN_KEYS)
-    except ValueError as exc:
-        return [
-            Error(f"UNSUBSCRIBE_TOKEN_KEYS is malformed: {exc}", hint=hint, id="compliance.E003")
-        ]
-    if not _production():
-        return []
-    for kid, secret in keys.items():
-        problem = _secret_problem(f"UNSUBSCRIBE_TOKEN_KEYS (key {kid})", secret, min_length=32)
-        if problem:
-            hint = f"Give key {kid} a random secret, e.g. {_NEW_SECRET.format(n=32)}"
-            return [Error(problem, hint=hint, id="compliance.E003")]
-    return []
-
-
-@register
-def check_unsubscribe_token_max_age(app_configs=None, **kwargs) -> list[Error]:
-    from unsubscribe.tokens import MIN_MAX_AGE_SECONDS
-
-    # CAN-SPAM (15 U.S.C. 7704(a)(3)): an opt-out link keeps working for at least 30 days;
-    # unsubscribe/tokens.py refuses a shorter age, which would fail every one-click at first use.
-    days = settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS
-    minimum = MIN_MAX_AGE_SECONDS // 86400
-    if days == 0 or days >= minimum:
-        return []
-    return [
-        Error(
-            f"UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS is {days}: unsubscribe links must keep working for "
-            f"at least {minimum} days",
-            hint=f"Set UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS to 0 (never expire) or {minimum} or more.",
-            id="compliance.E004",
-        )
-    ]
 
 
 @register
@@ -214,74 +174,6 @@ def check_numbers(app_configs=None, **kwargs) -> list[Error]:
 
 
 @register
-def check_policy_fail_actions(app_configs=None, **kwargs) -> list[Error]:
-    from suppression.policy import fail_action
-
-    errors = []
-    for name in ("POLICY_FAIL_COMMERCIAL", "POLICY_FAIL_TRANSACTIONAL"):
-        try:
-            fail_action(getattr(settings, name))
-        except ValueError as exc:
-            errors.append(
-                Error(
-                    f"{name} is not a policy fail action: {exc}",
-                    hint=f"Set {name} to e.g. DEFER_IF_PERMIT, DUNNO or '450 4.3.0 text'.",
-                    id="compliance.E009",
-                )
-            )
-    return errors
-
-
-@register
-def check_policy_default_stream(app_configs=None, **kwargs) -> list[Error]:
-    from suppression.policy_server import split_stream_name
-
-    try:
-        split_stream_name(settings.POLICY_DEFAULT_STREAM)
-    except ValueError as exc:
-        hint = "Name the stream by its tenant's and its own slug, e.g. default/marketing."
-        return [Error(str(exc), hint=hint, id="compliance.E010")]
-    return []
-
-
-@register
-def check_verp_prefix(app_configs=None, **kwargs) -> list[Error]:
-    from fbl.recipients import RecoveryHooks
-
-    try:
-        RecoveryHooks(verp_prefix=settings.FBL_VERP_PREFIX or None).verp_pattern()
-    except re.error as exc:
-        return [
-            Error(
-                f"FBL_VERP_PREFIX is not a regular expression: {exc}",
-                hint="Set FBL_VERP_PREFIX to a regex of the local-part prefix, e.g. bounces?",
-                id="compliance.E011",
-            )
-        ]
-    return []
-
-
-@register
-def check_dkim_nameservers(app_configs=None, **kwargs) -> list[Error]:
-    from fbl import dkim
-
-    nameservers = settings.DKIM_NAMESERVERS
-    if not nameservers:
-        return []  # the system resolver
-    try:
-        dkim.resolver_for(nameservers, timeout=1.0)
-    except ValueError as exc:
-        return [
-            Error(
-                f"DKIM_NAMESERVERS cannot be used: {exc}",
-                hint="List DNS servers as IP, IP:PORT or [IPv6]:PORT, comma-separated.",
-                id="compliance.E012",
-            )
-        ]
-    return []
-
-
-@register
 def check_logging(app_configs=None, **kwargs) -> list[Error]:
     # settings.py falls back to text and INFO for unknown values, so that Django can start far
     # enough to report them here instead of failing inside logging.config with a traceback.
@@ -303,42 +195,6 @@ def check_logging(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     return errors
-
-
-# RFC 5322 section 3.6.8: a field name is printable US-ASCII except the colon.
-_FIELD_NAME = re.compile(r"[!-9;-~]+")
-
-
-@register
-def check_trace_header(app_configs=None, **kwargs) -> list[Error]:
-    if _FIELD_NAME.fullmatch(settings.FBL_TRACE_HEADER):
-        return []
-    return [
-        Error(
-            f"FBL_TRACE_HEADER is not a header field name: {settings.FBL_TRACE_HEADER!r}",
-            hint="Set FBL_TRACE_HEADER to the header your relays add, e.g. X-Compliance-Trace.",
-            id="compliance.E014",
-        )
-    ]
-
-
-# A domain name of letters, digits and hyphens, in at least two labels (RFC 1035 section 2.3.1).
-_DOMAIN = re.compile(r"(?i)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
-
-
-@register
-def check_mailto_domain(app_configs=None, **kwargs) -> list[Error]:
-    domain = settings.UNSUBSCRIBE_MAILTO_DOMAIN
-    if not domain or _DOMAIN.fullmatch(domain):
-        return []
-    return [
-        Error(
-            f"UNSUBSCRIBE_MAILTO_DOMAIN is not a domain name: {domain!r}",
-            hint="Set UNSUBSCRIBE_MAILTO_DOMAIN to the domain only (no user, no @), or leave it "
-            "empty for links without a mailto.",
-            id="compliance.E015",
-        )
-    ]
 
 
 @register

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
+
+from fbl import dkim
+from fbl.recipients import RecoveryHooks
 
 
 @register()
@@ -42,3 +47,53 @@ def check_esp_webhooks(app_configs=None, **kwargs) -> list[Error]:
     if settings.REPORT_UNTIED_RECIPIENT_LIMIT < 0:
         errors.append(Error("REPORT_UNTIED_RECIPIENT_LIMIT must be 0 or more", id="fbl.E003"))
     return errors
+
+
+@register
+def check_verp_prefix(app_configs=None, **kwargs) -> list[Error]:
+    try:
+        RecoveryHooks(verp_prefix=settings.FBL_VERP_PREFIX or None).verp_pattern()
+    except re.error as exc:
+        return [
+            Error(
+                f"FBL_VERP_PREFIX is not a regular expression: {exc}",
+                hint="Set FBL_VERP_PREFIX to a regex of the local-part prefix, e.g. bounces?",
+                id="compliance.E011",
+            )
+        ]
+    return []
+
+
+@register
+def check_dkim_nameservers(app_configs=None, **kwargs) -> list[Error]:
+    nameservers = settings.DKIM_NAMESERVERS
+    if not nameservers:
+        return []  # the system resolver
+    try:
+        dkim.resolver_for(nameservers, timeout=1.0)
+    except ValueError as exc:
+        return [
+            Error(
+                f"DKIM_NAMESERVERS cannot be used: {exc}",
+                hint="List DNS servers as IP, IP:PORT or [IPv6]:PORT, comma-separated.",
+                id="compliance.E012",
+            )
+        ]
+    return []
+
+
+# RFC 5322 section 3.6.8: a field name is printable US-ASCII except the colon.
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+
+@register
+def check_trace_header(app_configs=None, **kwargs) -> list[Error]:
+    if _FIELD_NAME.fullmatch(settings.FBL_TRACE_HEADER):
+        return []
+    return [
+        Error(
+            f"FBL_TRACE_HEADER is not a header field name: {settings.FBL_TRACE_HEADER!r}",
+            hint="Set FBL_TRACE_HEADER to the header your relays add, e.g. X-Compliance-Trace.",
+            id="compliance.E014",
+        )
+    ]

@@ -8,6 +8,7 @@ class UnsubscribeConfig(AppConfig):
 
     def ready(self) -> None:
         from suppression.models import SuppressionEvent
+        from unsubscribe import checks  # noqa: F401  (registers the settings checks)
         from unsubscribe.receivers import retire_repeats_on_lift
 
         post_save.connect(
