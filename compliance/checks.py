@@ -146,6 +146,15 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
         ("API_KEY_LAST_USED_INTERVAL", settings.API_KEY_LAST_USED_INTERVAL, 0, True),
         ("SECURE_HSTS_SECONDS", settings.SECURE_HSTS_SECONDS, 0, True),
         ("DB_CONN_MAX_AGE", db.get("CONN_MAX_AGE"), 0, True),
+        (
+            "UNSUBSCRIBE_REPEAT_WINDOW_SECONDS",
+            settings.UNSUBSCRIBE_REPEAT_WINDOW_SECONDS,
+            0,
+            True,
+        ),
+        ("UNSUBSCRIBE_RATE_LIMIT", settings.UNSUBSCRIBE_RATE_LIMIT, 0, True),
+        ("UNSUBSCRIBE_RATE_LIMIT_SECONDS", settings.UNSUBSCRIBE_RATE_LIMIT_SECONDS, 1, True),
+        ("REPORT_UNTIED_RECIPIENT_LIMIT", settings.REPORT_UNTIED_RECIPIENT_LIMIT, 0, True),
         ("DB_CONNECT_TIMEOUT", db.get("OPTIONS", {}).get("connect_timeout"), 1, True),
         (
             "UNSUBSCRIBE_APPLY_EVERY_SECONDS",

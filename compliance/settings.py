@@ -225,8 +225,6 @@ UNSUBSCRIBE_REPEAT_WINDOW_SECONDS = env.int("UNSUBSCRIBE_REPEAT_WINDOW_SECONDS",
 # period are answered 429. First opt-outs are never counted nor refused. 0: no limit.
 UNSUBSCRIBE_RATE_LIMIT = env.int("UNSUBSCRIBE_RATE_LIMIT", default=120)
 UNSUBSCRIBE_RATE_LIMIT_SECONDS = env.int("UNSUBSCRIBE_RATE_LIMIT_SECONDS", default=60)
-if UNSUBSCRIBE_REPEAT_WINDOW_SECONDS < 0:
-    raise ImproperlyConfigured("UNSUBSCRIBE_REPEAT_WINDOW_SECONDS must be 0 or more")
 
 # --- Inbound mail ----------------------------------------------------------------------------
 # Larger messages are stored truncated to this many bytes, with a flag, never refused.

@@ -44,8 +44,6 @@ def check_esp_webhooks(app_configs=None, **kwargs) -> list[Error]:
                     id="fbl.E002",
                 )
             )
-    if settings.REPORT_UNTIED_RECIPIENT_LIMIT < 0:
-        errors.append(Error("REPORT_UNTIED_RECIPIENT_LIMIT must be 0 or more", id="fbl.E003"))
     return errors
 
 
