@@ -1,7 +1,7 @@
 """Configuration comes from the environment, and production refuses unsafe defaults.
 
-The refusals are system checks (compliance/checks.py): `manage.py` reports them before any
-command, and the web service and the Celery worker run them at start. Each names the variable.
+The refusals are system checks (compliance/checks.py and each app's checks.py): `manage.py`
+reports them before any command, and the web service and the Celery worker run them at start. Each names the variable.
 """
 
 import shlex
@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from compliance import checks
 from tests.support import ROOT, require_program, run_manage, run_python, service_env
+from unsubscribe import checks as unsubscribe_checks
 
 PRODUCTION = {
     "DEBUG": "false",
@@ -189,7 +190,7 @@ def _errors(check, **values):
 @pytest.mark.parametrize("days", [0, 30, 365])
 def test_tokens_may_never_expire_or_live_30_days_or_more(days):
     assert (
-        _errors(checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days) == []
+        _errors(unsubscribe_checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days) == []
     )
 
 
@@ -198,7 +199,7 @@ def test_a_token_age_under_30_days_is_refused_before_any_link_fails(days):
     # CAN-SPAM: the opt-out must keep working for 30 days; unsubscribe/tokens.py would refuse
     # the codec at the first one-click and lose the opt-out.
     [(check, message)] = _errors(
-        checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days
+        unsubscribe_checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days
     )
     assert check == "compliance.E004"
     assert f"UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS is {days}" in message
@@ -216,7 +217,7 @@ def test_a_token_age_under_30_days_is_refused_before_any_link_fails(days):
     ],
 )
 def test_malformed_token_keys_are_refused_without_showing_the_secret(keys, words):
-    [(check, message)] = _errors(checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys)
+    [(check, message)] = _errors(unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys)
     assert check == "compliance.E003"
     assert words in message
     assert "s3cret" not in message
@@ -224,7 +225,7 @@ def test_malformed_token_keys_are_refused_without_showing_the_secret(keys, words
 
 def test_well_formed_token_keys_pass():
     keys = "7:" + "n" * 40 + ",0:" + "o" * 40
-    assert _errors(checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys) == []
+    assert _errors(unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys) == []
 
 
 @pytest.mark.parametrize("secret", ["user:password", "esp:insecure-dev-only-webhook"])

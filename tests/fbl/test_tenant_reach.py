@@ -206,3 +206,33 @@ def test_an_envelope_recipient_verp_address_ties_the_recipient(db, settings):
     )
     assert message.status == Status.PROCESSED
     assert Suppression.objects.get().address == "alice@example.com"
+
+
+# --- bodies are size-checked before they are read ----------------------------------------------
+
+
+class Unreadable:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type"),
+    [("/api/v1/reports", "message/rfc822"), ("/api/v1/events/kumomta", "application/json")],
+)
+def test_an_oversized_body_is_refused_from_its_length_alone(api_client, url, content_type):
+    client = api_client("reports:write")
+    answer = client.generic(
+        "POST",
+        url,
+        content_type=content_type,
+        CONTENT_LENGTH=str(300 * 1024 * 1024),
+        **{"wsgi.input": Unreadable()},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "too_large"
+    assert not InboundMessage.objects.exists()
