@@ -1,7 +1,8 @@
 """Configuration comes from the environment, and production refuses unsafe defaults.
 
 The refusals are system checks (compliance/checks.py and each app's checks.py): `manage.py`
-reports them before any command, and the web service and the Celery worker run them at start. Each names the variable.
+reports them before any command, and the web service and the Celery worker run them at start.
+Each names the variable.
 """
 
 import shlex
@@ -190,7 +191,10 @@ def _errors(check, **values):
 @pytest.mark.parametrize("days", [0, 30, 365])
 def test_tokens_may_never_expire_or_live_30_days_or_more(days):
     assert (
-        _errors(unsubscribe_checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days) == []
+        _errors(
+            unsubscribe_checks.check_unsubscribe_token_max_age, UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS=days
+        )
+        == []
     )
 
 
@@ -217,7 +221,9 @@ def test_a_token_age_under_30_days_is_refused_before_any_link_fails(days):
     ],
 )
 def test_malformed_token_keys_are_refused_without_showing_the_secret(keys, words):
-    [(check, message)] = _errors(unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys)
+    [(check, message)] = _errors(
+        unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys
+    )
     assert check == "compliance.E003"
     assert words in message
     assert "s3cret" not in message
@@ -225,7 +231,9 @@ def test_malformed_token_keys_are_refused_without_showing_the_secret(keys, words
 
 def test_well_formed_token_keys_pass():
     keys = "7:" + "n" * 40 + ",0:" + "o" * 40
-    assert _errors(unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys) == []
+    assert (
+        _errors(unsubscribe_checks.check_unsubscribe_token_keys, UNSUBSCRIBE_TOKEN_KEYS=keys) == []
+    )
 
 
 @pytest.mark.parametrize("secret", ["user:password", "esp:insecure-dev-only-webhook"])
