@@ -155,6 +155,7 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
         ("UNSUBSCRIBE_RATE_LIMIT", settings.UNSUBSCRIBE_RATE_LIMIT, 0, True),
         ("UNSUBSCRIBE_RATE_LIMIT_SECONDS", settings.UNSUBSCRIBE_RATE_LIMIT_SECONDS, 1, True),
         ("REPORT_UNTIED_RECIPIENT_LIMIT", settings.REPORT_UNTIED_RECIPIENT_LIMIT, 0, True),
+        ("TRUSTED_PROXY_COUNT", settings.TRUSTED_PROXY_COUNT, 0, True),
         ("DB_CONNECT_TIMEOUT", db.get("OPTIONS", {}).get("connect_timeout"), 1, True),
         (
             "UNSUBSCRIBE_APPLY_EVERY_SECONDS",

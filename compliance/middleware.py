@@ -1,10 +1,12 @@
 """Request-scoped concerns: the access log line, the audit actor of a staff session and the
 Content Security Policy of each page."""
 
+import ipaddress
 import logging
 import time
 
 from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
 
 from compliance import audit, csp
 
@@ -12,6 +14,19 @@ request_log = logging.getLogger("compliance.request")
 
 
 def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the
+    outermost of them appended to X-Forwarded-For (addresses further left are the client's own
+    claims and could be anything)."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [h for h in hops if h]
+        if len(hops) >= proxies:
+            found = hops[-proxies]
+            try:
+                return str(ipaddress.ip_address(found))
+            except ValueError:
+                return None
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -77,6 +77,24 @@ def test_the_budget_is_per_client_address(mint, budget):
     assert Client(REMOTE_ADDR="198.51.100.10").get(path).status_code == 200
 
 
+def test_behind_a_load_balancer_the_budget_is_per_forwarded_client(mint, budget, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    path = path_of(mint())
+
+    def via_balancer(client_address: str) -> Client:
+        # The client may send any X-Forwarded-For; the balancer appends the address it saw.
+        return Client(
+            REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"192.0.2.99, {client_address}"
+        )
+
+    busy = via_balancer("198.51.100.9")
+    for _ in range(budget):
+        busy.get(path)
+    assert busy.get(path).status_code == 429
+    # Another recipient behind the same balancer (and claiming the same forged first hop).
+    assert via_balancer("198.51.100.10").get(path).status_code == 200
+
+
 def test_over_the_budget_the_preference_centre_still_opts_out_but_does_not_resubscribe(
     mint, budget
 ):
