@@ -65,7 +65,8 @@ def create_job(
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the sample's edge
+        # A character cut at the sample's edge is no error; a file within the sample has no edge.
+        if len(content) <= len(head) or exc.start < len(head) - 4:
             raise ServiceError("the file is not UTF-8 text", code="not_utf8") from exc
     first_line = _text(content).readline()
     if not first_line.strip():

@@ -92,6 +92,17 @@ def test_a_file_that_is_not_utf8_is_refused(api_client):
     assert "UTF-8" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("body", [b"\xff", b"em\xe9", b"email\n\xc3"])
+def test_a_tiny_file_that_is_not_utf8_is_refused_too(api_client, body):
+    # Bytes within the last four of the file are no character cut at a sample's edge.
+    answer = api_client("suppression:write").post(
+        "/api/v1/suppressions/import", data=body, content_type="text/csv"
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "not_utf8"
+    assert ImportJob.objects.count() == 0
+
+
 def test_multipart_upload_and_a_forced_format(api_client):
     upload = io.BytesIO(b"email\nm@example.com\n")
     upload.name = "list.csv"
