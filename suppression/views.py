@@ -310,7 +310,14 @@ class ImportView(APIView):
     parser_classes = [CsvUploadParser, MultiPartParser]
 
     @extend_schema(
-        request={"text/csv": {"type": "string", "format": "binary"}},
+        request={
+            "text/csv": {"type": "string", "format": "binary"},
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            },
+        },
         parameters=[
             OpenApiParameter(
                 "format",

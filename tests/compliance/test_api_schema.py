@@ -22,11 +22,11 @@ from compliance.scopes import ALL_SCOPES
 
 # The schema as the service serves it at GET /api/schema/ (read through the WSGI application at
 # collection time, so that pytest gets one test per operation); the calls then go over HTTP to
-# the live server, against the test database.
+# the live server, against the test database. No operation is excluded: the ESP webhooks under
+# /api/v1/events/esp/ are django-anymail's plain Django views, which the schema does not list
+# (each ESP signs its own payloads; tests/fbl covers them). Loaded here, not from a fixture:
+# schemathesis's lazy `from_fixture` schemas fail under pytest 9.2 (no `Function._nodeid`).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
-# Enough to reach every documented status and the bounds of each field, small enough for CI on
-# two cores; deterministic, so a failure in CI is the same failure on a laptop.
-schema.config.generation.update(max_examples=20, deterministic=True)
 
 # POST /api/v1/reports takes the raw message: sent as the bytes schemathesis makes for binary.
 schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
@@ -48,10 +48,17 @@ def bearer(transactional_db, default_tenant) -> dict[str, str]:
 
 
 @schema.parametrize()
+# Enough examples to reach every documented status and the bounds of each field, few enough for
+# CI on two cores. Derandomized and without an example database, and set here rather than left
+# to Hypothesis's profile (which CI=true switches): every run, laptop or CI, sends the same cases.
 # The live server and key are shared by an operation's examples: nothing an example stores
 # changes what the next one may be answered.
 @hypothesis.settings(
-    deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+    max_examples=30,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
 )
 def test_operation_answers_as_documented(case, bearer, live_server):
     case.call_and_validate(base_url=live_server.url, headers=bearer, checks=CHECKS)

@@ -142,6 +142,12 @@ def test_endpoints_that_take_one_item_or_a_list_document_both(openapi, path):
     assert [k.get("type", "object") for k in kinds] == ["object", "array"]
 
 
+def test_the_import_documents_both_ways_to_send_the_file(openapi):
+    body = openapi["paths"]["/api/v1/suppressions/import"]["post"]["requestBody"]["content"]
+    assert set(body) == {"text/csv", "multipart/form-data"}
+    assert body["multipart/form-data"]["schema"]["required"] == ["file"]
+
+
 def test_an_api_url_that_matches_no_route_answers_the_api_error(client):
     answer = client.get("/api/v1/suppressions/-1/")
     assert answer.status_code == 404

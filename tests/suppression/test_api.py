@@ -122,6 +122,20 @@ def test_batch_check_refuses_a_stream_topic_or_tenant_that_is_not_a_string(api_c
     assert field in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("field, status", [("stream", 400), ("topic", 400), ("tenant", 404)])
+def test_checks_answer_a_nul_in_a_stream_topic_or_tenant_as_unknown(api_client, field, status):
+    # PostgreSQL text cannot hold NUL: no such name exists, and asking the database would fail.
+    client = api_client(READ)
+    names = {"stream": "marketing", field: "market\x00ing"}
+    single = client.get("/api/v1/suppressions/check", {"address": "a@example.com", **names})
+    batch = client.post(
+        "/api/v1/suppressions/check", {"addresses": ["a@example.com"], **names}, format="json"
+    )
+    for answer in (single, batch):
+        assert answer.status_code == status, answer.content
+        assert "unknown" in answer.json()["detail"]
+
+
 def test_checks_need_the_read_scope(api_client):
     answer = api_client(WRITE).get(
         "/api/v1/suppressions/check", {"address": "a@example.com", "stream": "marketing"}
