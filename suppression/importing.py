@@ -61,6 +61,8 @@ def create_job(
             code="too_large",
             status=413,
         )
+    if "\x00" in filename:  # PostgreSQL text cannot hold NUL; the name is stored as given
+        raise ServiceError("the file name cannot contain NUL characters", code="invalid")
     head = content[:65536]
     try:
         head.decode("utf-8")
@@ -310,7 +312,7 @@ def run_import(
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.FAILED,
             finished_at=timezone.now(),
-            message=f"{type(exc).__name__}: {exc}"[:2000],
+            message=_without_nul(f"{type(exc).__name__}: {exc}")[:2000],
         )
         raise
     ImportJob.objects.filter(pk=job.pk).update(
@@ -323,14 +325,23 @@ def run_import(
 _PROGRESS_FIELDS = ["rows_done", "rows_added", "rows_existing", "rows_bad", "errors", "status"]
 
 
+def _without_nul(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL (0x00): a bad row's text shows U+FFFD there.
+    return text.replace("\x00", "\ufffd")
+
+
 def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) -> None:
     room = max(0, ERRORS_KEPT - len(job.errors))
+    kept = [
+        {k: _without_nul(v) if isinstance(v, str) else v for k, v in error.items()}
+        for error in bad[:room]
+    ]
     ImportJob.objects.filter(pk=job.pk).update(
         rows_done=F("rows_done") + rows,
         rows_added=F("rows_added") + added,
         rows_existing=F("rows_existing") + (good - added),
         rows_bad=F("rows_bad") + len(bad),
-        errors=job.errors + bad[:room],
+        errors=job.errors + kept,
     )
 
 
