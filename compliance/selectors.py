@@ -14,6 +14,12 @@ DEFAULT_TENANT = "default"
 _lookups: TtlCache = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
 
 
+def _storable(slug: str) -> bool:
+    """PostgreSQL text cannot hold NUL (0x00): no stored slug has one, and the database refuses
+    a query for it, so such a slug is unknown without asking."""
+    return "\x00" not in slug
+
+
 def tenant_for(*, api_key: ApiKey | None, slug: str | None) -> Tenant:
     """The tenant a request acts for.
 
@@ -25,8 +31,10 @@ def tenant_for(*, api_key: ApiKey | None, slug: str | None) -> Tenant:
             raise PermissionDenied(f"this API key is bound to tenant {api_key.tenant.slug!r}")
         return api_key.tenant
     wanted = slug or DEFAULT_TENANT
-    tenant = _lookups.get_or_load(
-        ("tenant", wanted), lambda: Tenant.objects.filter(slug=wanted).first()
+    tenant = (
+        _lookups.get_or_load(("tenant", wanted), lambda: Tenant.objects.filter(slug=wanted).first())
+        if _storable(wanted)
+        else None
     )
     if tenant is None:
         raise NotFound(f"unknown tenant {wanted!r}")
@@ -44,9 +52,15 @@ def stream_of(tenant: Tenant, slug: str | None) -> Stream:
     """The tenant's stream by slug. Raises ServiceError naming the known streams."""
     if not slug:
         raise ServiceError("a stream is required", code="stream_required")
-    stream = _lookups.get_or_load(
-        ("stream", tenant.pk, slug),
-        lambda: Stream.objects.filter(tenant=tenant, slug=slug).select_related("tenant").first(),
+    stream = (
+        _lookups.get_or_load(
+            ("stream", tenant.pk, slug),
+            lambda: (
+                Stream.objects.filter(tenant=tenant, slug=slug).select_related("tenant").first()
+            ),
+        )
+        if _storable(slug)
+        else None
     )
     if stream is None:
         known = ", ".join(tenant.streams.values_list("slug", flat=True)) or "none"
@@ -73,9 +87,13 @@ def topic_by_id(topic_id: int) -> Topic | None:
 def topic_of(stream: Stream, slug: str | None) -> Topic | None:
     if not slug:
         return None
-    topic = _lookups.get_or_load(
-        ("topic", stream.pk, slug),
-        lambda: Topic.objects.filter(stream=stream, slug=slug).select_related("stream").first(),
+    topic = (
+        _lookups.get_or_load(
+            ("topic", stream.pk, slug),
+            lambda: Topic.objects.filter(stream=stream, slug=slug).select_related("stream").first(),
+        )
+        if _storable(slug)
+        else None
     )
     if topic is None:
         known = ", ".join(stream.topics.values_list("slug", flat=True)) or "none"

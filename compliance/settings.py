@@ -197,6 +197,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Suppression checks, unsubscribe links, reports, consent and send decisions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so a required text field is documented as
+    # non-blank (minLength 1) where it is sent, without claiming that of answers.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "compliance.schema.document_errors",
+    ],
     # Served from our own static files: the docs page loads nothing from outside.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from compliance import views
 from compliance.csp import api_docs_policy
 
+# A URL under /api/ that matches no route (/api/v1/suppressions/-1/) answers the API's error.
+handler404 = views.not_found
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

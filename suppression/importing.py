@@ -61,11 +61,14 @@ def create_job(
             code="too_large",
             status=413,
         )
+    if "\x00" in filename:  # PostgreSQL text cannot hold NUL; the name is stored as given
+        raise ServiceError("the file name cannot contain NUL characters", code="invalid")
     head = content[:65536]
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the sample's edge
+        # A character cut at the sample's edge is no error; a file within the sample has no edge.
+        if len(content) <= len(head) or exc.start < len(head) - 4:
             raise ServiceError("the file is not UTF-8 text", code="not_utf8") from exc
     first_line = _text(content).readline()
     if not first_line.strip():
@@ -323,7 +326,7 @@ def run_import(
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.FAILED,
             finished_at=timezone.now(),
-            message=f"{type(exc).__name__}: {exc}"[:2000],
+            message=_without_nul(f"{type(exc).__name__}: {exc}")[:2000],
         )
         raise
     ImportJob.objects.filter(pk=job.pk).update(
@@ -336,14 +339,23 @@ def run_import(
 _PROGRESS_FIELDS = ["rows_done", "rows_added", "rows_existing", "rows_bad", "errors", "status"]
 
 
+def _without_nul(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL (0x00): a bad row's text shows U+FFFD there.
+    return text.replace("\x00", "\ufffd")
+
+
 def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) -> None:
     room = max(0, ERRORS_KEPT - len(job.errors))
+    kept = [
+        {k: _without_nul(v) if isinstance(v, str) else v for k, v in error.items()}
+        for error in bad[:room]
+    ]
     ImportJob.objects.filter(pk=job.pk).update(
         rows_done=F("rows_done") + rows,
         rows_added=F("rows_added") + added,
         rows_existing=F("rows_existing") + (good - added),
         rows_bad=F("rows_bad") + len(bad),
-        errors=job.errors + bad[:room],
+        errors=job.errors + kept,
     )
 
 

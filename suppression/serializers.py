@@ -2,11 +2,12 @@
 
 from rest_framework import serializers
 
+from compliance.schema import AddressField
 from suppression.models import ImportJob, Origin, Reason, ScopeKind, Suppression
 
 
 class CheckQuery(serializers.Serializer):
-    address = serializers.CharField(max_length=512)
+    address = AddressField()
     stream = serializers.CharField(max_length=50)
     topic = serializers.CharField(max_length=50, required=False)
     tenant = serializers.CharField(max_length=50, required=False)
@@ -22,9 +23,10 @@ class CheckAnswer(serializers.Serializer):
 class BatchCheckRequest(serializers.Serializer):
     """Documentation shape; the view validates the (large) address list itself for speed."""
 
-    stream = serializers.CharField()
-    topic = serializers.CharField(required=False)
-    tenant = serializers.CharField(required=False)
+    stream = serializers.CharField(max_length=50)
+    topic = serializers.CharField(max_length=50, required=False)
+    tenant = serializers.CharField(max_length=50, required=False)
+    # Not email-formatted: an address that is none is answered in `invalid`, not refused.
     addresses = serializers.ListField(child=serializers.CharField(), max_length=100_000)
 
 
@@ -82,8 +84,16 @@ class SuppressionOut(serializers.ModelSerializer):
         return data
 
 
+class SuppressionPage(serializers.Serializer):
+    """One page of the list, newest first (a cursor page: follow `next` for older entries)."""
+
+    next = serializers.URLField(allow_null=True, help_text="the next page's URL, or null")
+    previous = serializers.URLField(allow_null=True, help_text="the previous page's URL, or null")
+    results = SuppressionOut(many=True)
+
+
 class SuppressionIn(serializers.Serializer):
-    address = serializers.CharField(max_length=512)
+    address = AddressField()
     reason = serializers.ChoiceField(choices=Reason.choices)
     scope = serializers.CharField(
         max_length=120,

@@ -9,7 +9,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from compliance.authentication import key_from_header
 from compliance.errors import PermissionDenied, ServiceError
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
-from suppression import exporting, importing, selectors, services
+from suppression import exporting, import_formats, importing, selectors, services
 from suppression.models import ImportJob, Origin, SuppressionEvent
 from suppression.scopes import parse_scope
 from suppression.serializers import (
@@ -34,6 +34,7 @@ from suppression.serializers import (
     ListQuery,
     SuppressionIn,
     SuppressionOut,
+    SuppressionPage,
 )
 
 
@@ -119,6 +120,8 @@ class CheckView(APIView):
         # lookup itself.
         if not isinstance(batch, list) or not all(isinstance(a, str) for a in batch):
             raise ServiceError("'addresses' must be a list of strings", code="invalid")
+        if not all(isinstance(data.get(k), str | None) for k in ("stream", "topic", "tenant")):
+            raise ServiceError("'stream', 'topic' and 'tenant' must be strings", code="invalid")
         stream, topic = _stream_and_topic(request.auth, data)
         verdict = selectors.suppressed_among(stream=stream, topic=topic, addresses_=batch)
         return _cacheable(
@@ -146,12 +149,35 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def decode_cursor(self, request):
+        # DRF checks a cursor's offset and direction but hands its position to the query as it
+        # is: a position that is no id would fail there (a 500) instead of as an invalid cursor.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor
+
 
 class SuppressionListView(APIView):
     permission_classes = [ScopeRequired]
     required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_WRITE}
 
-    @extend_schema(parameters=[ListQuery], responses=SuppressionOut(many=True))
+    @extend_schema(
+        operation_id="v1_suppressions_list",
+        parameters=[
+            ListQuery,
+            OpenApiParameter("cursor", str, description="from a page's `next` or `previous` URL"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": NewestFirst.max_page_size},
+                description=f"entries per page, default {NewestFirst.page_size}",
+            ),
+        ],
+        responses=SuppressionPage,
+    )
     def get(self, request):
         query = ListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -204,7 +230,7 @@ class SuppressionDetailView(APIView):
     @extend_schema(
         request=LiftIn,
         parameters=[OpenApiParameter("reason", str, description="why it is lifted (required)")],
-        responses=SuppressionOut,
+        responses={200: SuppressionOut},
     )
     def delete(self, request, pk):
         row = self._row(request, pk)
@@ -232,8 +258,16 @@ class ChangesView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", str, description="cursor from the last answer's `next`"),
-            OpenApiParameter("limit", int, description="at most 10000, default 1000"),
+            OpenApiParameter(
+                "since",
+                {"type": "string", "pattern": r"^[0-9]+\.[0-9]+$"},
+                description="cursor from the last answer's `next`",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+                description="at most 10000, default 1000",
+            ),
         ],
         responses=ChangesAnswer,
     )
@@ -287,13 +321,22 @@ class ImportView(APIView):
     parser_classes = [CsvUploadParser, MultiPartParser]
 
     @extend_schema(
-        request={"text/csv": {"type": "string", "format": "binary"}},
+        request={
+            "text/csv": {"type": "string", "format": "binary"},
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            },
+        },
         parameters=[
             OpenApiParameter(
                 "format",
                 str,
+                enum=list(import_formats.FORMATS),
                 description="one of the import formats; recognised from the header row when absent",
             ),
+            OpenApiParameter("filename", str, description="the file's name, for the job's record"),
             OpenApiParameter("tenant", str, description="tenant slug, or * for shared entries"),
         ],
         responses={202: ImportJobOut},

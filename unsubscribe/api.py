@@ -1,6 +1,6 @@
 """`POST /api/v1/unsubscribe-links`: List-Unsubscribe headers for the sending application."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from compliance import selectors as core
 from compliance.errors import ServiceError
 from compliance.permissions import ScopeRequired
+from compliance.schema import AddressField
 from compliance.scopes import Scope
 from unsubscribe import services
 
@@ -15,7 +16,7 @@ MAX_LINKS = 10_000
 
 
 class LinkRequest(serializers.Serializer):
-    recipient = serializers.CharField(max_length=512)
+    recipient = AddressField()
     stream = serializers.CharField(max_length=50)
     topic = serializers.CharField(max_length=50, required=False, allow_blank=True)
     campaign = serializers.CharField(max_length=255, required=False, allow_blank=True)
@@ -34,7 +35,21 @@ class UnsubscribeLinksView(APIView):
     permission_classes = [ScopeRequired]
     required_scopes = {"POST": Scope.UNSUBSCRIBE_MINT}
 
-    @extend_schema(request=LinkRequest, responses=LinkAnswer)
+    @extend_schema(
+        # One link for one object, a list of links (at most MAX_LINKS) for a list.
+        request=PolymorphicProxySerializer(
+            component_name="LinkRequestOneOrMany",
+            serializers=[LinkRequest, LinkRequest(many=True, max_length=MAX_LINKS)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        responses=PolymorphicProxySerializer(
+            component_name="LinkAnswerOneOrMany",
+            serializers=[LinkAnswer, LinkAnswer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+    )
     def post(self, request):
         many = isinstance(request.data, list)
         items = request.data if many else [request.data]

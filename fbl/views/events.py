@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
@@ -105,7 +105,12 @@ class KumoMtaEventsView(APIView):
     parser_classes = [RecordsParser]
 
     @extend_schema(
-        request=KumoMtaRecord,
+        request=PolymorphicProxySerializer(
+            component_name="KumoMtaRecordOneOrMany",
+            serializers=[KumoMtaRecord, KumoMtaRecord(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
         responses=EventsAnswer,
         description="One KumoMTA log record (the JSON `configure_log_hook` writes), or a JSON "
         "array of them. The whole body is checked first: a malformed record answers 400 "

@@ -39,7 +39,10 @@ class ReportsView(APIView):
     required_scopes = {"POST": Scope.REPORTS_WRITE}
     parser_classes = [RawMessageParser]
 
-    @extend_schema(request={"message/rfc822": OpenApiTypes.BINARY}, responses=ReportAnswer)
+    @extend_schema(
+        request={"message/rfc822": OpenApiTypes.BINARY},
+        responses={201: ReportAnswer, 200: ReportAnswer},
+    )
     def post(self, request):
         raw = request.data
         if not raw or not raw.strip():

@@ -1,5 +1,6 @@
 """The relay check API and the suppression list API (DESIGN.md's public contracts)."""
 
+import base64
 import datetime
 
 import pytest
@@ -111,6 +112,28 @@ def test_batch_check_refuses_addresses_that_are_not_a_list_of_strings(api_client
     )
     assert answer.status_code == 400
     assert "list of strings" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("field", ["stream", "topic", "tenant"])
+def test_batch_check_refuses_a_stream_topic_or_tenant_that_is_not_a_string(api_client, field):
+    body = {"stream": "marketing", "addresses": ["a@example.com"], field: ["marketing"]}
+    answer = api_client(READ).post("/api/v1/suppressions/check", body, format="json")
+    assert answer.status_code == 400, answer.content
+    assert field in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("field, status", [("stream", 400), ("topic", 400), ("tenant", 404)])
+def test_checks_answer_a_nul_in_a_stream_topic_or_tenant_as_unknown(api_client, field, status):
+    # PostgreSQL text cannot hold NUL: no such name exists, and asking the database would fail.
+    client = api_client(READ)
+    names = {"stream": "marketing", field: "market\x00ing"}
+    single = client.get("/api/v1/suppressions/check", {"address": "a@example.com", **names})
+    batch = client.post(
+        "/api/v1/suppressions/check", {"addresses": ["a@example.com"], **names}, format="json"
+    )
+    for answer in (single, batch):
+        assert answer.status_code == status, answer.content
+        assert "unknown" in answer.json()["detail"]
 
 
 def test_checks_need_the_read_scope(api_client):
@@ -228,6 +251,21 @@ def test_list_filters_and_cursor_pages(api_client, suppress):
         seen += [r["address"] for r in page["results"]]
         url = page["next"]
     assert seen == [f"u{i}@example.com" for i in reversed(range(5))]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        base64.b64encode(b"p=not-an-id").decode(),  # well-formed, but its position is no id
+        base64.b64encode(b"o=-1").decode(),
+        "not base64 at all",
+    ],
+)
+def test_list_refuses_a_malformed_cursor(api_client, suppress, cursor):
+    suppress("u@example.com", "unsubscribe")
+    answer = api_client(READ).get("/api/v1/suppressions/", {"cursor": cursor})
+    assert answer.status_code == 404, answer.content
+    assert answer.json() == {"detail": "Invalid cursor", "code": "not_found"}
 
 
 def test_list_filters_by_created_range(api_client, suppress):

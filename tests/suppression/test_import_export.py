@@ -96,6 +96,40 @@ def test_a_file_that_is_not_utf8_is_refused(api_client):
     assert "UTF-8" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("body", [b"\xff", b"em\xe9", b"email\n\xc3"])
+def test_a_tiny_file_that_is_not_utf8_is_refused_too(api_client, body):
+    # Bytes within the last four of the file are no character cut at a sample's edge.
+    answer = api_client("suppression:write").post(
+        "/api/v1/suppressions/import", data=body, content_type="text/csv"
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "not_utf8"
+    assert ImportJob.objects.count() == 0
+
+
+def test_a_file_name_with_a_nul_is_refused(api_client):
+    answer = api_client("suppression:write").post(
+        "/api/v1/suppressions/import?filename=a%00b.csv",
+        data=b"email\na@example.com\n",
+        content_type="text/csv",
+    )
+    assert answer.status_code == 400, answer.content
+    assert "NUL" in answer.json()["detail"]
+    assert ImportJob.objects.count() == 0
+
+
+def test_a_row_with_a_nul_is_a_bad_row_reported_without_it(api_client):
+    # PostgreSQL cannot store NUL in the job's error list; the row is reported all the same.
+    answer = post_csv(
+        api_client("suppression:write"), "email\nn\x00l@example.com\nok@example.com\n"
+    )
+    assert answer.status_code == 202, answer.content
+    job = ImportJob.objects.get()
+    assert (job.status, job.rows_added, job.rows_bad) == ("done", 1, 1)
+    assert job.errors[0]["line"] == 2
+    assert job.errors[0]["email"] == "n\ufffdl@example.com"
+
+
 def test_multipart_upload_and_a_forced_format(api_client):
     upload = io.BytesIO(b"email\nm@example.com\n")
     upload.name = "list.csv"
