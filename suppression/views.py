@@ -11,13 +11,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import selectors as core
 from compliance.authentication import key_from_header
 from compliance.errors import PermissionDenied, ServiceError
+from compliance.parsers import LimitedBodyParser, LimitedMultiPartParser
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
 from suppression import exporting, import_formats, importing, selectors, services
@@ -306,19 +306,31 @@ class ChangesView(APIView):
         )
 
 
-class CsvUploadParser(BaseParser):
-    """A CSV file as the whole request body (`Content-Type: text/csv`)."""
+class CsvUploadParser(LimitedBodyParser):
+    """A CSV file as the whole request body (`Content-Type: text/csv`), refused from its
+    Content-Length when it is larger than IMPORT_MAX_BYTES."""
 
     media_type = "text/csv"
+    what = "a CSV file"
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read() if stream is not None else b""
+    def limit(self) -> int:
+        return settings.IMPORT_MAX_BYTES
+
+
+class CsvFormParser(LimitedMultiPartParser):
+    """The CSV as a multipart `file` field; a body over IMPORT_MAX_BYTES (and a little room for
+    the form around it) is refused before it is read."""
+
+    what = "an upload"
+
+    def limit(self) -> int:
+        return settings.IMPORT_MAX_BYTES + 64 * 1024
 
 
 class ImportView(APIView):
     permission_classes = [ScopeRequired]
     required_scopes = {"POST": Scope.SUPPRESSION_WRITE}
-    parser_classes = [CsvUploadParser, MultiPartParser]
+    parser_classes = [CsvUploadParser, CsvFormParser]
 
     @extend_schema(
         request={

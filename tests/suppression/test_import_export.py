@@ -348,3 +348,26 @@ def test_copy_data_carries_any_text_and_bytes_through_postgresql(db):
     assert [(line, bytes(h), a, t) for line, h, a, t, _ in found] == [r[:4] for r in rows]
     assert found[0][4].isoformat() == "2024-01-02T03:04:05+00:00"
     assert found[1][4] is None
+
+
+class _Unreadable:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "multipart/form-data; boundary=B"])
+def test_an_oversized_upload_is_refused_from_its_length_alone(api_client, content_type, settings):
+    settings.IMPORT_MAX_BYTES = 1000
+    answer = api_client("suppression:write").generic(
+        "POST",
+        "/api/v1/suppressions/import",
+        content_type=content_type,
+        CONTENT_LENGTH=str(10 * 1024 * 1024),
+        **{"wsgi.input": _Unreadable()},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "too_large"
