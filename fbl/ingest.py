@@ -15,11 +15,10 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 
-from fbl import services
+from fbl import plugins, services
 from fbl.models import InboundMessage
 from fbl.provenance import OPERATOR, Provenance
 from fbl.report import without_nul
-from unsubscribe import mail as unsubscribe_mail
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +63,16 @@ def raw_bytes(message: InboundMessage) -> bytes:
 
 
 def route(message: InboundMessage) -> None:
-    """Act on a stored message: mail to `unsubscribe+TOKEN@...` goes to the unsubscribe path,
-    everything else is read as a report (fbl.services.process)."""
+    """Act on a stored message: mail a registered handler claims (fbl/plugins.py: mail to
+    `unsubscribe+TOKEN@...`) goes to it, everything else is read as a report
+    (fbl.services.process)."""
     raw = raw_bytes(message)
-    if unsubscribe_mail.is_unsubscribe_mail(raw, message.envelope_recipient):
-        outcome = unsubscribe_mail.unsubscribe_by_mail(
+    handler = plugins.mail_handler_for(raw, message.envelope_recipient)
+    if handler is not None:
+        outcome = handler.handle(
             raw, envelope_recipient=message.envelope_recipient, tenant_id=message.tenant_id
         )
-        status = {
-            "unsubscribed": InboundMessage.Status.PROCESSED,
-            "auto-reply": InboundMessage.Status.IGNORED,
-        }.get(outcome, InboundMessage.Status.UNRECOGNISED)
-        InboundMessage.objects.filter(pk=message.pk).update(
-            kind="unsubscribe" if outcome != "auto-reply" else "autoreply",
-            status=status,
-            note=outcome,
-        )
+        services.record_handled_mail(message, kind=handler.kind, outcome=outcome, handler=handler)
         return
     services.process(message)
 

@@ -18,7 +18,9 @@ from django.conf import settings
 
 from compliance.models import Stream, Tenant, Topic
 from compliance.selectors import identity_for_sender
+from fbl import plugins
 from fbl.events import Context
+from fbl.plugins import TokenClaims
 from fbl.recipients import (
     RecoveryHooks,
     first_address,
@@ -28,8 +30,6 @@ from fbl.recipients import (
     verp_decode,
 )
 from fbl.report import ParsedReport
-from unsubscribe import services as unsubscribe
-from unsubscribe.tokens import Claims
 
 # A token as it appears in our links: https://HOST/u/TOKEN[/...] or mailto:unsubscribe+TOKEN@
 _TOKEN_IN = re.compile(r"(?:/u/|unsubscribe\+)([A-Za-z0-9_-]{20,1024})")
@@ -46,7 +46,7 @@ class Attribution:
     recipient: str | None = None  # the recipient our token names, when found by token
 
 
-def claims_in(value: str) -> Claims | None:
+def claims_in(value: str) -> TokenClaims | None:
     """The claims of our token in a List-Unsubscribe URI or trace header value."""
     value = (value or "").strip()
     match = _TOKEN_IN.search(value)
@@ -54,7 +54,7 @@ def claims_in(value: str) -> Claims | None:
     if token is None:
         return None
     try:
-        return unsubscribe.read_claims(token)
+        return plugins.read_token(token)
     except Exception:  # a hostile value must never stop a report's processing
         return None
 
@@ -72,7 +72,7 @@ def hooks() -> RecoveryHooks:
     )
 
 
-def _claims_in_headers(enclosed: Message) -> Claims | None:
+def _claims_in_headers(enclosed: Message) -> TokenClaims | None:
     for value in header_all(enclosed, "List-Unsubscribe"):
         for uri in list_unsubscribe_uris(value):
             claims = claims_in(uri)
@@ -81,8 +81,8 @@ def _claims_in_headers(enclosed: Message) -> Claims | None:
     return claims_in(header(enclosed, settings.FBL_TRACE_HEADER) or "")
 
 
-def _from_claims(claims: Claims) -> Attribution | None:
-    recipient = unsubscribe.recipient_for(claims)
+def _from_claims(claims: TokenClaims) -> Attribution | None:
+    recipient = claims.resolve()
     if recipient is None:
         return None
     return Attribution(

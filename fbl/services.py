@@ -316,6 +316,19 @@ def process(message: InboundMessage) -> None:
         InboundMessage.objects.filter(pk=message.pk).update(**update)
 
 
+def record_handled_mail(message: InboundMessage, *, kind: str, outcome: str, handler) -> None:
+    """Note what a registered mail handler (fbl/plugins.py) did with a stored message."""
+    if outcome in handler.done:
+        status = Status.PROCESSED
+    elif outcome in handler.ignored:
+        status = Status.IGNORED
+    else:
+        status = Status.UNRECOGNISED
+    InboundMessage.objects.filter(pk=message.pk).update(
+        kind="autoreply" if status == Status.IGNORED else kind, status=status, note=outcome
+    )
+
+
 def accept(message: InboundMessage, *, user) -> InboundMessage:
     """Staff accept a report waiting for review: it acts on every recipient, within the reach
     of the source that sent it (fbl/provenance.py)."""

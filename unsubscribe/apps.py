@@ -14,3 +14,32 @@ class UnsubscribeConfig(AppConfig):
         post_save.connect(
             retire_repeats_on_lift, sender=SuppressionEvent, dispatch_uid="unsubscribe-lift"
         )
+        register_with_reports()
+
+
+def register_with_reports() -> None:
+    """Report handling (fbl) recognises our tokens and our mailto unsubscribes through what we
+    register here: it imports nothing of this app (fbl/plugins.py)."""
+    from fbl import plugins
+    from unsubscribe import mail, services
+
+    def read(token: str):
+        claims = services.read_claims(token)
+        if claims is None:
+            return None
+        return plugins.TokenClaims(
+            recipient=claims.recipient,
+            campaign=claims.campaign,
+            resolve=lambda: services.recipient_for(claims),
+        )
+
+    plugins.register_token_reader(read)
+    plugins.register_mail_handler(
+        plugins.MailHandler(
+            kind="unsubscribe",
+            matches=mail.is_unsubscribe_mail,
+            handle=mail.unsubscribe_by_mail,
+            done=frozenset({"unsubscribed"}),
+            ignored=frozenset({"auto-reply"}),
+        )
+    )
