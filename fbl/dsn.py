@@ -291,12 +291,14 @@ def _recipient(
     action = (group.get("action") or "").split()[0].lower() if group.get("action") else None
     if action is None and status:
         action = {"2": "delivered", "4": "delayed"}.get(status[0], "failed")
+    status = classification.failure_status(status, diagnostic, action=action)
     phase = _phase(diagnostic, context, transcript)
     remote_mta = _strip_type(group.get("remote-mta"))
     host = (remote_mta or "").split()[0] if remote_mta else None
     category = classification.classify(
         status, diagnostic, phase=phase, remote_host=host or _remote_host(diagnostic, transcript)
     )
+    status = classification.policy_status(status, diagnostic, category=category)
     redacted = is_redacted(address)
     unusable = redacted or first_address(address) is None  # "rfc822; kijitora" and worse
     return Recipient(
@@ -639,6 +641,7 @@ def _from_text(
         if status is None:
             status = f"{default_class}.0.0"
         action = "delayed" if delayed and status.startswith("4") else "failed"
+        status = classification.failure_status(status, diagnostic, action=action)
         transcript = notice if len(candidates) == 1 else None
         category = classification.classify(
             status,
@@ -646,6 +649,7 @@ def _from_text(
             phase=_phase(diagnostic, transcript),
             remote_host=_remote_host(diagnostic, transcript),
         )
+        status = classification.policy_status(status, diagnostic, category=category)
         redacted = is_redacted(candidate.address)
         out.append(
             Recipient(
@@ -764,8 +768,9 @@ def parse_dsn(
             default_class = _default_class(notice)
             fallback = _global_diagnostic(notice)
             status = classification.infer_status(fallback, default_class=default_class)
-            status = status or f"{default_class}.0.0"
+            status = classification.failure_status(status, fallback, action="failed")
             category = classification.classify(status, fallback, phase=_phase(fallback, notice))
+            status = classification.policy_status(status, fallback, category=category)
             # With several addresses in the original's To: nothing says which one failed.
             hard = len(recovered) == 1 and classification.is_hard(category, status, "failed")
             recipients = [
