@@ -27,6 +27,7 @@ __all__ = [
     "failure_status",
     "infer_status",
     "policy_status",
+    "readable",
     "is_hard",
     "status_in",
 ]
@@ -190,9 +191,13 @@ PERMANENT_TEXTS: Final = _rules(
         r"no such domain|unknown (?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"
+        # Exim (routers/dnslookup.c, transports/smtp.c): a domain whose MX hosts do not exist.
+        r"all relevant mx records point to non-existent hosts|"
+        r"all host address lookups failed permanently|"
         # Outlook.com's words for a domain without mail servers.
         r"because the domain is not reachable|"
-        # Japanese: "the domain does not exist" (ドメインが存在しません / ドメイン名が見つかりません).
+        # Japanese: "the domain does not exist" (ドメインが存在しません,
+        # ドメイン名が見つかりません).
         r"ドメイン(?:名)?(?:が|は)?(?:存在しません|存在しない|見つかりません)",
         "5.1.2",
     ),
@@ -244,15 +249,6 @@ PERMANENT_TEXTS: Final = _rules(
 
 # Conditions that may clear.
 TRANSIENT_TEXTS: Final = _rules(
-    # Network trouble, after the retries ran out too: the destination may answer tomorrow
-    # (RFC 3463 3.5, X.4.1 "No answer from host", X.4.7 "Delivery time expired"). Postfix:
-    # "delivery temporarily suspended: connect to HOST[IP]:25: Connection timed out" or "No
-    # route to host"; Exim: "retry timeout exceeded"; sendmail: "Connection refused by HOST".
-    (
-        r"delivery temporarily suspended|no route to host|network is unreachable|"
-        r"connection (?:timed out|refused)",
-        "4.4.1",
-    ),
     (
         r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|exceed(?:s|ed)? .{0,30}quota|"
         r"insufficient (?:disk |storage )?(?:space|storage)|not enough (?:disk )?space|"
@@ -261,13 +257,21 @@ TRANSIENT_TEXTS: Final = _rules(
         "5.2.2",
     ),
     (
-        r"retry time(?:out)? (?:exceeded|reached)|could not be delivered for|expired|"
+        # Exim (retry.c, transports/smtp.c): "retry timeout exceeded", "retry time not reached
+        # for any host after a long failure period".
+        r"retry time(?:out)? (?:exceeded|reached)|retry time not reached|"
+        r"could not be delivered for|expired|"
         r"have been failing for a long time|after (?:multiple|repeated) retries|giving up",
         "4.4.7",
     ),
+    # Network trouble, after the retries ran out too: the destination may answer tomorrow
+    # (RFC 3463 3.5, X.4.1 "No answer from host"). Postfix: "delivery temporarily suspended:
+    # connect to HOST[IP]:25: Connection timed out" or "No route to host"; sendmail:
+    # "Connection refused by HOST"; the system's "Network is unreachable".
     (
         r"timed? ?out|timeout|connection (?:refused|reset|lost|closed)|could not connect|"
-        r"requests to connect|socket error",
+        r"requests to connect|socket error|delivery temporarily suspended|no route to host|"
+        r"network is unreachable",
         "4.4.1",
     ),
     (r"try again later|temporar|deferred|service (?:not )?(?:un)?available|busy", "4.0.0"),

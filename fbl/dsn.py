@@ -281,6 +281,8 @@ def _recipient(
         diagnostic = context
     if diagnostic is None:
         diagnostic = default_diagnostic
+    if diagnostic:
+        diagnostic = classification.readable(diagnostic)
     status = classification.choose_status(group.get("status"), diagnostic)
     if status and status[1:] == ".0.0" and transcript and not classification.status_in(diagnostic):
         # "Status: 5.0.0" and "Diagnostic-Code: X-Unix; 255": the session transcript of a
@@ -636,7 +638,7 @@ def _from_text(
             diagnostic = _enclosed_transcript(enclosed, candidate.address) or diagnostic
         if not _explains(diagnostic) and fallback and fallback not in diagnostic:
             diagnostic = " ".join(filter(None, [diagnostic, fallback]))
-        diagnostic = diagnostic or None
+        diagnostic = classification.readable(diagnostic) or None
         status = classification.infer_status(diagnostic, default_class=default_class)
         if status is None:
             status = f"{default_class}.0.0"
