@@ -87,6 +87,10 @@ def _rules(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple((re.compile(pattern, re.IGNORECASE), value) for pattern, value in pairs)
 
 
+# Between a noun and what is said of it, the address that was masked out (see _masked):
+# "User <a@example.com> does not exist", "Recipient (a@example.com) not found".
+_NAMED: Final = r"(?:\s|\s?[<\[(\"']\s*[>\])\"']\s?|\s{2,3})"
+
 # Answers whose words would read as a policy refusal but that say the recipient does not exist.
 # Exchange Online's Directory Based Edge Blocking refuses, at RCPT TO, an address that is not in
 # the tenant's directory: "550 5.4.1 Recipient address rejected: Access denied.
@@ -116,6 +120,8 @@ POLICY_TEXTS: Final = _rules(
     (r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))", "5.7.1"),
     (r"not permitted to relay|unable to relay|we do not relay", "5.7.1"),
     (r"sender (?:address )?(?:rejected|denied|blocked|verify failed)|domain of sender", "5.7.1"),
+    # Our own address, not the recipient's: "553 5.1.8 Sender address <a@example.com> unknown".
+    (r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found)", "5.1.8"),
     (r"not authori[sz]ed to send|access denied|refused by (?:the )?recipient|filtered", "5.7.1"),
     (
         r"mail from .{0,40} (?:rejected|refused)|rate limit|too many (?:messages|connections)",
@@ -169,6 +175,8 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"mail ?box (?:is )?(?:full|over ?quota)|over ?quota|quota (?:exceeded|full)|"
         r"exceed(?:s|ed)? (?:the |their |his |her |its )?(?:storage |mailbox |disk )?quota|"
         r"insufficient (?:disk |storage )?(?:space|storage)|mail ?folder is full|"
+        # RFC 5321 4.2.2's text for 552.
+        r"exceeded storage allocation|"
         # Japanese carriers and ISPs: "the mailbox capacity is exceeded" (容量超過 / 容量オーバー)
         # and "the mailbox is full" (メールボックスがいっぱい).
         r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックスが(?:いっぱい|一杯|満杯)",
@@ -205,15 +213,15 @@ PERMANENT_TEXTS: Final = _rules(
         r"account (?:has been |is )?(?:disabled|deactivated|suspended|deleted|closed|removed|"
         r"expired|inactive)|mailbox (?:has been |is )?(?:disabled|deactivated|inactive|closed)|"
         r"user (?:account )?(?:is )?(?:disabled|deactivated|suspended)|disabled mailbox|"
-        r"mailbox (?:is )?frozen|disabled or discontinued",
+        r"mailbox (?:is )?frozen|disabled or discontinued|administratively disabled",
         "5.2.1",
     ),
     (
         r"user unknown|unknown user|no such (?:user|mailbox|recipient|address|account|person)|"
-        r"(?:user|mailbox|recipient|address|account|addressee)(?: name)? (?:does not|doesn'?t)"
-        r" exist|"
-        r"(?:user|mailbox|recipient|address|account|addressee) (?:is )?(?:not found|unknown|"
-        r"invalid|not known|not listed)|"
+        r"(?:user|mailbox|recipient|address|account|addressee)(?: name)?" + _NAMED + r"(?:does "
+        r"not|doesn'?t) exist|"
+        r"(?:user|mailbox|recipient|address|account|addressee)" + _NAMED + r"(?:is )?(?:not "
+        r"found|unknown|invalid|not known|not listed)|"
         r"(?:invalid|unknown|bad|non-?existent) (?:recipient|mailbox|user|address|"
         r"local[- ]?part|destination mailbox)|"
         r"recipient (?:address )?rejected: (?:user unknown|undeliverable|unknown)|"
@@ -226,8 +234,13 @@ PERMANENT_TEXTS: Final = _rules(
         r"invalid (?:final delivery )?userid|"
         # Non-native and terse wordings seen from many MTAs: "User not exist", "user does not
         # exists", "Recipient does not exist here", "no such local user", "Unknown local part".
-        r"(?:user|mailbox|recipient|address|account|addressee)(?: name)? (?:is )?not exists?\b|"
-        r"(?:user|mailbox|recipient|address|account) (?:does not|doesn'?t|do not) exists?\b|"
+        r"(?:user|mailbox|recipient|address|account|addressee)(?: name)?" + _NAMED + r"(?:is )?"
+        r"not exists?\b|"
+        r"(?:user|mailbox|recipient|address|account)" + _NAMED + r"(?:does not|doesn'?t|do not) "
+        r"exists?\b|"
+        # RFC 5321 4.2.2's text for 550, in the words some servers use: "Requested mailbox is
+        # unavailable" (Yahoo: "554 delivery error: dd Requested mailbox is unavailable").
+        r"mailbox (?:is )?(?:currently )?unavailable|"
         r"no such (?:local |virtual )?(?:user|mailbox|recipient)|"
         # Exchange and Office 365: RESOLVER.ADR.RecipNotFound / ExRecipNotFound, "The email
         # address you entered couldn't be found", "NAME wasn't found at DOMAIN", "The

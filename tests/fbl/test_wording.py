@@ -54,6 +54,11 @@ def only_recipient(name: str):
         "The email address you entered couldn't be found.",  # Office 365 NDR
         "gone wasn't found at example.com.",  # Office 365 NDR, newer layout
         "550 no such local user",
+        # The address between the noun and the verdict.
+        "550 User <a@example.com> does not exist",
+        "550 5.1.1 Recipient (a@example.com) not found",
+        "550 Mailbox a@example.com does not exist",
+        "554 delivery error: dd Requested mailbox is unavailable - mta1047.mail.example",
         "550 宛先不明",
         "550 ユーザが存在しません",
         "該当するユーザーがいません",
@@ -62,6 +67,10 @@ def only_recipient(name: str):
 def test_unknown_user_wordings_are_a_dead_address(text):
     assert classify("5.0.0", text) == "permanent"
     assert infer_status(text, default_class="5")[:4] in ("5.1.", "5.0.")
+
+
+def test_a_sender_address_said_unknown_is_about_us():
+    assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
 
 
 def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
