@@ -154,7 +154,9 @@ POLICY_TEXTS: Final = _rules(
 TEMPORARY_TEXTS: Final = _rules(
     (
         r"host not found, try again|malformed or unexpected name server reply|SERVFAIL|"
-        r"temporary (?:DNS|lookup|name service) (?:error|failure)",
+        r"temporary (?:DNS|lookup|name service) (?:error|failure)|"
+        # Exim (routers/dnslookup.c), a DNS lookup that timed out: deferred.
+        r"host lookup did not complete",
         "4.4.3",
     ),
     # A recipient who gets too much mail this hour: Gmail's "receiving mail at a rate that
@@ -196,7 +198,7 @@ PERMANENT_TEXTS: Final = _rules(
     ),
     (
         r"host (?:or domain name )?not found|domain (?:name )?(?:does not exist|not found)|"
-        r"no such domain|unknown (?:host|domain)|host unknown|unrouteable|unroutable|"
+        r"no such domain|unknown (?:mail )?(?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"
         # Exim (routers/dnslookup.c, transports/smtp.c): a domain whose MX hosts do not exist.
@@ -506,7 +508,8 @@ def classify(
 
 
 def _classify(status: str | None, text: str) -> Category:
-    if text and _text_category(text, DIRECTORY_REJECTION_TEXTS):
+    # The code may be in the Status field only: read it with the text.
+    if text and _text_category(f"{status} {text}", DIRECTORY_REJECTION_TEXTS):
         return "permanent"
     if text and (_text_category(text, POLICY_TEXTS) or _text_category(text, PROVIDER_POLICY_TEXTS)):
         return "policy"

@@ -79,6 +79,7 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
     # under 5.7.1 and without the AS(201806281) tag, are a policy refusal.
     dbeb = "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
     assert classify("5.4.1", dbeb) == "permanent"
+    assert classify("5.4.1", "550 Recipient address rejected: Access denied") == "permanent"
     assert (
         classify("5.7.1", "554 5.7.1 <a@example.com>: Recipient address rejected: Access denied")
         == "policy"
@@ -100,6 +101,7 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
         # Exim (routers/dnslookup.c) for an MX pointing nowhere, and for a null MX.
         ("all relevant MX records point to non-existent hosts", "5.1.2"),
         ("an MX or SRV record indicated no SMTP service", "5.1.10"),
+        ("unknown mail domain", "5.1.2"),
         # Postfix for a null MX (RFC 7505).
         ("Domain nullmx.example does not accept mail (nullMX)", "5.1.10"),
     ],
