@@ -92,6 +92,8 @@ def _rules(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...]:
 _NAMED: Final = r"(?:\s|\s?[<\[(\"']\s*[>\])\"']\s?|\s{2,3})"
 
 # Answers whose words would read as a policy refusal but that say the recipient does not exist.
+# (Chinese providers' help pages list many of the non-native wordings below and in
+# PERMANENT_TEXTS as their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
 # Exchange Online's Directory Based Edge Blocking refuses, at RCPT TO, an address that is not in
 # the tenant's directory: "550 5.4.1 Recipient address rejected: Access denied.
 # AS(201806281)" (Microsoft, "Fix email delivery issues for error code 5.4.1 in Exchange
@@ -100,6 +102,8 @@ _NAMED: Final = r"(?:\s|\s?[<\[(\"']\s*[>\])\"']\s?|\s{2,3})"
 DIRECTORY_REJECTION_TEXTS: Final = _rules(
     (r"\b5\.4\.1\b[^\n]{0,120}recipient address rejected: access denied", "5.4.1"),
     (r"recipient address rejected: access denied\.?[^\n]{0,40}\bAS\(201806281\)", "5.4.1"),
+    # NetEase (163.com, 126.com): "550 Mailbox not found or access denied".
+    (r"mailbox not found or access denied", "5.1.1"),
 )
 
 # Refusals for what the mail is or who sent it. They win over every other reading: a "5.1.1
@@ -175,7 +179,8 @@ TEMPORARY_TEXTS: Final = _rules(
 MAILBOX_FULL_TEXTS: Final = _rules(
     (
         r"mail ?box (?:is )?(?:full|over ?quota)|over ?quota|quota (?:exceeded|full)|"
-        r"exceed(?:s|ed)? (?:the |their |his |her |its )?(?:storage |mailbox |disk )?quota|"
+        r"exceed(?:s|ed|ing)? (?:the |their |his |her |its )?(?:storage |mailbox |disk )?quota|"
+        r"quota exceed|"
         r"insufficient (?:disk |storage )?(?:space|storage)|mail ?folder is full|"
         # RFC 5321 4.2.2's text for 552.
         r"exceeded storage allocation|"
@@ -243,6 +248,12 @@ PERMANENT_TEXTS: Final = _rules(
         # RFC 5321 4.2.2's text for 550, in the words some servers use: "Requested mailbox is
         # unavailable" (Yahoo: "554 delivery error: dd Requested mailbox is unavailable").
         r"mailbox (?:is )?(?:currently )?unavailable|"
+        # As Chinese providers word it: "unavailable mail user", "local server don't exists
+        # that user", "not user of this server", "does no exists", "recipient does not have
+        # an account".
+        r"unavailable mail user|(?:don'?t|doesn'?t|does not|do not) exists? (?:that|this|the) "
+        r"(?:user|account|mailbox)|not (?:a )?user of this (?:server|system|domain)|"
+        r"does no exists?\b|(?:does not|doesn'?t) have an? .{0,20}account|"
         r"no such (?:local |virtual )?(?:user|mailbox|recipient)|"
         # Exchange and Office 365: RESOLVER.ADR.RecipNotFound / ExRecipNotFound, "The email
         # address you entered couldn't be found", "NAME wasn't found at DOMAIN", "The
@@ -251,7 +262,7 @@ PERMANENT_TEXTS: Final = _rules(
         r"address was not found in the recipient'?s e-?mail system|"
         r"recipient not found by smtp address lookup|"
         # An addressing code and "address rejected": "550 5.1.1 Address rejected".
-        r"\b5\.1\.\d{1,3}\b[^\n]{0,40}\baddress rejected|"
+        r"\b5\.1\.\d{1,3}\b[^\n]{0,40}\b(?:address|recipient) rejected|"
         # Japanese: "address unknown" (宛先不明), "does not exist" (存在しない / 存在しません) after
         # "user" or "address", "no such user" (該当するユーザ(ー)がいません).
         r"宛先不明|(?:ユーザ|ユーザー|アドレス|宛先|アカウント|メールボックス)(?:が|は)?"

@@ -59,6 +59,16 @@ def only_recipient(name: str):
         "550 5.1.1 Recipient (a@example.com) not found",
         "550 Mailbox a@example.com does not exist",
         "554 delivery error: dd Requested mailbox is unavailable - mta1047.mail.example",
+        # Chinese providers' wordings, as their help pages list them.
+        "550 #2175041 unavailable mail user",
+        "550 local server don't exists that user",
+        "550 recipient does not have an account",
+        "550 not user of this server",
+        "550 RC:LD The email account that you tried to reach does no exists.",
+        "551 5.1.1 recipient is not exist",
+        "550 Local User [a@example.com] not found.",
+        "550 5.1.1 a@example.com recipient rejected",
+        "550 Mailbox not found or access denied",  # NetEase: not a policy refusal
         "550 宛先不明",
         "550 ユーザが存在しません",
         "該当するユーザーがいません",
@@ -162,6 +172,8 @@ def test_a_sender_rate_limit_under_5_1_1_is_not_a_dead_address():
         "550 5.1.1 <a@example.com>: Mailbox is full",
         "550 5.1.1 user over quota",
         "550 5.1.1 メールボックスの容量を超えています",
+        "550 5.1.1 Quota exceed the hard limit for user a@example.com",
+        "552 This person's account is exceeding their quota.",
     ],
 )
 def test_a_full_mailbox_under_5_1_1_is_transient(text):
