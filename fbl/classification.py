@@ -132,6 +132,15 @@ POLICY_TEXTS: Final = _rules(
         "5.7.1",
     ),
     (r"permission to post|not a member|members only|moderator", "5.7.1"),
+    # Outlook.com: "550 SC-001 ... Unfortunately, messages from [IP] weren't sent. ... Hotmail
+    # does not relay dynamically-assigned IP ranges"; Gmail: "The user or domain that you are
+    # sending to (or from) has a policy that prohibited the mail that you sent"; Yahoo: "451
+    # VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)", about our sending.
+    (
+        r"messages? from \S+ weren'?t sent|(?:does|do) not relay|policy that prohibited|"
+        r"excessive unknown recipients|possible open relay",
+        "5.7.1",
+    ),
     (r"(?:denied|rejected|refused|blocked) (?:by|due to|for) (?:local |site )?policy", "5.7.1"),
     (r"(?:host|network|ip|sender|domain)(?: network)? (?:is )?not allowed", "5.7.1"),
     (r"mismatches client ip|does not match (?:the )?(?:client|sender|connecting) ip", "5.7.1"),
@@ -167,7 +176,8 @@ TEMPORARY_TEXTS: Final = _rules(
     # prevents additional messages"; Outlook.com's "554 5.2.122 The recipient has exceeded
     # their limit for the number of messages they can receive per hour".
     (
-        r"receiving mail at a rate|can receive per (?:hour|day)|"
+        # Yahoo: "450 User is receiving mail too quickly".
+        r"receiving mail at a rate|can receive per (?:hour|day)|receiving mail too quickly|"
         r"(?<!delivery )temporar(?:y|ily) (?:locked|blocked|disabled|suspended)|try again later",
         "4.2.0",
     ),
@@ -203,6 +213,10 @@ PERMANENT_TEXTS: Final = _rules(
     ),
     (
         r"host (?:or domain name )?not found|domain (?:name )?(?:does not exist|not found)|"
+        # The name between: "Domain example.com does not exist", Exchange Online's "550
+        # 5.4.310 DNS domain example.com does not exist [Message=InfoDomainNonexistent]".
+        r"(?:domain|host)(?: name)? [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? (?:does not exist|not found)|"
+        r"InfoDomainNonexistent|"
         r"no such domain|unknown (?:mail )?(?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"

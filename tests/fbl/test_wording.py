@@ -81,6 +81,9 @@ def test_unknown_user_wordings_are_a_dead_address(text):
 
 def test_a_sender_address_said_unknown_is_about_us():
     assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
+    # Yahoo: too many unknown recipients from our server is a verdict on our sending.
+    text = "451 VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)"
+    assert classify("4.1.8", text) == "policy"
 
 
 def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
@@ -112,6 +115,13 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
         ("all relevant MX records point to non-existent hosts", "5.1.2"),
         ("an MX or SRV record indicated no SMTP service", "5.1.10"),
         ("unknown mail domain", "5.1.2"),
+        ("Domain example.net does not exist", "5.1.2"),
+        # Exchange Online; the code is its own, the words say no such domain.
+        (
+            "550 5.4.310 DNS domain example.net does not exist "
+            "[Message=InfoDomainNonexistent]",
+            "5.4.310",
+        ),
         # Postfix for a null MX (RFC 7505).
         ("Domain nullmx.example does not accept mail (nullMX)", "5.1.10"),
     ],
