@@ -281,6 +281,20 @@ PERMANENT_TEXTS: Final = _rules(
         # "user" or "address", "no such user" (該当するユーザ(ー)がいません).
         r"宛先不明|(?:ユーザ|ユーザー|アドレス|宛先|アカウント|メールボックス)(?:が|は)?"
         r"(?:存在しない|存在しません|見つかりません)|該当(?:する)?ユーザー?(?:が|は)?(?:い|存在し)ません|"
+        # Chinese: "the user / recipient / mailbox / account does not exist" (用户不存在,
+        # 收件人不存在, 邮箱不存在, 帐号不存在); Korean: "an account or user that does not
+        # exist" (존재하지 않는 계정 / 사용자).
+        r"(?:用户|用戶|收件人|邮箱|郵箱|信箱|帐号|账号|帳號|地址)(?:名)?不存在|"
+        r"존재하지 않는 (?:계정|사용자|아이디|메일|주소)|"
+        # Other languages of European providers: German ("Benutzer unbekannt", "Empfänger
+        # existiert nicht"), French ("utilisateur inconnu", "destinataire inconnu"), Spanish
+        # and Italian ("usuario desconocido", "destinatario inesistente").
+        r"(?:benutzer|empf(?:ä|ae)nger|postfach|mailbox) (?:ist )?(?:unbekannt|existiert nicht)|"
+        r"unbekannte[rs]? (?:benutzer|empf(?:ä|ae)nger)|(?:utilisateur|destinataire) inconnu|"
+        r"adresse (?:e-?mail )?inexistante|usuario (?:desconocido|no existe)|"
+        r"destinatario (?:sconosciuto|inesistente|desconocido)|"
+        # Exchange 2003: "The recipient name is not recognized".
+        r"name is not recognized|"
         # A bare "Address rejected." (no reason after it) under a 5.1.x addressing code.
         r"(?:^|[\s#\d.])address rejected\.?\s*$",
         "5.1.1",

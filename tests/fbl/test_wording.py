@@ -69,6 +69,11 @@ def only_recipient(name: str):
         "550 Local User [a@example.com] not found.",
         "550 5.1.1 a@example.com recipient rejected",
         "550 Mailbox not found or access denied",  # NetEase: not a policy refusal
+        "550 用户不存在",
+        "550 존재하지 않는 계정입니다",
+        "550 Benutzer unbekannt",
+        "550 destinataire inconnu",
+        "The recipient name is not recognized",  # Exchange 2003
         "550 宛先不明",
         "550 ユーザが存在しません",
         "該当するユーザーがいません",
