@@ -84,7 +84,19 @@ GENERIC_STATUSES: Final[frozenset[str]] = frozenset(
 
 
 def _rules(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...]:
-    return tuple((re.compile(pattern, re.IGNORECASE), value) for pattern, value in pairs)
+    # The texts are read lower-cased (see _masked), so the rules are too: a case-sensitive
+    # search of lower-cased text is about three times as fast as re.IGNORECASE.
+    return tuple((re.compile(_lowered(pattern)), value) for pattern, value in pairs)
+
+
+def _lowered(pattern: str) -> str:
+    """`pattern` with its literal letters lower-cased; escapes (\\S, \\W, \\B, ...) kept."""
+    out = []
+    escaped = False
+    for char in pattern:
+        out.append(char if escaped else char.lower())
+        escaped = not escaped and char == "\\"
+    return "".join(out)
 
 
 # Between a noun and what is said of it, the address that was masked out (see _masked):
@@ -92,8 +104,6 @@ def _rules(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...]:
 _NAMED: Final = r"(?:\s|\s?[<\[(\"']\s*[>\])\"']\s?|\s{2,3})"
 
 # Answers whose words would read as a policy refusal but that say the recipient does not exist.
-# (Chinese providers' help pages list many of the non-native wordings below and in
-# PERMANENT_TEXTS as their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
 # Exchange Online's Directory Based Edge Blocking refuses, at RCPT TO, an address that is not in
 # the tenant's directory: "550 5.4.1 Recipient address rejected: Access denied.
 # AS(201806281)" (Microsoft, "Fix email delivery issues for error code 5.4.1 in Exchange
@@ -102,7 +112,9 @@ _NAMED: Final = r"(?:\s|\s?[<\[(\"']\s*[>\])\"']\s?|\s{2,3})"
 DIRECTORY_REJECTION_TEXTS: Final = _rules(
     (r"\b5\.4\.1\b[^\n]{0,120}recipient address rejected: access denied", "5.4.1"),
     (r"recipient address rejected: access denied\.?[^\n]{0,40}\bAS\(201806281\)", "5.4.1"),
-    # NetEase (163.com, 126.com): "550 Mailbox not found or access denied".
+    # NetEase (163.com, 126.com): "550 Mailbox not found or access denied". (Chinese
+    # providers' help pages list it and many of the non-native wordings in PERMANENT_TEXTS as
+    # their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
     (r"mailbox not found or access denied", "5.1.1"),
 )
 
@@ -468,7 +480,8 @@ def _decoded_word(match: re.Match[str]) -> str:
 
 
 def _masked(text: str) -> str:
-    text = readable(text[:_TEXT_LIMIT])[:_TEXT_LIMIT]
+    """The text as the rules read it: decoded, lower-cased, addresses masked."""
+    text = readable(text[:_TEXT_LIMIT])[:_TEXT_LIMIT].lower()
     return _ADDRESS_LIKE.sub(" ", text) if "@" in text else text
 
 

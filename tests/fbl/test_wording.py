@@ -292,3 +292,11 @@ def test_an_unknown_user_beside_a_later_timeout_is_still_unknown():
     # sendmail transcripts: one recipient's "User unknown", then a connection timing out.
     text = "550 <a@example.org>... User unknown 421 Deferred: Connection timed out"
     assert classify("5.0.0", text) == "permanent"
+
+
+def test_wording_is_read_whatever_its_case():
+    # The rules are matched against lower-cased text; capitals in a rule or a text change nothing.
+    assert classify("5.0.0", "550 USER UNKNOWN") == "permanent"
+    assert classify("5.0.0", "554 Rejected: listed at ZEN.SPAMHAUS.ORG") == "policy"
+    assert classify("5.4.1", "550 5.4.1 RECIPIENT ADDRESS REJECTED: ACCESS DENIED") == "permanent"
+    assert infer_status("CONNECTION TIMED OUT", default_class="5") == "4.4.1"
