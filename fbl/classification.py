@@ -166,7 +166,8 @@ POLICY_TEXTS: Final = _rules(
         r"recipients? (?:per|an?|each|/) ?(?:\d+ )?(?:hour|day|minute)|"
         r"per[- ](?:hour|day|minute) (?:recipient|message|sending|mail) (?:limit|quota)|"
         r"(?:hourly|daily) (?:recipient|message|sending|mail) (?:limit|quota)|"
-        r"(?:mail|message|sending|send) rate (?:exceeded|limit)|too many recipients",
+        r"(?:mail|message|sending|send) rate (?:exceeded|limit)|too many recipients|"
+        r"recipients? (?:count |rate )?limit|maximum number of recipients",
         "5.7.1",
     ),
     (r"sender(?: address| domain)? has (?:a )?null MX", "5.7.27"),

@@ -177,6 +177,8 @@ def test_japanese_bounces_are_hard_whatever_their_encoding(name):
 def test_a_sender_rate_limit_under_5_1_1_is_not_a_dead_address():
     text = "550 5.1.1 <a@example.com>: sender exceeded the per-hour recipient limit"
     assert classify("5.1.1", text) == "policy"
+    assert classify("5.1.1", "550 5.1.1 Recipient limit exceeded, try later") == "policy"
+    assert classify("5.1.1", "452 Number recipients per hour exceeded") == "policy"
     recipient = only_recipient("postfix-5.1.1-rate-limit.eml")
     assert (recipient.category, recipient.hard) == ("policy", False)
 
