@@ -456,28 +456,42 @@ _ADDRESS_LIKE: Final = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+"
 _TEXT_LIMIT: Final = 4_000
 
 
-_ENCODED_WORD: Final = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?[^?\s]{0,1000}\?=")
+# RFC 2047 encoded words, and runs of them: the white space between two adjacent encoded words
+# is not part of the text (RFC 2047 section 6.2), and long Japanese texts are split across
+# several words.
+_ENCODED_WORD: Final = r"=\?[^?\s]{1,40}\?[bBqQ]\?[^?\s]{0,1000}\?="
+_ENCODED_WORDS: Final = re.compile(f"{_ENCODED_WORD}(?:\\s+{_ENCODED_WORD}){{0,30}}")
+# ISO-2022-JP (RFC 1468): a run of two-byte JIS X 0208 text between "ESC $ B" (or "ESC $ @")
+# and the "ESC ( B" (or "ESC ( J") that goes back to ASCII.
+_JIS_RUN: Final = re.compile(r"\x1b\$[@B][\x21-\x7e\s]{0,2000}?(?:\x1b\([BJ]|$)")
 
 
 def readable(text: str) -> str:
     """A diagnostic with its charset undone, so its words can be read: RFC 2047 encoded words
     ("=?ISO-2022-JP?B?...?=", which some MTAs put in a Diagnostic-Code), and ISO-2022-JP
-    escape sequences (RFC 1468) in text that was read as ASCII or UTF-8."""
+    escape sequences in text that was read as ASCII or UTF-8 (a part without a charset)."""
     if "=?" in text:
-        text = _ENCODED_WORD.sub(_decoded_word, text[:_TEXT_LIMIT])
+        text = _ENCODED_WORDS.sub(_decoded_words, text[:_TEXT_LIMIT])
     if "\x1b" in text:
-        try:
-            text = text.encode("ascii").decode("iso-2022-jp")
-        except (UnicodeError, LookupError):
-            pass
+        text = _JIS_RUN.sub(_decoded_jis, text[:_TEXT_LIMIT])
     return text
 
 
-def _decoded_word(match: re.Match[str]) -> str:
+def _decoded_words(match: re.Match[str]) -> str:
     try:
         return str(make_header(decode_header(match.group(0))))
     except Exception:  # a broken encoded word stays as it came
         return match.group(0)
+
+
+def _decoded_jis(match: re.Match[str]) -> str:
+    run = match.group(0)
+    try:
+        return (run if run.endswith(("\x1b(B", "\x1b(J")) else run + "\x1b(B").encode(
+            "ascii"
+        ).decode("iso-2022-jp")
+    except (UnicodeError, LookupError):
+        return run
 
 
 def _masked(text: str) -> str:

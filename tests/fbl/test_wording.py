@@ -7,6 +7,7 @@ under a licence that allows copying was found for these classes.
 
 from __future__ import annotations
 
+from email.header import Header
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,11 @@ def test_iso_2022_jp_text_is_decoded_before_it_is_read():
     word = "=?ISO-2022-JP?B?GyRCJWYhPCU2JCxCODpfJDckXiQ7JHMbKEI=?="
     assert readable(f"550 {word}") == "550 ユーザが存在しません"
     assert readable("=?bogus?B?!!!?= stays") == "=?bogus?B?!!!?= stays"
+    # A text split over two encoded words reads as one (RFC 2047 6.2); JIS runs beside UTF-8.
+    first, second = (Header(t, "iso-2022-jp").encode() for t in ("ユーザが存", "在しません"))
+    assert readable(f"550 {first} {second}") == "550 ユーザが存在しません"
+    mixed = "宛先 " + "ユーザが存在しません".encode("iso-2022-jp").decode("ascii") + " (不明)"
+    assert readable(mixed) == "宛先 ユーザが存在しません (不明)"
 
 
 @pytest.mark.parametrize(
