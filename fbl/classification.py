@@ -216,7 +216,12 @@ MAILBOX_FULL_TEXTS: Final = _rules(
 
 # The dead-address class (permanent) and its usual wording.
 PERMANENT_TEXTS: Final = _rules(
-    (r"has moved|moved permanently|no forwarding address|address has changed", "5.1.6"),
+    # Apple iCloud: "550 5.1.6 recipient no longer on server".
+    (
+        r"has moved|moved permanently|no forwarding address|address has changed|"
+        r"no longer on (?:this |the )?server",
+        "5.1.6",
+    ),
     # RFC 7504: 521 and 556 say the host or domain does not accept mail at all.
     (
         r"null MX|does not accept mail|not accepting mail|accepts no mail|(?:^|\s)5(?:21|56)[ -]|"
@@ -247,7 +252,9 @@ PERMANENT_TEXTS: Final = _rules(
         r"account (?:has been |is )?(?:disabled|deactivated|suspended|deleted|closed|removed|"
         r"expired|inactive)|mailbox (?:has been |is )?(?:disabled|deactivated|inactive|closed)|"
         r"user (?:account )?(?:is )?(?:disabled|deactivated|suspended)|disabled mailbox|"
-        r"mailbox (?:is )?frozen|disabled or discontinued|administratively disabled",
+        r"mailbox (?:is )?frozen|disabled or discontinued|administratively disabled|"
+        # Mail.ru: "550 user is terminated".
+        r"(?:user|account|mailbox) (?:is |has been )?terminated",
         "5.2.1",
     ),
     (

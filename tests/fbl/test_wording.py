@@ -85,6 +85,19 @@ def test_unknown_user_wordings_are_a_dead_address(text):
     assert infer_status(text, default_class="5")[:4] in ("5.1.", "5.0.")
 
 
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("550 recipient no longer on server", "5.1.6"),  # Apple iCloud
+        ("550 user is terminated", "5.2.1"),  # Mail.ru
+        ("554 delivery error: dd This account has been disabled or discontinued", "5.2.1"),
+    ],
+)
+def test_moved_and_closed_accounts(text, status):
+    assert infer_status(text) == status
+    assert classify("5.0.0", text) == "permanent"
+
+
 def test_a_sender_address_said_unknown_is_about_us():
     assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
     # Yahoo: too many unknown recipients from our server is a verdict on our sending.
