@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from compliance.errors import ServiceError
 from compliance.models import OptOutRequest, SendingIdentity, Stream
 from fbl import ingest, services
 from fbl.models import DailyCount, InboundMessage
@@ -188,7 +189,7 @@ def test_staff_accepting_a_complaint_suppresses_commercial_mail_and_opens_an_opt
     opt_out = OptOutRequest.objects.get()
     assert opt_out.channel == OptOutRequest.Channel.COMPLAINT
     assert opt_out.received_at == message.received_at
-    with pytest.raises(services.ServiceError):
+    with pytest.raises(ServiceError):
         services.accept(message, user=reviewer)  # acted on once
 
 
@@ -361,7 +362,7 @@ def feedback_loop(dns_server, provider_key, settings):
     settings.FBL_SENDER_DOMAINS = ["isp.example"]
     settings.DKIM_NAMESERVERS = [dns_server.nameserver]
     settings.DKIM_DNS_TIMEOUT = 1.0
-    services._resolver.cache_clear()
+    services.reports._resolver.cache_clear()
     return dns_server
 
 
@@ -489,9 +490,7 @@ def test_mime_nested_thousands_of_levels_deep_posted_over_http_is_stored_for_rev
     assert InboundMessage.objects.get(pk=body["id"]).raw() == raw
 
 
-def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(
-    monkeypatch, db
-):
+def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(monkeypatch, db):
     raw = (
         b"From: someone@example.com\r\nSubject: "
         + b" ".join([b"=?utf-8?q?caf=C3=A9?="] * 200_000)

@@ -1,0 +1,33 @@
+"""The reports app's writes (STYLE.md: one services module per app holds every write).
+
+`reports`: acting on feedback and bounce reports and relay events. `complaint_rates`: counting
+deliveries and feedback, and raising complaint-rate alerts. Callers use the names re-exported
+here: `from fbl import services; services.process(message)`.
+"""
+
+from fbl.services.complaint_rates import BatchResult, add_delivery_counts, check, count
+from fbl.services.reports import (
+    Tally,
+    accept,
+    act,
+    check_trust,
+    process,
+    record_handled_mail,
+    record_relay_event,
+    reject,
+)
+
+__all__ = [
+    "BatchResult",
+    "Tally",
+    "accept",
+    "act",
+    "add_delivery_counts",
+    "check",
+    "check_trust",
+    "count",
+    "process",
+    "record_handled_mail",
+    "record_relay_event",
+    "reject",
+]
