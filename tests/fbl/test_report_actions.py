@@ -109,7 +109,7 @@ def test_soft_bounces_suppress_only_past_the_threshold_and_the_entry_expires(str
     for day in range(3):
         for attempt in range(2):  # a message's retries on one day count once
             raw = bounce(address, "4.2.2", f"452 4.2.2 mailbox full (day {day} try {attempt})")
-            message, _ = ingest.store(raw, source="pipe")
+            message, _ = services.store_inbound_message(raw, source="pipe")
             InboundMessage.objects.filter(pk=message.pk).update(
                 received_at=start + datetime.timedelta(days=day, hours=attempt)
             )
@@ -133,7 +133,7 @@ def test_soft_bounces_outside_the_window_do_not_add_up(streams, settings):
     settings.SOFT_BOUNCE_WINDOW_DAYS = 7
     address = "sometimes@example.com"
     for days_ago in (30, 0):
-        message, _ = ingest.store(
+        message, _ = services.store_inbound_message(
             bounce(address, "4.4.1", f"451 4.4.1 timeout ({days_ago})"), source="pipe"
         )
         InboundMessage.objects.filter(pk=message.pk).update(
