@@ -17,8 +17,8 @@ from django.utils.http import urlencode
 
 from compliance.admin import ReadOnlyAdmin
 from compliance.models import Tenant
-from fbl import complaint_rates
 from fbl import rates as rules
+from fbl import selectors
 from fbl.models import DailyCount, DeliveryBatch, RateAlert
 
 DAYS = 30
@@ -51,7 +51,7 @@ class DailyCountAdmin(ReadOnlyAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         by = request.GET.get("by", "tenant")
-        if by not in complaint_rates.GROUPINGS:
+        if by not in selectors.GROUPINGS:
             by = "tenant"
         over = request.GET.get("over", "")
         if over not in LEVEL_FILTERS:
@@ -61,9 +61,9 @@ class DailyCountAdmin(ReadOnlyAdmin):
 
         until = timezone.localdate()
         since = until - timedelta(days=DAYS - 1)
-        dimensions = complaint_rates.GROUPINGS[by]
-        daily = complaint_rates.rates(since, until, dimensions, per_day=True, tenant=tenant)
-        totals = complaint_rates.rates(since, until, dimensions, tenant=tenant)
+        dimensions = selectors.GROUPINGS[by]
+        daily = selectors.rates(since, until, dimensions, per_day=True, tenant=tenant)
+        totals = selectors.rates(since, until, dimensions, tenant=tenant)
 
         bad_days: dict[str, dict[str, int]] = {}
         for row in daily:
@@ -85,7 +85,7 @@ class DailyCountAdmin(ReadOnlyAdmin):
             ]
 
         totals.sort(key=lambda r: (-rules.SEVERITY[r.level], -(r.rate or 0), r.label))
-        judge = complaint_rates.thresholds()
+        judge = selectors.thresholds()
         query = {"by": by, "over": over, "tenant": tenant.slug if tenant else ""}
         context = {
             **self.admin_site.each_context(request),
@@ -148,8 +148,8 @@ class RateAlertAdmin(ReadOnlyAdmin):
 
     @admin.display(description="group")
     def group(self, obj):
-        return complaint_rates.label(
-            complaint_rates.GROUPINGS[obj.grouping],
+        return selectors.label(
+            selectors.GROUPINGS[obj.grouping],
             obj.tenant,
             obj.stream,
             obj.campaign,

@@ -1,61 +1,21 @@
 """Taking inbound mail in: store first (so nothing is ever lost), then route.
 
 Every way in (the MTA pipe, HTTP, mbox and Maildir backfills) calls `ingest`. The message is
-stored before anything else; a routing failure leaves it stored as received, and the next
-delivery of the same bytes routes it again.
+stored (`fbl.services.store_inbound_message`) before anything else; a routing failure leaves it
+stored as received, and the next delivery of the same bytes routes it again.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
 
-from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, transaction
 
 from fbl import plugins, services
 from fbl.models import InboundMessage
 from fbl.provenance import OPERATOR, Provenance
-from fbl.report import without_nul
 
 log = logging.getLogger(__name__)
-
-
-def store(
-    raw: bytes,
-    *,
-    source: str,
-    envelope_sender: str = "",
-    envelope_recipient: str = "",
-    provenance: Provenance = OPERATOR,
-) -> tuple[InboundMessage, bool]:
-    """Keep the message; the same bytes delivered again by the same source (tenant) are counted
-    on the first copy. Returns (message, created). Raises DatabaseError when the database cannot
-    take it."""
-    digest = hashlib.sha256(raw).hexdigest()
-    limit = settings.INBOUND_MAX_BYTES
-    existing = InboundMessage.objects.filter(sha256=digest, tenant=provenance.tenant)
-    if existing.update(times_received=F("times_received") + 1):
-        return existing.get(), False
-    try:
-        with transaction.atomic():
-            message = InboundMessage.objects.create(
-                source=source,
-                tenant=provenance.tenant,
-                operator_level=provenance.operator_level,
-                envelope_sender=envelope_sender[:320],
-                envelope_recipient=envelope_recipient[:320],
-                raw_gzip=gzip.compress(raw[:limit], compresslevel=6),
-                size=len(raw),
-                truncated=len(raw) > limit,
-                sha256=digest,
-            )
-    except IntegrityError:  # delivered twice at the same moment
-        existing.update(times_received=F("times_received") + 1)
-        return existing.get(), False
-    return message, True
 
 
 def raw_bytes(message: InboundMessage) -> bytes:
@@ -90,7 +50,7 @@ def receive(
     DatabaseError when the database cannot take the message, or is unreachable while routing
     it: the caller answers "try again later". Any other failure to process a stored message
     leaves it unrecognised, for staff review."""
-    message, created = store(
+    message, created = services.store_inbound_message(
         raw,
         source=source,
         envelope_sender=envelope_sender,
@@ -107,10 +67,7 @@ def receive(
             # Retrying cannot fix this message: keep it for staff rather than make the MTA
             # retry it until its queue lifetime ends.
             log.exception("inbound message %s could not be processed", message.pk)
-            InboundMessage.objects.filter(pk=message.pk).update(
-                status=InboundMessage.Status.UNRECOGNISED,
-                note=without_nul(f"processing failed: {type(exc).__name__}: {exc}")[:2000],
-            )
+            services.mark_unprocessable(message, error=exc)
         message.refresh_from_db()
     return message, created
 

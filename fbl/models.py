@@ -157,7 +157,8 @@ class SoftBounce(models.Model):
 # --- complaint rates ---------------------------------------------------------------------------
 class DailyCount(models.Model):
     """Deliveries and feedback of one day, for one tenant, stream, campaign and mailbox provider:
-    the numerator and denominator of complaint rates. Written only by fbl.complaint_rates."""
+    the numerator and denominator of complaint rates. Written only by
+    fbl.services.complaint_rates."""
 
     day = models.DateField()
     tenant = models.ForeignKey(

@@ -11,8 +11,8 @@ def check_complaint_rates() -> int:
     """Judge yesterday's and today's complaint rates and tell staff about new alerts (run every
     15 minutes by beat; yesterday too, so its last hours are judged once they are counted).
     Returns how many alerts it raised."""
-    from fbl import complaint_rates
+    from fbl import services
 
     today = timezone.localdate()
-    raised = complaint_rates.check(today - timedelta(days=1)) + complaint_rates.check(today)
+    raised = services.check(today - timedelta(days=1)) + services.check(today)
     return len(raised)

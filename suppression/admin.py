@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from compliance.errors import ServiceError
 from compliance.models import Tenant
-from suppression import import_formats, importing, services
+from suppression import import_formats, services
 from suppression.models import ImportJob, Origin, Reason, Suppression, SuppressionEvent
 from suppression.scopes import parse_scope
 
@@ -292,7 +292,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                job = importing.queue_import(
+                job = services.queue_import(
                     content=upload.read(),
                     filename=upload.name,
                     format_name=form.cleaned_data["format"] or None,

@@ -1,6 +1,6 @@
 """The suppression list and its append-only history.
 
-Only `suppression/services.py` and the bulk paths in `suppression/sql.py` write these models.
+Only `suppression/services/` and the bulk paths in `suppression/sql.py` write these models.
 """
 
 import datetime

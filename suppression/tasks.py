@@ -14,9 +14,9 @@ from suppression.models import ImportJob
 )
 def run_import_job(job_id: int) -> None:
     """Run a queued import. Safe to run again: rows already listed are left alone."""
-    from suppression import importing
+    from suppression import services
 
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None or job.status == ImportJob.Status.DONE:
         return
-    importing.run_import(job)
+    services.run_import(job)

@@ -20,7 +20,7 @@ from compliance.errors import PermissionDenied, ServiceError
 from compliance.parsers import LimitedBodyParser, LimitedMultiPartParser
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
-from suppression import exporting, import_formats, importing, selectors, services
+from suppression import exporting, import_formats, selectors, services
 from suppression.models import ImportJob, Origin, SuppressionEvent
 from suppression.scopes import parse_scope
 from suppression.serializers import (
@@ -370,7 +370,7 @@ class ImportView(APIView):
             tenant = None
         else:
             tenant = core.tenant_for(api_key=request.auth, slug=slug)
-        job = importing.queue_import(
+        job = services.queue_import(
             content=content,
             filename=filename,
             tenant=tenant,

@@ -112,7 +112,7 @@ def make_topic(db):
 @pytest.fixture
 def mint(db, default_tenant):
     """Mint an unsubscribe link for a recipient of the default tenant's stream (and topic)."""
-    from unsubscribe import services as unsubscribe_services
+    from unsubscribe import links
 
     def make(
         recipient: str = "pat@example.com",
@@ -122,7 +122,7 @@ def mint(db, default_tenant):
         campaign: str | None = None,
     ):
         stream_obj = Stream.objects.get(tenant=default_tenant, slug=stream)
-        return unsubscribe_services.mint_link(
+        return links.mint_link(
             stream=stream_obj, recipient=recipient, topic=topic, campaign=campaign
         )
 

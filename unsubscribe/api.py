@@ -10,7 +10,7 @@ from compliance.errors import ServiceError
 from compliance.permissions import ScopeRequired
 from compliance.schema import AddressField
 from compliance.scopes import Scope
-from unsubscribe import services
+from unsubscribe import links
 
 MAX_LINKS = 10_000
 
@@ -63,7 +63,7 @@ class UnsubscribeLinksView(APIView):
         for item in body.validated_data:
             tenant = core.tenant_for(api_key=request.auth, slug=item.get("tenant"))
             stream = core.stream_of(tenant, item["stream"])
-            link = services.mint_link(
+            link = links.mint_link(
                 stream=stream,
                 recipient=item["recipient"],
                 topic=core.topic_of(stream, item.get("topic")),

@@ -21,16 +21,16 @@ def register_with_reports() -> None:
     """Report handling (fbl) recognises our tokens and our mailto unsubscribes through what we
     register here: it imports nothing of this app (fbl/plugins.py)."""
     from fbl import plugins
-    from unsubscribe import mail, services
+    from unsubscribe import links, mail
 
     def read(token: str):
-        claims = services.read_claims(token)
+        claims = links.read_claims(token)
         if claims is None:
             return None
         return plugins.TokenClaims(
             recipient=claims.recipient,
             campaign=claims.campaign,
-            resolve=lambda: services.recipient_for(claims),
+            resolve=lambda: links.recipient_for(claims),
         )
 
     plugins.register_token_reader(read)

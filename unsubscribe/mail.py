@@ -13,7 +13,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 from fbl.autoreply import is_auto_reply
-from unsubscribe import services
+from unsubscribe import links, services
 from unsubscribe.models import UnsubscribeRequest
 
 # The token alphabet is base64url; the local part keeps its case through Postfix's pipe.
@@ -70,12 +70,12 @@ def unsubscribe_by_mail(
         return "no-token"
     if is_auto_reply(message):
         return "auto-reply"
-    claims = services.read_claims(token)
+    claims = links.read_claims(token)
     if claims is None:
         return "invalid-token"
     if tenant_id is not None and claims.tenant_id != tenant_id:
         return "other-tenant"
-    recipient = services.recipient_for(claims)
+    recipient = links.recipient_for(claims)
     if recipient is None:
         return "invalid-token"
     services.unsubscribe(
@@ -84,7 +84,7 @@ def unsubscribe_by_mail(
             channel=UnsubscribeRequest.Channel.MAILTO,
             ip=sender_ip,
             user_agent=str(message.get("From", ""))[:500],
-            token_key_id=services.codec().key_id_of(token),
+            token_key_id=links.codec().key_id_of(token),
         ),
     )
     return "unsubscribed"

@@ -8,4 +8,4 @@ def apply_pending_requests() -> int:
     """Apply the one-click opt-outs the web tier recorded (run every few seconds by beat)."""
     from unsubscribe import services
 
-    return services.apply_pending()
+    return services.apply_pending_opt_outs()

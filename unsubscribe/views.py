@@ -24,7 +24,7 @@ from compliance.csp import recipient_page_policy
 from compliance.errors import ServiceError
 from compliance.middleware import client_ip
 from compliance.ttl_cache import TtlCache
-from unsubscribe import services, throttle
+from unsubscribe import links, selectors, services, throttle
 from unsubscribe.models import UnsubscribeRequest
 
 _done_pages: TtlCache[str] = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
@@ -39,7 +39,7 @@ def _evidence(request, token: str, channel: str) -> services.Evidence:
         channel=channel,
         ip=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        token_key_id=services.codec().key_id_of(token),
+        token_key_id=links.codec().key_id_of(token),
     )
 
 
@@ -70,7 +70,7 @@ def unsubscribe_link(request, token: str):
         return HttpResponse(status=200, headers={"Allow": ALLOWED})
     if request.method not in ("GET", "HEAD", "POST"):
         return HttpResponse(status=405, headers={"Allow": ALLOWED})
-    claims = services.read_claims(token)
+    claims = links.read_claims(token)
     if claims is None:
         return _invalid(request)
     if request.method == "POST":
@@ -104,7 +104,7 @@ def _post(request, token, claims):
         key,
         lambda: render_to_string(
             "unsubscribe/done.html",
-            {"commercial": commercial, **services.names_for(claims)},
+            {"commercial": commercial, **links.names_for(claims)},
         ),
     )
     return HttpResponse(page)
@@ -114,11 +114,11 @@ def _landing(request, token, claims):
     if (wait := throttle.over_budget(request)) is not None:
         return _too_many(request, wait, token)
     try:
-        recipient = services.recipient_for(claims)
+        recipient = links.recipient_for(claims)
         if recipient is None:
             return _invalid(request)
-        choices = services.preference_choices(recipient)
-        stopped_elsewhere = services.stopped_for_another_reason(recipient)
+        choices = selectors.preference_choices(recipient)
+        stopped_elsewhere = selectors.stopped_for_another_reason(recipient)
     except DatabaseError:
         # The button still works: a POST is captured even while the database is down.
         return render(request, "unsubscribe/landing.html", {"token": token, "degraded": True})
@@ -142,11 +142,11 @@ def _landing(request, token, claims):
 def preferences(request, token: str):
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
-    claims = services.read_claims(token)
+    claims = links.read_claims(token)
     if claims is None:
         return _invalid(request)
     try:
-        recipient = services.recipient_for(claims)
+        recipient = links.recipient_for(claims)
         if recipient is None:
             return _invalid(request)
         receiving = set(request.POST.getlist("receive"))

@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from compliance.models import Stream
 from compliance.scopes import Scope
-from fbl import complaint_rates, rates
+from fbl import rates, selectors, services
 from fbl.models import DailyCount, RateAlert
 from tests.support import require
 
@@ -39,7 +39,7 @@ def send(
     recipient="pat@gmail.com",
     day=DAY,
 ):
-    complaint_rates.count(
+    services.count(
         day=day,
         tenant=tenant,
         stream=stream_of(tenant, stream) if stream and tenant else None,
@@ -83,7 +83,7 @@ def test_lines_come_from_the_settings(settings):
     settings.COMPLAINT_RATE_WARNING = 0.002
     settings.COMPLAINT_RATE_ALERT = 0.005
     settings.COMPLAINT_RATE_MIN_DELIVERIES = 10
-    judge = complaint_rates.thresholds()
+    judge = selectors.thresholds()
     assert (judge.warning, judge.alert) == (Decimal("0.002"), Decimal("0.005"))
     assert judge.level(2, 1000) == "ok"
     assert judge.level(3, 1000) == "warning"
@@ -130,12 +130,12 @@ def test_counts_add_up_per_day_tenant_stream_campaign_and_provider(make_tenant):
 @pytest.mark.django_db
 def test_unattributed_mail_is_counted_in_one_row():
     for _ in range(3):
-        complaint_rates.count(
+        services.count(
             day=DAY, tenant=None, stream=None, campaign="", recipient="a@yahoo.com", complaints=1
         )
     row = DailyCount.objects.get()
     assert (row.tenant, row.stream, row.provider, row.complaints) == (None, None, "yahoo", 3)
-    [total] = complaint_rates.rates(DAY, DAY, ("tenant",))
+    [total] = selectors.rates(DAY, DAY, ("tenant",))
     assert total.tenant is None and total.label == "(not attributed)"
     assert total.complaints == 3 and total.level == "too_few"
 
@@ -143,7 +143,7 @@ def test_unattributed_mail_is_counted_in_one_row():
 @pytest.mark.django_db
 def test_a_stream_alone_names_its_tenant_and_a_stream_of_another_tenant_is_refused(make_tenant):
     acme, other = make_tenant("acme"), make_tenant("other")
-    complaint_rates.count(
+    services.count(
         day=DAY,
         tenant=None,
         stream=stream_of(acme),
@@ -153,7 +153,7 @@ def test_a_stream_alone_names_its_tenant_and_a_stream_of_another_tenant_is_refus
     )
     assert DailyCount.objects.get().tenant == acme
     with pytest.raises(ValueError):
-        complaint_rates.count(
+        services.count(
             day=DAY,
             tenant=other,
             stream=stream_of(acme),
@@ -181,7 +181,7 @@ def as_table(rows):
 
 @pytest.mark.django_db
 def test_rates_per_tenant(mail_of_two_tenants):
-    assert as_table(complaint_rates.rates(DAY, DAY, ("tenant",))) == {
+    assert as_table(selectors.rates(DAY, DAY, ("tenant",))) == {
         "acme": (2500, 6, "warning"),
         "other": (2000, 1, "ok"),
     }
@@ -189,7 +189,7 @@ def test_rates_per_tenant(mail_of_two_tenants):
 
 @pytest.mark.django_db
 def test_rates_per_stream(mail_of_two_tenants):
-    assert as_table(complaint_rates.rates(DAY, DAY, ("tenant", "stream"))) == {
+    assert as_table(selectors.rates(DAY, DAY, ("tenant", "stream"))) == {
         "acme / marketing": (2000, 6, "warning"),  # exactly 0.3%: not over the alert line
         "acme / transactional": (500, 0, "ok"),
         "other / marketing": (2000, 1, "ok"),
@@ -198,24 +198,24 @@ def test_rates_per_stream(mail_of_two_tenants):
 
 @pytest.mark.django_db
 def test_rates_per_campaign(mail_of_two_tenants):
-    assert as_table(complaint_rates.rates(DAY, DAY, ("tenant", "campaign"))) == {
+    assert as_table(selectors.rates(DAY, DAY, ("tenant", "campaign"))) == {
         "acme / spring": (1000, 1, "ok"),
         "acme / summer": (1000, 5, "alert"),
         "acme / (no campaign)": (500, 0, "ok"),
         "other / spring": (2000, 1, "ok"),
     }
     # Campaigns of the same name across tenants, together:
-    assert as_table(complaint_rates.rates(DAY, DAY, ("campaign",)))["spring"] == (3000, 2, "ok")
+    assert as_table(selectors.rates(DAY, DAY, ("campaign",)))["spring"] == (3000, 2, "ok")
 
 
 @pytest.mark.django_db
 def test_rates_per_provider(mail_of_two_tenants):
-    assert as_table(complaint_rates.rates(DAY, DAY, ("provider",))) == {
+    assert as_table(selectors.rates(DAY, DAY, ("provider",))) == {
         "gmail": (3000, 2, "ok"),
         "yahoo": (1000, 5, "alert"),
         "microsoft": (500, 0, "ok"),
     }
-    per_tenant = complaint_rates.rates(DAY, DAY, ("tenant", "provider"))
+    per_tenant = selectors.rates(DAY, DAY, ("tenant", "provider"))
     assert as_table(per_tenant)["acme / yahoo"] == (1000, 5, "alert")
 
 
@@ -225,14 +225,14 @@ def test_rates_over_several_days_sum_them_or_show_each_day(make_tenant):
     send(acme, deliveries=1000, complaints=4, day=DAY)
     send(acme, deliveries=3000, complaints=0, day=DAY + timedelta(days=1))
     send(acme, deliveries=9999, complaints=99, day=DAY + timedelta(days=5))  # outside the range
-    [total] = complaint_rates.rates(DAY, DAY + timedelta(days=1), ("tenant",))
+    [total] = selectors.rates(DAY, DAY + timedelta(days=1), ("tenant",))
     assert (total.deliveries, total.complaints, total.rate, total.level) == (
         4000,
         4,
         Decimal("0.001"),
         "ok",
     )
-    days = complaint_rates.rates(DAY, DAY + timedelta(days=1), ("tenant",), per_day=True)
+    days = selectors.rates(DAY, DAY + timedelta(days=1), ("tenant",), per_day=True)
     assert [(r.day, r.level, r.percent) for r in days] == [
         (DAY + timedelta(days=1), "ok", "0.000%"),
         (DAY, "alert", "0.400%"),
@@ -252,7 +252,7 @@ def test_concurrent_counts_are_never_lost(default_tenant):
         try:
             start.wait(10)  # every writer's first INSERT meets the others' on a missing row
             for i in range(each):
-                complaint_rates.count(
+                services.count(
                     day=DAY,
                     tenant=default_tenant,
                     stream=stream,
@@ -261,7 +261,7 @@ def test_concurrent_counts_are_never_lost(default_tenant):
                     deliveries=1,
                     complaints=i % 2,
                 )
-                complaint_rates.count(
+                services.count(
                     day=DAY,
                     tenant=None,
                     stream=None,
@@ -290,6 +290,17 @@ def test_concurrent_counts_are_never_lost(default_tenant):
 
 
 @pytest.fixture
+def check(django_capture_on_commit_callbacks):
+    """`services.check` as the periodic task runs it: committed, so its mail goes out."""
+
+    def checked(day):
+        with django_capture_on_commit_callbacks(execute=True):
+            return services.check(day)
+
+    return checked
+
+
+@pytest.fixture
 def recipients(settings):
     settings.COMPLAINT_RATE_RECIPIENTS = ["deliverability@example.com"]
     return settings
@@ -297,11 +308,11 @@ def recipients(settings):
 
 @pytest.mark.django_db
 def test_check_raises_each_grouping_over_the_line_and_mails_staff_once(
-    make_tenant, recipients, mailoutbox
+    make_tenant, recipients, mailoutbox, check
 ):
     acme = make_tenant("acme")
     send(acme, deliveries=1000, complaints=2, campaign="spring", recipient="a@gmail.com")
-    raised = complaint_rates.check(DAY)
+    raised = check(DAY)
     assert sorted((a.grouping, a.level) for a in raised) == [
         ("campaign", "warning"),
         ("provider", "warning"),
@@ -317,50 +328,50 @@ def test_check_raises_each_grouping_over_the_line_and_mails_staff_once(
     assert RateAlert.objects.filter(notified_at__isnull=True).count() == 0
 
     # Checked again (every 15 minutes): nothing new, nobody mailed again.
-    assert complaint_rates.check(DAY) == []
+    assert check(DAY) == []
     assert len(mailoutbox) == 1
 
     # Worse: over the alert line is told once more, and only once.
     send(acme, complaints=3, campaign="spring", recipient="a@gmail.com")
-    raised = complaint_rates.check(DAY)
+    raised = check(DAY)
     assert {a.level for a in raised} == {"alert"} and len(raised) == 4
     assert len(mailoutbox) == 2
     assert "4 over 0.300%" in mailoutbox[1].subject
     assert "ALERT    0.500% for tenant acme" in mailoutbox[1].body
-    assert complaint_rates.check(DAY) == []
+    assert check(DAY) == []
     assert len(mailoutbox) == 2
 
     # Better again later that day (more deliveries): a warning after the alert is not news.
     send(acme, deliveries=2000, campaign="spring", recipient="a@gmail.com")
-    assert complaint_rates.check(DAY) == []
+    assert check(DAY) == []
     assert len(mailoutbox) == 2
     assert RateAlert.objects.count() == 8
 
 
 @pytest.mark.django_db
-def test_each_day_is_told_on_its_own(make_tenant, recipients, mailoutbox):
+def test_each_day_is_told_on_its_own(make_tenant, recipients, mailoutbox, check):
     acme = make_tenant("acme")
     send(acme, deliveries=1000, complaints=2, day=DAY)
     send(acme, deliveries=1000, complaints=2, day=DAY + timedelta(days=1))
-    complaint_rates.check(DAY)
-    complaint_rates.check(DAY + timedelta(days=1))
+    check(DAY)
+    check(DAY + timedelta(days=1))
     assert len(mailoutbox) == 2
 
 
 @pytest.mark.django_db
 def test_rates_below_the_line_or_the_minimum_volume_raise_nothing(
-    make_tenant, recipients, mailoutbox
+    make_tenant, recipients, mailoutbox, check
 ):
     acme, tiny = make_tenant("acme"), make_tenant("tiny")
     send(acme, deliveries=1000, complaints=1)  # exactly 0.1%
     send(tiny, deliveries=99, complaints=10)  # 10%, but fewer than 100 deliveries
-    assert complaint_rates.check(DAY) == []
+    assert check(DAY) == []
     assert mailoutbox == []
 
 
 @pytest.mark.django_db
 def test_without_recipients_active_staff_are_told(
-    make_tenant, settings, mailoutbox, django_user_model
+    make_tenant, settings, mailoutbox, django_user_model, check
 ):
     settings.COMPLAINT_RATE_RECIPIENTS = []
     settings.STAFF_ALERT_EMAILS = []
@@ -370,13 +381,13 @@ def test_without_recipients_active_staff_are_told(
     django_user_model.objects.create_user("dee", "", is_staff=True)
     acme = make_tenant("acme")
     send(acme, deliveries=1000, complaints=9)
-    complaint_rates.check(DAY)
+    check(DAY)
     assert [m.to for m in mailoutbox] == [["ann@example.com"]]
 
 
 @pytest.mark.django_db
 def test_a_failed_send_is_retried_by_the_next_check(
-    make_tenant, recipients, mailoutbox, monkeypatch
+    make_tenant, recipients, mailoutbox, monkeypatch, check
 ):
     acme = make_tenant("acme")
     send(acme, deliveries=1000, complaints=9)
@@ -384,18 +395,47 @@ def test_a_failed_send_is_retried_by_the_next_check(
     def down(*args, **kwargs):
         raise OSError("SMTP server unreachable")
 
-    monkeypatch.setattr(complaint_rates, "send_mail", down)
+    monkeypatch.setattr(services.complaint_rates, "send_mail", down)
     with pytest.raises(OSError):
-        complaint_rates.check(DAY)
+        check(DAY)
     assert RateAlert.objects.filter(notified_at__isnull=True).count() == 3
     monkeypatch.undo()
-    assert complaint_rates.check(DAY) == []  # already raised...
+    assert check(DAY) == []  # already raised...
     assert len(mailoutbox) == 1  # ...and now told
     assert "3 over 0.300%" in mailoutbox[0].subject
 
 
 @pytest.mark.django_db
-def test_the_periodic_task_checks_today_and_yesterday(make_tenant, recipients, mailoutbox):
+def test_alert_mail_waits_for_the_commit_and_a_rollback_sends_none(
+    make_tenant, recipients, mailoutbox, django_capture_on_commit_callbacks
+):
+    # STYLE.md: side effects (mail) go out with transaction.on_commit, never inside the write.
+    acme = make_tenant("acme")
+    send(acme, deliveries=1000, complaints=9)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            assert len(services.check(DAY)) == 3
+            assert mailoutbox == []  # not from inside the transaction
+            raise RolledBack
+    assert mailoutbox == [] and RateAlert.objects.count() == 0
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            services.check(DAY)
+            assert mailoutbox == []
+    assert len(callbacks) == 1
+    assert len(mailoutbox) == 1 and "3 over 0.300%" in mailoutbox[0].subject
+    assert RateAlert.objects.filter(notified_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_the_periodic_task_checks_today_and_yesterday(
+    make_tenant, recipients, mailoutbox, django_capture_on_commit_callbacks
+):
     from fbl.tasks import check_complaint_rates
 
     acme = make_tenant("acme")
@@ -404,7 +444,8 @@ def test_the_periodic_task_checks_today_and_yesterday(make_tenant, recipients, m
     send(acme, deliveries=1000, complaints=9, day=today)
     send(acme, deliveries=1000, complaints=9, day=today - timedelta(days=2))
     # tenant, stream and provider (no campaign) for each of the two days
-    assert check_complaint_rates.delay().get() == 6
+    with django_capture_on_commit_callbacks(execute=True):
+        assert check_complaint_rates.delay().get() == 6
     assert len(mailoutbox) == 2
     entry = django_settings.CELERY_BEAT_SCHEDULE["check-complaint-rates"]
     assert entry["task"] == "fbl.check_complaint_rates"
@@ -448,7 +489,7 @@ def test_relay_totals_are_added(api_client, default_tenant):
         format="json",
     )
     assert answer.status_code == 201
-    per_provider = complaint_rates.rates(DAY, DAY, ("tenant", "stream", "campaign", "provider"))
+    per_provider = selectors.rates(DAY, DAY, ("tenant", "stream", "campaign", "provider"))
     assert as_table(per_provider) == {
         "default / marketing / spring / gmail": (2000, 0, "ok"),
         "default / marketing / spring / yahoo": (300, 0, "ok"),
@@ -634,9 +675,9 @@ def test_only_staff_see_the_dashboard(client, django_user_model, make_tenant):
 
 
 @pytest.mark.django_db
-def test_alerts_are_listed_for_staff(staff_client, make_tenant, recipients):
+def test_alerts_are_listed_for_staff(staff_client, make_tenant, recipients, check):
     acme = make_tenant("acme")
     send(acme, deliveries=1000, complaints=9, recipient="a@gmail.com")
-    complaint_rates.check(DAY)
+    check(DAY)
     html = staff_client.get("/admin/fbl/ratealert/").content.decode()
     assert "acme / gmail" in html and "0.900%" in html and "ALERT" in html

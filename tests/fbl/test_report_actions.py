@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from compliance.errors import ServiceError
 from compliance.models import OptOutRequest, SendingIdentity, Stream
 from fbl import ingest, services
 from fbl.models import DailyCount, InboundMessage
@@ -108,7 +109,7 @@ def test_soft_bounces_suppress_only_past_the_threshold_and_the_entry_expires(str
     for day in range(3):
         for attempt in range(2):  # a message's retries on one day count once
             raw = bounce(address, "4.2.2", f"452 4.2.2 mailbox full (day {day} try {attempt})")
-            message, _ = ingest.store(raw, source="pipe")
+            message, _ = services.store_inbound_message(raw, source="pipe")
             InboundMessage.objects.filter(pk=message.pk).update(
                 received_at=start + datetime.timedelta(days=day, hours=attempt)
             )
@@ -132,7 +133,7 @@ def test_soft_bounces_outside_the_window_do_not_add_up(streams, settings):
     settings.SOFT_BOUNCE_WINDOW_DAYS = 7
     address = "sometimes@example.com"
     for days_ago in (30, 0):
-        message, _ = ingest.store(
+        message, _ = services.store_inbound_message(
             bounce(address, "4.4.1", f"451 4.4.1 timeout ({days_ago})"), source="pipe"
         )
         InboundMessage.objects.filter(pk=message.pk).update(
@@ -188,7 +189,7 @@ def test_staff_accepting_a_complaint_suppresses_commercial_mail_and_opens_an_opt
     opt_out = OptOutRequest.objects.get()
     assert opt_out.channel == OptOutRequest.Channel.COMPLAINT
     assert opt_out.received_at == message.received_at
-    with pytest.raises(services.ServiceError):
+    with pytest.raises(ServiceError):
         services.accept(message, user=reviewer)  # acted on once
 
 
@@ -361,7 +362,7 @@ def feedback_loop(dns_server, provider_key, settings):
     settings.FBL_SENDER_DOMAINS = ["isp.example"]
     settings.DKIM_NAMESERVERS = [dns_server.nameserver]
     settings.DKIM_DNS_TIMEOUT = 1.0
-    services._resolver.cache_clear()
+    services.reports._resolver.cache_clear()
     return dns_server
 
 
@@ -489,9 +490,7 @@ def test_mime_nested_thousands_of_levels_deep_posted_over_http_is_stored_for_rev
     assert InboundMessage.objects.get(pk=body["id"]).raw() == raw
 
 
-def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(
-    monkeypatch, db
-):
+def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(monkeypatch, db):
     raw = (
         b"From: someone@example.com\r\nSubject: "
         + b" ".join([b"=?utf-8?q?caf=C3=A9?="] * 200_000)

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import OptOutRequest
-from suppression import importing
 from suppression.models import ImportJob, Suppression
+from suppression.services import importing
 from tests.support import run_manage, same_database_env
 
 # Imports run as a task once the upload commits, so these tests commit for real.

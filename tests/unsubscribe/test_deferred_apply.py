@@ -29,25 +29,25 @@ def test_the_request_is_recorded_then_applied_by_the_sweep(client, mint, deferre
     assert request.applied_at is not None
     assert request.scope_label == "stream:marketing"
     assert Suppression.objects.get().evidence == request
-    assert services.apply_pending() == 0
+    assert services.apply_pending_opt_outs() == 0
 
 
 def test_the_sweep_applies_oldest_first_within_its_limit(client, mint, deferred):
     for n in range(3):
         client.post(urlparse(mint(f"r{n}@example.com").url).path, {"List-Unsubscribe": "One-Click"})
-    assert services.apply_pending(limit=2) == 2
+    assert services.apply_pending_opt_outs(limit=2) == 2
     assert set(Suppression.objects.values_list("address", flat=True)) == {
         "r0@example.com",
         "r1@example.com",
     }
-    assert services.apply_pending() == 1
+    assert services.apply_pending_opt_outs() == 1
 
 
 def test_applying_twice_changes_nothing(client, mint, deferred):
     client.post(urlparse(mint().url).path, {"List-Unsubscribe": "One-Click"})
     request = UnsubscribeRequest.objects.get()
-    services.apply(request)
-    services.apply(request)
+    services.apply_opt_out(request)
+    services.apply_opt_out(request)
     assert Suppression.objects.get().events.count() == 1
 
 
@@ -68,6 +68,6 @@ def test_a_request_whose_list_was_deleted_meanwhile_does_not_stall_the_sweep(
     client.post(urlparse(mint(stream="gone").url).path, {"List-Unsubscribe": "One-Click"})
     client.post(urlparse(mint("kept@example.com").url).path, {"List-Unsubscribe": "One-Click"})
     UnsubscribeRequest.objects.filter(stream=gone).update(stream_id=999_999)  # as if deleted
-    assert services.apply_pending() == 2
+    assert services.apply_pending_opt_outs() == 2
     assert UnsubscribeRequest.objects.filter(applied_at__isnull=True).count() == 0
     assert list(Suppression.objects.values_list("address", flat=True)) == ["kept@example.com"]

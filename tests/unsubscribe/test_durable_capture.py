@@ -98,24 +98,24 @@ def test_a_replayed_one_click_while_the_database_is_down_is_spooled_once(
 def test_a_spooled_opt_out_replayed_after_it_reached_the_database_is_stored_once(
     client, mint, spool_dir
 ):
-    from unsubscribe import services
+    from unsubscribe import links, services
 
     link = mint()
     assert (
         client.post(urlparse(link.url).path, {"List-Unsubscribe": "One-Click"}).status_code == 200
     )
-    claims = services.read_claims(urlparse(link.url).path.rsplit("/", 1)[1])
-    services.capture(claims=claims, evidence=services.Evidence(channel="one_click"))
+    claims = links.read_claims(urlparse(link.url).path.rsplit("/", 1)[1])
+    services.capture_opt_out(claims=claims, evidence=services.Evidence(channel="one_click"))
     assert services.drain_spool() == 1
     assert UnsubscribeRequest.objects.count() == 1
 
 
 @pytest.mark.django_db
 def test_applying_a_spooled_opt_out_twice_records_it_once(mint, spool_dir):
-    from unsubscribe import services
+    from unsubscribe import links, services
 
-    claims = services.read_claims(urlparse(mint().url).path.rsplit("/", 1)[1])
-    services.capture(claims=claims, evidence=services.Evidence(channel="one_click"))
+    claims = links.read_claims(urlparse(mint().url).path.rsplit("/", 1)[1])
+    services.capture_opt_out(claims=claims, evidence=services.Evidence(channel="one_click"))
     entry_file = next(spool_dir.glob("*.json"))
     copy = entry_file.read_bytes()
     services.drain_spool()
@@ -127,10 +127,10 @@ def test_applying_a_spooled_opt_out_twice_records_it_once(mint, spool_dir):
 
 @pytest.mark.django_db(transaction=True)  # the drain runs in its own thread and connection
 def test_the_next_successful_one_click_drains_the_spool_in_the_background(client, mint, spool_dir):
-    from unsubscribe import services
+    from unsubscribe import links, services
 
-    first = services.read_claims(urlparse(mint("first@example.com").url).path.rsplit("/", 1)[1])
-    services.capture(claims=first, evidence=services.Evidence(channel="one_click"))
+    first = links.read_claims(urlparse(mint("first@example.com").url).path.rsplit("/", 1)[1])
+    services.capture_opt_out(claims=first, evidence=services.Evidence(channel="one_click"))
     client.post(urlparse(mint("second@example.com").url).path, {"List-Unsubscribe": "One-Click"})
     services.background_drain.join()
     assert set(Suppression.objects.values_list("address", flat=True)) == {
@@ -142,10 +142,10 @@ def test_the_next_successful_one_click_drains_the_spool_in_the_background(client
 
 @pytest.mark.django_db(transaction=True)
 def test_the_drain_command_applies_the_spool(mint, spool_dir):
-    from unsubscribe import services
+    from unsubscribe import links, services
 
-    claims = services.read_claims(urlparse(mint().url).path.rsplit("/", 1)[1])
-    services.capture(claims=claims, evidence=services.Evidence(channel="one_click"))
+    claims = links.read_claims(urlparse(mint().url).path.rsplit("/", 1)[1])
+    services.capture_opt_out(claims=claims, evidence=services.Evidence(channel="one_click"))
     result = run_manage(
         "drain_unsubscribe_spool", env=same_database_env(UNSUBSCRIBE_SPOOL_DIR=str(spool_dir))
     )
@@ -191,13 +191,13 @@ def mint_free_claims():
 
 
 def spool_opt_outs(mint, count: int) -> None:
-    from unsubscribe import services
+    from unsubscribe import links, services
 
     for n in range(count):
-        claims = services.read_claims(
+        claims = links.read_claims(
             urlparse(mint(f"spooled{n}@example.com").url).path.rsplit("/", 1)[1]
         )
-        services.capture(claims=claims, evidence=services.Evidence(channel="one_click"))
+        services.capture_opt_out(claims=claims, evidence=services.Evidence(channel="one_click"))
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from unsubscribe import services
+from unsubscribe import links
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_the_api_answers_the_exact_header_values(api_client, settings):
     )
     assert body["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
     assert body["recipient"] == "pat@example.com"
-    claims = services.read_claims(token)
+    claims = links.read_claims(token)
     assert (claims.recipient, claims.campaign) == ("pat@example.com", "nov-26")
 
 
@@ -58,7 +58,7 @@ def test_a_list_of_recipients_gets_a_list_of_headers(api_client, default_tenant,
     )
     assert [item["recipient"] for item in answer.json()] == ["a@example.com", "b@example.com"]
     topic_token = answer.json()[1]["url"].rsplit("/", 1)[1]
-    assert services.read_claims(topic_token).topic_id is not None
+    assert links.read_claims(topic_token).topic_id is not None
 
 
 @pytest.mark.parametrize(

@@ -94,14 +94,14 @@ def test_the_landing_page_button_after_a_one_click_is_a_repeat_but_a_wider_scope
 def test_a_repeat_in_a_later_window_is_stored_again(client, mint, settings, monkeypatch):
     import datetime
 
-    from unsubscribe import services
+    from unsubscribe.services import optouts
 
     settings.UNSUBSCRIBE_REPEAT_WINDOW_SECONDS = 600
     path = path_of(mint())
     start = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
     for minutes in (0, 9, 10):  # 10:00 and 10:09 share a window, 10:10 starts the next
         monkeypatch.setattr(
-            services, "_now", lambda m=minutes: start + datetime.timedelta(minutes=m)
+            optouts, "_now", lambda m=minutes: start + datetime.timedelta(minutes=m)
         )
         assert client.post(path, **ONE_CLICK).status_code == 200
     assert [r.received_at.minute for r in UnsubscribeRequest.objects.order_by("pk")] == [0, 10]

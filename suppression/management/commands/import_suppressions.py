@@ -7,7 +7,7 @@ from tqdm import tqdm
 from compliance import audit
 from compliance.errors import ServiceError
 from compliance.models import Tenant
-from suppression import import_formats, importing
+from suppression import import_formats, services
 
 
 class Command(BaseCommand):
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         with audit.acting_as(actor):
             try:
                 # Queued and run here, in this process, whatever the broker setting.
-                job = importing.create_job(
+                job = services.create_job(
                     content=file.read_bytes(),
                     filename=file.name,
                     format_name=format,
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 bar.update(current.rows_done - done)
                 done = current.rows_done
 
-            job = importing.run_import(job, on_progress=progress)
+            job = services.run_import(job, on_progress=progress)
             bar.close()
         self.stdout.write(
             f"added {job.rows_added}, already listed {job.rows_existing}, bad {job.rows_bad}"

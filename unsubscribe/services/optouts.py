@@ -1,4 +1,5 @@
-"""Recipients' opt-outs and preferences, and the links that lead to them.
+"""Opting out: recording a recipient's opt-out, applying it, and the spool that keeps it while
+the database is unreachable.
 
 Every opt-out writes an `UnsubscribeRequest` (the evidence: channel, time, IP, user agent) and
 suppresses through `suppression.services`, which also writes the `OptOutRequest` the deadline
@@ -10,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-import functools
 import hashlib
 import logging
 import threading
@@ -19,168 +19,29 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import (
-    DatabaseError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    connection,
-    transaction,
-)
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from compliance.errors import ServiceError
-from compliance.models import ConsentEvent, Stream, Tenant, Topic
+from compliance.models import Stream, Topic
 from compliance.selectors import stream_by_id, topic_by_id
 from suppression import addresses, rules
 from suppression import services as suppression_services
 from suppression.models import Origin
 from suppression.scopes import Target
 from unsubscribe import spool
+from unsubscribe.links import Recipient
 from unsubscribe.models import UnsubscribeRequest
-from unsubscribe.tokens import Claims, TokenCodec, derive_key, parse_keys
+from unsubscribe.tokens import Claims
 
 log = logging.getLogger(__name__)
 
-ONE_CLICK_POST = "List-Unsubscribe=One-Click"
 # The database is down or the connection broke: worth spooling. Anything else is a bug to surface.
 UNREACHABLE = (OperationalError, InterfaceError)
 
 
 def _now() -> datetime.datetime:
     return timezone.now()
-
-
-@functools.cache
-def _codec_for(keys: str, max_age_days: int) -> TokenCodec:
-    # Malformed keys and a maximum age under 30 days are refused at start (compliance.checks).
-    by_id, current = parse_keys(keys)
-    return TokenCodec(
-        {kid: derive_key(secret) for kid, secret in by_id.items()},
-        current=current,
-        max_age=max_age_days * 86400 or None,
-    )
-
-
-def codec() -> TokenCodec:
-    return _codec_for(settings.UNSUBSCRIBE_TOKEN_KEYS, settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS)
-
-
-# --- minting ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MintedLink:
-    recipient: str
-    url: str
-    mailto: str | None
-
-    @property
-    def list_unsubscribe(self) -> str:
-        # RFC 8058 section 3.1: exactly one HTTPS URI, optionally with a mailto.
-        value = f"<{self.url}>"
-        return f"{value}, <mailto:{self.mailto}>" if self.mailto else value
-
-    @property
-    def list_unsubscribe_post(self) -> str:
-        return ONE_CLICK_POST
-
-
-def mint_link(
-    *, stream: Stream, recipient: str, topic: Topic | None = None, campaign: str | None = None
-) -> MintedLink:
-    """List-Unsubscribe values for one message. Raises ServiceError for an invalid recipient,
-    a transactional stream (exempt from the opt-out duty) or an over-long campaign id."""
-    if not stream.is_commercial:
-        raise ServiceError(
-            f"stream {stream.slug!r} is transactional: its mail carries no unsubscribe link",
-            code="transactional_stream",
-        )
-    try:
-        normalised = addresses.normalise(recipient)
-    except addresses.InvalidAddress as exc:
-        raise ServiceError(
-            f"invalid recipient {recipient!r}: {exc.reason}", code="invalid_address"
-        ) from exc
-    if campaign and len(campaign.encode()) > 255:
-        raise ServiceError("campaign is at most 255 bytes", code="invalid")
-    token = codec().mint(
-        Claims(
-            tenant_id=stream.tenant_id,
-            recipient=normalised,
-            stream_id=stream.pk,
-            topic_id=topic.pk if topic else None,
-            campaign=campaign or None,
-        )
-    )
-    mailto = None
-    if settings.UNSUBSCRIBE_MAILTO_DOMAIN:
-        mailto = f"unsubscribe+{token}@{settings.UNSUBSCRIBE_MAILTO_DOMAIN}"
-    return MintedLink(
-        recipient=normalised, url=f"{settings.UNSUBSCRIBE_BASE_URL}/u/{token}", mailto=mailto
-    )
-
-
-# --- reading a token -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """A valid token's claims with the rows they name."""
-
-    claims: Claims
-    tenant: Tenant
-    stream: Stream
-    topic: Topic | None
-
-    @property
-    def link_target(self) -> Target:
-        """What the link in the message opts out of: its topic, else its stream."""
-        if self.topic is not None:
-            return Target(
-                tenant=self.tenant, scope=rules.TOPIC, stream=self.stream, topic=self.topic
-            )
-        return Target(tenant=self.tenant, scope=rules.STREAM, stream=self.stream)
-
-    @property
-    def all_commercial(self) -> Target:
-        return Target(tenant=self.tenant, scope=rules.COMMERCIAL)
-
-
-def read_claims(token: str) -> Claims | None:
-    return codec().read(token)
-
-
-def names_for(claims: Claims) -> dict:
-    """Sender and stream names for the pages, from the per-process cache; empty if unknown
-    (the database may be down: the opt-out is captured all the same)."""
-    try:
-        stream = stream_by_id(claims.stream_id)
-    except DatabaseError:
-        return {}
-    if stream is None:
-        return {}
-    return {"stream": stream.name, "sender": stream.tenant.name}
-
-
-def recipient_for(claims: Claims) -> Recipient | None:
-    """The rows a token names, or None when they no longer exist (needs the database)."""
-    stream = (
-        Stream.objects.select_related("tenant")
-        .filter(pk=claims.stream_id, tenant_id=claims.tenant_id)
-        .first()
-    )
-    if stream is None:
-        return None
-    topic = None
-    if claims.topic_id is not None:
-        topic = Topic.objects.filter(pk=claims.topic_id, stream=stream).first()
-        if topic is None:
-            return None
-    return Recipient(claims=claims, tenant=stream.tenant, stream=stream, topic=topic)
-
-
-# --- opting out ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -225,7 +86,7 @@ def repeat_key(*, claims: Claims, scope: str, at: datetime.datetime) -> bytes | 
     )
 
 
-def record(
+def record_opt_out(
     *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK, apply_now: bool | None = None
 ) -> UnsubscribeRequest | None:
     """Record an opt-out durably: one row, committed before the caller answers. Returns None
@@ -269,7 +130,7 @@ def record(
             if not _insert_once(request):
                 return None
             if apply_now:
-                apply(request)
+                apply_opt_out(request)
     except IntegrityError as exc:  # the stream or topic the token names is gone
         raise ServiceError("the link's list no longer exists", code="link_gone") from exc
     return request
@@ -344,7 +205,7 @@ def _target_of(request: UnsubscribeRequest) -> Target:
     return Target(tenant=request.tenant, scope=rules.STREAM, stream=request.stream)
 
 
-def apply(request: UnsubscribeRequest) -> UnsubscribeRequest:
+def apply_opt_out(request: UnsubscribeRequest) -> UnsubscribeRequest:
     """Suppress what a recorded request asks for; applying it twice changes nothing."""
     with transaction.atomic():
         found = (
@@ -380,12 +241,12 @@ def apply(request: UnsubscribeRequest) -> UnsubscribeRequest:
     return request
 
 
-def apply_pending(*, limit: int = 5000) -> int:
+def apply_pending_opt_outs(*, limit: int = 5000) -> int:
     """Apply recorded opt-outs not yet applied, oldest first; return how many were applied."""
     pending = UnsubscribeRequest.objects.filter(applied_at__isnull=True).order_by("received_at")
     count = 0
     for request in pending[:limit]:
-        apply(request)
+        apply_opt_out(request)
         count += 1
     return count
 
@@ -407,7 +268,7 @@ def unsubscribe(
             campaign=claims.campaign,
             issued_at=claims.issued_at,
         )
-    return record(claims=claims, evidence=evidence, scope=scope, apply_now=True)
+    return record_opt_out(claims=claims, evidence=evidence, scope=scope, apply_now=True)
 
 
 class Outcome(enum.Enum):
@@ -416,7 +277,7 @@ class Outcome(enum.Enum):
     REPEAT = "repeat"  # the same opt-out was already stored within the repeat window
 
 
-def capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str | None:
+def capture_opt_out(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str | None:
     """Keep an opt-out on local disk while the database is unreachable; applied later by
     `drain_spool`. Returns the capture id, or None for a repeat already spooled."""
     received_at = evidence.received_at or _now()
@@ -454,10 +315,10 @@ def record_or_capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.
     """
     evidence = dataclasses.replace(evidence, received_at=evidence.received_at or _now())
     try:
-        request = record(claims=claims, evidence=evidence, scope=scope)
+        request = record_opt_out(claims=claims, evidence=evidence, scope=scope)
     except UNREACHABLE as exc:
         log.warning("cannot record an opt-out in the database: %s", exc)
-        captured = capture(claims=claims, evidence=evidence, scope=scope)
+        captured = capture_opt_out(claims=claims, evidence=evidence, scope=scope)
         return Outcome.CAPTURED if captured else Outcome.REPEAT
     background_drain.poke()
     return Outcome.RECORDED if request is not None else Outcome.REPEAT
@@ -484,7 +345,7 @@ def drain_spool(*, wait: bool = False) -> int:
                 repeat_key=bytes.fromhex(key) if key else None,
             )
             try:
-                record(
+                record_opt_out(
                     claims=Claims(**entry["claims"]),
                     evidence=evidence,
                     scope=entry.get("scope", Scope.LINK),
@@ -545,136 +406,3 @@ class BackgroundDrain:
 
 
 background_drain = BackgroundDrain()
-
-
-# --- the preference centre -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One line of the preference centre."""
-
-    key: str  # "stream", "commercial" or "topic:<slug>"
-    label: str
-    description: str
-    receiving: bool
-    locked: bool  # blocked by an entry the recipient cannot lift here (complaint, bounce, ...)
-
-
-def _blocking_entry(recipient: Recipient, target: Target):
-    from suppression.models import Suppression, active_q
-
-    digest = addresses.address_hash(recipient.claims.recipient, settings.ADDRESS_HASH_KEY.encode())
-    return Suppression.objects.filter(active_q(), address_hash=digest, scope_key=target.key).first()
-
-
-def _liftable(entry) -> bool:
-    return entry is None or entry.reason in (rules.UNSUBSCRIBE, rules.MANUAL)
-
-
-def preference_choices(recipient: Recipient) -> list[Choice]:
-    """The stream, each active topic and "all commercial mail", each with whether the recipient
-    receives it (no entry of its own scope) and whether they may change it here."""
-    lines = [
-        (
-            "stream",
-            recipient.stream.name,
-            "",
-            Target(recipient.tenant, rules.STREAM, recipient.stream),
-        )
-    ]
-    for topic in recipient.stream.topics.filter(is_active=True):
-        lines.append(
-            (
-                f"topic:{topic.slug}",
-                topic.name,
-                topic.description,
-                Target(recipient.tenant, rules.TOPIC, recipient.stream, topic),
-            )
-        )
-    lines.append(("commercial", recipient.tenant.name, "", recipient.all_commercial))
-    choices = []
-    for key, label, description, target in lines:
-        entry = _blocking_entry(recipient, target)
-        choices.append(
-            Choice(
-                key=key,
-                label=label,
-                description=description,
-                receiving=entry is None,
-                locked=not _liftable(entry),
-            )
-        )
-    return choices
-
-
-def stopped_for_another_reason(recipient: Recipient) -> bool:
-    """Is this stream's mail stopped by an entry the preference centre cannot change (a
-    complaint, a bounce, an erasure, a legal hold, or one shared by all tenants)?"""
-    from suppression import selectors
-
-    verdict = selectors.is_suppressed(stream=recipient.stream, address=recipient.claims.recipient)
-    if not verdict.suppressed:
-        return False
-    return verdict.scope == rules.GLOBAL or verdict.reason not in (rules.UNSUBSCRIBE, rules.MANUAL)
-
-
-def _target_for_key(recipient: Recipient, key: str) -> Target:
-    if key == "stream":
-        return Target(recipient.tenant, rules.STREAM, recipient.stream)
-    if key == "commercial":
-        return recipient.all_commercial
-    slug = key.removeprefix("topic:")
-    topic = recipient.stream.topics.get(slug=slug)
-    return Target(recipient.tenant, rules.TOPIC, recipient.stream, topic)
-
-
-def save_preferences(
-    *,
-    recipient: Recipient,
-    receiving: set[str],
-    evidence: Evidence,
-    wording: str,
-    opt_outs_only: bool = False,
-) -> list[str]:
-    """Apply the preference centre form: opt out of each choice no longer wanted, and resubscribe
-    to each wanted one that an unsubscribe had stopped (recording the consent given; lifting the
-    entry retires the recipient's repeat keys, see `unsubscribe.receivers`). Entries the
-    recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. With
-    `opt_outs_only` (a client over its budget) nothing is resubscribed. Returns the keys that
-    changed."""
-    changed = []
-    with transaction.atomic():
-        for choice in preference_choices(recipient):
-            if choice.locked:
-                continue
-            wanted = choice.key in receiving
-            if wanted == choice.receiving or (wanted and opt_outs_only):
-                continue
-            target = _target_for_key(recipient, choice.key)
-            if not wanted:
-                unsubscribe(recipient=recipient, evidence=evidence, target=target)
-            else:
-                entry = _blocking_entry(recipient, target)
-                if entry is not None:
-                    suppression_services.lift(
-                        suppression=entry,
-                        note="the recipient resubscribed in the preference centre",
-                    )
-                ConsentEvent.objects.create(
-                    occurred_at=_now(),
-                    tenant=recipient.tenant,
-                    address_hash=entry.address_hash
-                    if entry
-                    else addresses.address_hash(
-                        recipient.claims.recipient, settings.ADDRESS_HASH_KEY.encode()
-                    ),
-                    purpose=target.label,
-                    action=ConsentEvent.Action.GIVEN,
-                    channel=UnsubscribeRequest.Channel.PREFERENCE_CENTRE,
-                    wording=wording,
-                    ip=evidence.ip,
-                    user_agent=evidence.user_agent[:500],
-                )
-            changed.append(choice.key)
-    return changed

@@ -27,12 +27,13 @@ from django.utils import timezone
 from compliance.errors import ServiceError
 from compliance.models import OptOutRequest
 from fbl import actions as table
-from fbl import complaint_rates, dkim, ours
+from fbl import dkim, ours
 from fbl.events import RelayEvent as Event
 from fbl.models import InboundMessage, RelayEvent, SoftBounce
 from fbl.parse import parse
 from fbl.provenance import Provenance, tied_to_our_mail
 from fbl.report import ParsedReport, to_json
+from fbl.services.complaint_rates import count as count_feedback
 from suppression import rules
 from suppression import services as suppression
 from suppression.models import Origin
@@ -98,7 +99,7 @@ def _count(attribution: ours.Attribution, day, recipient, **counts) -> None:
     a redacted one still names its domain, so its mailbox provider is known."""
     if recipient is not None and not isinstance(recipient, str):
         recipient = recipient.address or recipient.original_address
-    complaint_rates.count(
+    count_feedback(
         day=day,
         tenant=attribution.tenant,
         stream=attribution.stream,

@@ -1,8 +1,9 @@
 """Importing suppression lists from CSV: queue an upload, then run it in chunks.
 
-The service module for `ImportJob` and for entries that arrive by import. Each chunk is one
-transaction, so an interrupted import keeps whole chunks and can simply be run again: rows
-already listed are left alone, which also makes re-importing a file change nothing.
+The writes of `ImportJob` and of entries that arrive by import: file formats are read by
+`suppression.import_formats` (pure), the bulk insert is `suppression.sql` (one COPY per chunk).
+Each chunk is one transaction, so an interrupted import keeps whole chunks and can simply be run
+again: rows already listed are left alone, which also makes re-importing a file change nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from django.utils import timezone
 from compliance import audit
 from compliance.errors import ServiceError
 from compliance.models import Tenant
-from suppression import addresses, import_formats, rules, services, sql
+from suppression import addresses, import_formats, rules, sql
 from suppression.models import ImportJob, Origin, Suppression
 from suppression.scopes import Target, parse_scope
+from suppression.services import entries as entry_services
 
 CHUNK_ROWS = 20_000
 ERRORS_KEPT = 1000
@@ -282,7 +284,7 @@ def _insert_one_by_one(prepared, job) -> int:
     for e, target in prepared:
         if Suppression.objects.filter(address_hash=e.address_hash, scope_key=e.scope_key).exists():
             continue
-        services.suppress(
+        entry_services.suppress(
             target=target,
             address=e.address,
             reason=e.reason,
