@@ -1,14 +1,14 @@
 """Every way reports come in, one module each, in one registry (name → source).
 
-| source    | module                | endpoint                                          |
-| --------- | --------------------- | ------------------------------------------------- |
-| `mail`    | fbl/sources/mail.py   | `POST /api/v1/reports`, `manage.py ingest_mail`   |
-| `kumomta` | fbl/sources/kumomta.py | `POST /api/v1/events/kumomta`                    |
-| `anymail` | fbl/sources/anymail.py | `POST /api/v1/events/esp/<esp>/tracking/`        |
+| source    | module                 | endpoint                                        |
+| --------- | ---------------------- | ----------------------------------------------- |
+| `mail`    | fbl/sources/mail.py    | `POST /api/v1/reports`, `manage.py ingest_mail` |
+| `kumomta` | fbl/sources/kumomta.py | `POST /api/v1/events/kumomta`                   |
+| `anymail` | fbl/sources/anymail.py | `POST /api/v1/events/esp/<esp>/tracking/`       |
 
 What they share is fbl/sources/base.py: the name, the authentication, the tenant binding
-(`bind_tenant`) and the loop that stores and acts on events. Every module of this package is
-imported here, so a new source is its module alone.
+(`Provenance.bind`, fbl/provenance.py) and the loop that stores and acts on events. Every
+module of this package is imported here, so a new source is its module alone.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ A source turns what an endpoint received into reports or events in the one shape
 `fbl` acts on: a raw message for `fbl.services.process`, or `fbl.events.SourceEvent`s for
 `fbl.services.record_relay_event`. A new source is one module in this package that subclasses
 `Source` (or `EventSource`) and registers an instance with `register`; `fbl.sources` imports
-every module of the package, so nothing else names it.
+every module of the package, so nothing else names it. How far a source's events reach is
+decided where every source's is, `fbl.provenance.Provenance.bind`; the source only says what an
+event naming another tenant gets (`other_tenant`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import base64
 import binascii
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from django.conf import settings
@@ -22,12 +24,12 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from compliance import audit, services
-from compliance.errors import PermissionDenied, ServiceError
+from compliance.errors import ServiceError
 from compliance.middleware import client_ip
 from compliance.scopes import Scope
 from fbl import services as fbl_services
 from fbl.events import SourceEvent
-from fbl.provenance import OPERATOR, Provenance
+from fbl.provenance import OPERATOR, OtherTenant, Provenance
 
 __all__ = [
     "REGISTRY",
@@ -37,7 +39,6 @@ __all__ = [
     "Reading",
     "Source",
     "Taken",
-    "bind_tenant",
     "register",
 ]
 
@@ -47,13 +48,6 @@ __all__ = [
 # webhook: what an ESP can send: a key as the basic-auth password of the webhook URL or as a
 #          Bearer header, or the operator's shared ANYMAIL_WEBHOOK_SECRET (`user:password`).
 Authentication = Literal["api_key", "webhook"]
-
-# What an event whose context names a tenant other than the poster's bound tenant gets:
-# refuse: the whole request is refused (403) and nothing is stored; the poster is our relay,
-#         and a misrouted record is a configuration error to be seen at once;
-# skip:   the event is left out and counted as "other_tenant"; the request is answered 200,
-#         since a poster that retries refused deliveries (an ESP) would post it forever.
-OtherTenant = Literal["refuse", "skip"]
 
 REGISTRY: dict[str, Source] = {}
 
@@ -65,26 +59,6 @@ def register(source: Source) -> Source:
         raise ValueError(f"two sources are named {source.name!r}")
     REGISTRY[source.name] = source
     return source
-
-
-def bind_tenant(
-    event: SourceEvent, provenance: Provenance, *, other_tenant: OtherTenant
-) -> SourceEvent | None:
-    """The event as its poster may say it (fbl/provenance.py; README, "Whose input reaches
-    whom"): a poster bound to tenant T reports for T only, so an event naming no tenant is T's,
-    and one naming another tenant is refused (PermissionDenied) or skipped (None), as the source
-    says. An unbound poster's events keep the tenant they name."""
-    if provenance.tenant is None:
-        return event
-    slug = provenance.tenant.slug
-    named = event.context.tenant
-    if named and named != slug:
-        if other_tenant == "skip":
-            return None
-        raise PermissionDenied(
-            f"this API key is bound to tenant {slug!r}; a record names tenant {named!r}"
-        )
-    return replace(event, context=replace(event.context, tenant=slug))
 
 
 class Source(ABC):
@@ -136,10 +110,7 @@ class EventSource(Source):
         """Every event bound to the poster's tenant first (a refusal stores nothing), then
         stored and acted on in one transaction."""
         reading = self.read(body, **details)
-        bound = [
-            bind_tenant(event, provenance, other_tenant=self.other_tenant)
-            for event in reading.events
-        ]
+        bound = [provenance.bind(event, other_tenant=self.other_tenant) for event in reading.events]
         taken = Taken(reading)
         with transaction.atomic():
             for event in bound:

@@ -16,7 +16,7 @@ from fbl.classification import bounced_recipient
 from fbl.events import Context, SourceEvent
 from fbl.models import RelayEvent
 from fbl.provenance import OPERATOR, Provenance
-from fbl.sources.base import REGISTRY, bind_tenant
+from fbl.sources.base import REGISTRY
 from fbl.views import esp, events, reports
 from suppression.selectors import is_suppressed
 
@@ -123,25 +123,18 @@ def event_naming(tenant: str | None) -> SourceEvent:
 def test_a_tenant_bound_poster_reports_for_its_tenant_only(make_tenant):
     acme = Provenance(tenant=make_tenant("acme"), operator_level=False, label="acme")
     for other_tenant in ("refuse", "skip"):
-        assert bind_tenant(event_naming(None), acme, other_tenant=other_tenant).context.tenant == (
-            "acme"
-        )
-        assert bind_tenant(
-            event_naming("acme"), acme, other_tenant=other_tenant
-        ).context.tenant == ("acme")
-    assert bind_tenant(event_naming("default"), acme, other_tenant="skip") is None
+        assert acme.bind(event_naming(None), other_tenant=other_tenant).context.tenant == "acme"
+        assert acme.bind(event_naming("acme"), other_tenant=other_tenant).context.tenant == "acme"
+    assert acme.bind(event_naming("default"), other_tenant="skip") is None
     with pytest.raises(PermissionDenied, match="bound to tenant 'acme'; a record names tenant"):
-        bind_tenant(event_naming("default"), acme, other_tenant="refuse")
+        acme.bind(event_naming("default"), other_tenant="refuse")
 
 
 def test_an_unbound_poster_keeps_the_tenant_an_event_names():
     for other_tenant in ("refuse", "skip"):
-        bound = bind_tenant(event_naming("default"), OPERATOR, other_tenant=other_tenant)
+        bound = OPERATOR.bind(event_naming("default"), other_tenant=other_tenant)
         assert bound.context.tenant == "default"
-        assert (
-            bind_tenant(event_naming(None), OPERATOR, other_tenant=other_tenant).context.tenant
-            is None
-        )
+        assert OPERATOR.bind(event_naming(None), other_tenant=other_tenant).context.tenant is None
 
 
 # --- a bounced recipient, classified -----------------------------------------------------------
