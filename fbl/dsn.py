@@ -281,6 +281,8 @@ def _recipient(
         diagnostic = context
     if diagnostic is None:
         diagnostic = default_diagnostic
+    if diagnostic:
+        diagnostic = classification.readable(diagnostic)
     status = classification.choose_status(group.get("status"), diagnostic)
     if status and status[1:] == ".0.0" and transcript and not classification.status_in(diagnostic):
         # "Status: 5.0.0" and "Diagnostic-Code: X-Unix; 255": the session transcript of a
@@ -291,12 +293,14 @@ def _recipient(
     action = (group.get("action") or "").split()[0].lower() if group.get("action") else None
     if action is None and status:
         action = {"2": "delivered", "4": "delayed"}.get(status[0], "failed")
+    status = classification.failure_status(status, diagnostic, action=action)
     phase = _phase(diagnostic, context, transcript)
     remote_mta = _strip_type(group.get("remote-mta"))
     host = (remote_mta or "").split()[0] if remote_mta else None
     category = classification.classify(
         status, diagnostic, phase=phase, remote_host=host or _remote_host(diagnostic, transcript)
     )
+    status = classification.policy_status(status, diagnostic, category=category)
     redacted = is_redacted(address)
     unusable = redacted or first_address(address) is None  # "rfc822; kijitora" and worse
     return Recipient(
@@ -634,11 +638,12 @@ def _from_text(
             diagnostic = _enclosed_transcript(enclosed, candidate.address) or diagnostic
         if not _explains(diagnostic) and fallback and fallback not in diagnostic:
             diagnostic = " ".join(filter(None, [diagnostic, fallback]))
-        diagnostic = diagnostic or None
+        diagnostic = classification.readable(diagnostic) or None
         status = classification.infer_status(diagnostic, default_class=default_class)
         if status is None:
             status = f"{default_class}.0.0"
         action = "delayed" if delayed and status.startswith("4") else "failed"
+        status = classification.failure_status(status, diagnostic, action=action)
         transcript = notice if len(candidates) == 1 else None
         category = classification.classify(
             status,
@@ -646,6 +651,7 @@ def _from_text(
             phase=_phase(diagnostic, transcript),
             remote_host=_remote_host(diagnostic, transcript),
         )
+        status = classification.policy_status(status, diagnostic, category=category)
         redacted = is_redacted(candidate.address)
         out.append(
             Recipient(
@@ -764,8 +770,9 @@ def parse_dsn(
             default_class = _default_class(notice)
             fallback = _global_diagnostic(notice)
             status = classification.infer_status(fallback, default_class=default_class)
-            status = status or f"{default_class}.0.0"
+            status = classification.failure_status(status, fallback, action="failed")
             category = classification.classify(status, fallback, phase=_phase(fallback, notice))
+            status = classification.policy_status(status, fallback, category=category)
             # With several addresses in the original's To: nothing says which one failed.
             hard = len(recovered) == 1 and classification.is_hard(category, status, "failed")
             recipients = [

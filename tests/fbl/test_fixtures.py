@@ -152,9 +152,12 @@ CORRECTIONS: dict[str, Correction] = {
     ),
     "dsn/lhost-mimecast-01.eml": Correction(
         why="expected.json found nothing, but the notice names the recipient "
-        '("-- sabineko@neko.ef.example.org") and the reason ("5.4.1 Recipient address rejected: '
-        'Access denied"), a refusal that does not say the mailbox is dead',
-        recipients=(Expect("sabineko@neko.ef.example.org", "5.4.1", False),),
+        '("-- sabineko@neko.ef.example.org") and the reason, relayed from Exchange Online '
+        '(prod.outlook.com): "5.4.1 Recipient address rejected: Access denied", its Directory '
+        "Based Edge Blocking answer for an address not in the tenant's directory (Microsoft, "
+        '"Fix email delivery issues for error code 5.4.1 in Exchange Online"); Mimecast\'s own '
+        'words: "Recipient email address is possibly incorrect". A dead address',
+        recipients=(Expect("sabineko@neko.ef.example.org", "5.4.1", True),),
     ),
     "dsn/lhost-x1-03.eml": Correction(
         why='expected.json found nothing, but the notice says "kijitora@example.org [User '

@@ -1,0 +1,323 @@
+"""Bounce wording from real MTAs and providers: what each class of text means for the recipient.
+
+The texts below are each MTA's own wording (cited beside each case); the messages in
+samples/wording/ are synthetic, written in that wording (see its README.md), because no sample
+under a licence that allows copying was found for these classes.
+"""
+
+from __future__ import annotations
+
+from email.header import Header
+from pathlib import Path
+
+import pytest
+
+from fbl.classification import (
+    classify,
+    failure_status,
+    infer_status,
+    is_hard,
+    policy_status,
+    readable,
+)
+from fbl.parse import parse
+
+SAMPLES = Path(__file__).parent / "samples" / "wording"
+
+
+def only_recipient(name: str):
+    report = parse((SAMPLES / name).read_bytes())
+    assert report.kind == "dsn"
+    assert len(report.recipients) == 1
+    return report.recipients[0]
+
+
+# --- user unknown ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 User not exist",  # Chinese and Korean providers' English
+        "550 5.1.1 <a@example.com>: user does not exist",
+        "550 5.1.1 Recipient does not exists here",
+        "550 Requested action not taken: no such user here",  # Apache James
+        "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown in local "
+        "recipient table",  # Postfix
+        "550 5.1.1 Recipient not found",
+        "550 unknown recipient",
+        "550 Requested action not taken: mailbox unavailable",  # RFC 5321 4.2.2's 550 text
+        "550 5.1.1 Address rejected",
+        "553 Invalid recipient",
+        "550 5.1.1 The email account that you tried to reach does not exist.",  # Gmail
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+        "550 5.1.1 RESOLVER.ADR.ExRecipNotFound; not found",  # Exchange Server
+        "The email address you entered couldn't be found.",  # Office 365 NDR
+        "gone wasn't found at example.com.",  # Office 365 NDR, newer layout
+        "550 no such local user",
+        # The address between the noun and the verdict.
+        "550 User <a@example.com> does not exist",
+        "550 5.1.1 Recipient (a@example.com) not found",
+        "550 Mailbox a@example.com does not exist",
+        "554 delivery error: dd Requested mailbox is unavailable - mta1047.mail.example",
+        # Chinese providers' wordings, as their help pages list them.
+        "550 #2175041 unavailable mail user",
+        "550 local server don't exists that user",
+        "550 recipient does not have an account",
+        "550 not user of this server",
+        "550 RC:LD The email account that you tried to reach does no exists.",
+        "551 5.1.1 recipient is not exist",
+        "550 Local User [a@example.com] not found.",
+        "550 5.1.1 a@example.com recipient rejected",
+        "550 Mailbox not found or access denied",  # NetEase: not a policy refusal
+        "550 用户不存在",
+        "550 존재하지 않는 계정입니다",
+        "550 Benutzer unbekannt",
+        "550 destinataire inconnu",
+        "The recipient name is not recognized",  # Exchange 2003
+        "550 宛先不明",
+        "550 ユーザが存在しません",
+        "該当するユーザーがいません",
+    ],
+)
+def test_unknown_user_wordings_are_a_dead_address(text):
+    assert classify("5.0.0", text) == "permanent"
+    assert infer_status(text, default_class="5")[:4] in ("5.1.", "5.0.")
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("550 recipient no longer on server", "5.1.6"),  # Apple iCloud
+        ("550 user is terminated", "5.2.1"),  # Mail.ru
+        ("554 delivery error: dd This account has been disabled or discontinued", "5.2.1"),
+    ],
+)
+def test_moved_and_closed_accounts(text, status):
+    assert infer_status(text) == status
+    assert classify("5.0.0", text) == "permanent"
+
+
+def test_a_sender_address_said_unknown_is_about_us():
+    assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
+    # Yahoo: too many unknown recipients from our server is a verdict on our sending.
+    text = "451 VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)"
+    assert classify("4.1.8", text) == "policy"
+
+
+def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
+    # Microsoft, "Fix email delivery issues for error code 5.4.1 in Exchange Online": the
+    # recipient is not in the tenant's directory. The same words from a Postfix access map,
+    # under 5.7.1 and without the AS(201806281) tag, are a policy refusal.
+    dbeb = "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
+    assert classify("5.4.1", dbeb) == "permanent"
+    assert classify("5.4.1", "550 Recipient address rejected: Access denied") == "permanent"
+    assert (
+        classify("5.7.1", "554 5.7.1 <a@example.com>: Recipient address rejected: Access denied")
+        == "policy"
+    )
+    recipient = only_recipient("exchange-online-dbeb.eml")
+    assert (recipient.status, recipient.category, recipient.hard) == ("5.4.1", "permanent", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # Postfix, for a name that does not exist in the DNS.
+        (
+            "Host or domain name not found. Name service error for name=nx.example type=MX: "
+            "Host not found",
+            "5.1.2",
+        ),
+        ("550 5.1.2 no such domain", "5.1.2"),
+        # Exim (routers/dnslookup.c) for an MX pointing nowhere, and for a null MX.
+        ("all relevant MX records point to non-existent hosts", "5.1.2"),
+        ("an MX or SRV record indicated no SMTP service", "5.1.10"),
+        ("unknown mail domain", "5.1.2"),
+        ("Domain example.net does not exist", "5.1.2"),
+        # Exchange Online; the code is its own, the words say no such domain.
+        (
+            "550 5.4.310 DNS domain example.net does not exist "
+            "[Message=InfoDomainNonexistent]",
+            "5.4.310",
+        ),
+        # Postfix for a null MX (RFC 7505).
+        ("Domain nullmx.example does not accept mail (nullMX)", "5.1.10"),
+    ],
+)
+def test_no_such_domain_and_null_mx(text, status):
+    assert infer_status(text, default_class="5") == status
+    assert classify(status, text) == "permanent"
+
+
+def test_exim_null_mx_bounce_is_hard():
+    recipient = only_recipient("exim-null-mx.eml")
+    assert recipient.address == "someone@nullmx.example"
+    assert (recipient.status, recipient.hard) == ("5.1.10", True)
+
+
+# --- Japanese, decoded from its charset -------------------------------------------------------
+
+
+def test_iso_2022_jp_text_is_decoded_before_it_is_read():
+    raw = "宛先不明 (ユーザが存在しません)".encode("iso-2022-jp")
+    as_read = raw.decode("utf-8")  # what a part without a charset gives
+    assert "\x1b$B" in as_read
+    assert readable(as_read) == "宛先不明 (ユーザが存在しません)"
+    assert classify("5.0.0", as_read) == "permanent"
+    word = "=?ISO-2022-JP?B?GyRCJWYhPCU2JCxCODpfJDckXiQ7JHMbKEI=?="
+    assert readable(f"550 {word}") == "550 ユーザが存在しません"
+    assert readable("=?bogus?B?!!!?= stays") == "=?bogus?B?!!!?= stays"
+    # A text split over two encoded words reads as one (RFC 2047 6.2); JIS runs beside UTF-8.
+    first, second = (Header(t, "iso-2022-jp").encode() for t in ("ユーザが存", "在しません"))
+    assert readable(f"550 {first} {second}") == "550 ユーザが存在しません"
+    mixed = "宛先 " + "ユーザが存在しません".encode("iso-2022-jp").decode("ascii") + " (不明)"
+    assert readable(mixed) == "宛先 ユーザが存在しません (不明)"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "iso-2022-jp-text-bounce.eml",
+        "iso-2022-jp-unlabelled-text-bounce.eml",
+        "encoded-word-diagnostic.eml",
+    ],
+)
+def test_japanese_bounces_are_hard_whatever_their_encoding(name):
+    recipient = only_recipient(name)
+    assert recipient.category == "permanent"
+    assert recipient.hard is True
+    assert "存在しません" in recipient.diagnostic
+
+
+# --- words beat a wrong code ----------------------------------------------------------------
+
+
+def test_a_sender_rate_limit_under_5_1_1_is_not_a_dead_address():
+    text = "550 5.1.1 <a@example.com>: sender exceeded the per-hour recipient limit"
+    assert classify("5.1.1", text) == "policy"
+    assert classify("5.1.1", "550 5.1.1 Recipient limit exceeded, try later") == "policy"
+    assert classify("5.1.1", "452 Number recipients per hour exceeded") == "policy"
+    recipient = only_recipient("postfix-5.1.1-rate-limit.eml")
+    assert (recipient.category, recipient.hard) == ("policy", False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 5.1.1 <a@example.com>: Mailbox is full",
+        "550 5.1.1 user over quota",
+        "550 5.1.1 メールボックスの容量を超えています",
+        "550 5.1.1 Quota exceed the hard limit for user a@example.com",
+        "552 This person's account is exceeding their quota.",
+    ],
+)
+def test_a_full_mailbox_under_5_1_1_is_transient(text):
+    assert classify("5.1.1", text) == "transient"
+
+
+def test_a_full_mailbox_bounce_with_5_1_1_is_not_hard():
+    recipient = only_recipient("postfix-5.1.1-mailbox-full.eml")
+    assert (recipient.status, recipient.category, recipient.hard) == ("5.1.1", "transient", False)
+
+
+def test_a_recipient_receiving_too_much_mail_is_transient():
+    # Outlook.com: a limit of the recipient's, not of ours.
+    text = (
+        "554 5.2.122 The recipient has exceeded their limit for the number of messages they "
+        "can receive per hour."
+    )
+    assert classify("5.2.122", text) == "transient"
+
+
+# --- a failed recipient never has a success status ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "action", "wanted"),
+    [
+        ("2.0.0", "550 Requested action not taken: mailbox unavailable", "failed", "5.1.1"),
+        (None, "550 User unknown", "failed", "5.1.1"),
+        ("2.0.0", "it did not work", "failed", "5.0.0"),
+        ("2.0.0", None, "delayed", "4.0.0"),
+        ("2.1.5", "250 2.1.5 Ok then 452 4.2.2 Mailbox full", "failed", "4.2.2"),
+        # What is not a failure keeps its status.
+        ("2.0.0", "250 OK", "delivered", "2.0.0"),
+        ("5.1.1", "550 5.1.1 User unknown", "failed", "5.1.1"),
+    ],
+)
+def test_failure_status(status, text, action, wanted):
+    assert failure_status(status, text, action=action) == wanted
+
+
+def test_a_dsn_saying_failed_with_status_2_0_0_takes_the_status_from_its_text():
+    recipient = only_recipient("failed-with-success-status.eml")
+    assert recipient.action == "failed"
+    assert (recipient.status, recipient.hard) == ("5.1.1", True)
+
+
+def test_a_success_reply_quoted_before_the_refusal_is_not_the_status():
+    assert (
+        infer_status("250 2.1.5 Ok; then: 4.3.1 Insufficient system storage", default_class="5")
+        == "4.3.1"
+    )
+    assert infer_status("250 Accepted 451 Temporary local problem", default_class="5") == "4.0.0"
+    recipient = only_recipient("exim-smtp-error-4xx-after-250.eml")
+    assert (recipient.status, recipient.category, recipient.hard) == ("4.3.1", "transient", False)
+
+
+# --- policy blocks keep their 5.7.x ---------------------------------------------------------
+
+
+def test_a_policy_block_takes_its_own_5_7_code_over_a_catch_all():
+    text = "550-5.7.1 [192.0.2.10] Message blocked 550 5.5.0 Message rejected"
+    assert policy_status("5.5.0", text, category="policy") == "5.7.1"
+    # Only policy refusals, only catch-all codes, only a 5.7 code the text gives.
+    assert policy_status("5.5.0", text, category="unknown") == "5.5.0"
+    assert policy_status("5.1.8", "550 5.1.8 sender rejected 5.7.1", category="policy") == "5.1.8"
+    assert policy_status("5.5.0", "550 domain mismatches client ip", category="policy") == "5.5.0"
+    recipient = only_recipient("sendmail-policy-under-5.5.0.eml")
+    assert (recipient.status, recipient.category) == ("5.7.1", "policy")
+
+
+# --- network errors after the retries ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        (
+            "delivery temporarily suspended: connect to mx.example.net[192.0.2.1]:25: "
+            "No route to host",
+            "4.4.1",
+        ),
+        ("connect to mx.example.net[192.0.2.1]:25: Connection timed out", "4.4.1"),
+        ("Connection refused by mx.example.net", "4.4.1"),
+        ("Network is unreachable", "4.4.1"),
+        ("retry timeout exceeded", "4.4.7"),
+        ("retry time not reached for any host after a long failure period", "4.4.7"),
+    ],
+)
+def test_network_errors_after_retries_are_transient(text, status):
+    assert infer_status(text, default_class="5") == status
+    assert classify("5.0.0", text) == "transient"
+    assert not is_hard(classify("5.0.0", text), "5.0.0", "failed")
+
+
+def test_postfix_no_route_bounce_is_transient():
+    recipient = only_recipient("postfix-no-route-after-retries.eml")
+    assert (recipient.status, recipient.category, recipient.hard) == ("4.4.1", "transient", False)
+
+
+def test_an_unknown_user_beside_a_later_timeout_is_still_unknown():
+    # sendmail transcripts: one recipient's "User unknown", then a connection timing out.
+    text = "550 <a@example.org>... User unknown 421 Deferred: Connection timed out"
+    assert classify("5.0.0", text) == "permanent"
+
+
+def test_wording_is_read_whatever_its_case():
+    # The rules are matched against lower-cased text; capitals in a rule or a text change nothing.
+    assert classify("5.0.0", "550 USER UNKNOWN") == "permanent"
+    assert classify("5.0.0", "554 Rejected: listed at ZEN.SPAMHAUS.ORG") == "policy"
+    assert classify("5.4.1", "550 5.4.1 RECIPIENT ADDRESS REJECTED: ACCESS DENIED") == "permanent"
+    assert infer_status("CONNECTION TIMED OUT", default_class="5") == "4.4.1"
