@@ -17,7 +17,7 @@ from fbl.recipients import RecoveryHooks
 def check_esp_webhooks(app_configs=None, **kwargs) -> list[Error]:
     """Every ESP in ESP_WEBHOOKS is one anymail knows and is set up (its signing key, its
     library): a webhook that would fail on every post is refused at start instead."""
-    from fbl.views.esp import instantiate, tracking_views
+    from fbl.sources.anymail import instantiate, tracking_views
 
     known = tracking_views()
     errors = []

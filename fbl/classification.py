@@ -11,16 +11,18 @@ policy and spam blocks (5.7.x) are reputation signals, not recipient suppression
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.header import decode_header, make_header
 from typing import Final
 
-from fbl.report import Category
+from fbl.report import Category, FoundBy, Recipient
 
 __all__ = [
     "GENERIC_STATUSES",
     "STATUS_CATEGORIES",
     "SUBJECT_CATEGORIES",
     "WORDS_DECIDE",
+    "bounced_recipient",
     "choose_status",
     "classify",
     "explained",
@@ -625,3 +627,35 @@ def is_hard(category: Category, status: str | None, action: str | None) -> bool:
     if action and action.lower() not in ("failed",):
         return False
     return status is None or status.startswith("5")
+
+
+def bounced_recipient(
+    address: str | None,
+    *,
+    status: str | None,
+    action: str,
+    diagnostic: str | None,
+    found_by: FoundBy = "dsn_final_recipient",
+    phase: str | None = None,
+    remote_mta: str | None = None,
+    category: Category | None = None,
+    instead: Mapping[Category, Category] | None = None,
+) -> Recipient:
+    """One bounced recipient, classified: the category `classify` gives the status and
+    diagnostic (at `phase`, by `remote_mta`), unless the source knows it (`category`); then
+    `instead` replaces a category the source's own semantics rule out (a retried failure is at
+    worst transient); `hard` follows from the result (`is_hard`)."""
+    if category is None:
+        category = classify(status, diagnostic, phase=phase, remote_host=remote_mta)
+    if instead:
+        category = instead.get(category, category)
+    return Recipient(
+        address=address,
+        status=status,
+        action=action,
+        diagnostic=diagnostic,
+        remote_mta=remote_mta,
+        hard=is_hard(category, status, action),
+        category=category,
+        found_by=found_by,
+    )

@@ -1,10 +1,10 @@
-"""Relay and ESP events in one shape, whatever their source.
+"""Relay and ESP events in one shape, whatever their source (fbl/sources/).
 
 A relay's log record (KumoMTA) or an ESP's tracking webhook (through django-anymail) says either
 "this message was delivered" (counted for complaint rates) or "this recipient bounced or
 complained" (a report, acted on like an ARF or DSN that arrived by mail). Each adapter turns its
-source's records into `RelayEvent`s; `fbl.services.record_relay_event` takes them from there, so
-the rules are written once.
+source's records into `SourceEvent`s; `fbl.services.record_relay_event` stores each as a
+`fbl.models.RelayEvent` row and acts on it, so the rules are written once.
 
 No Django import here.
 """
@@ -17,7 +17,7 @@ from typing import Final, Literal
 
 from fbl.report import ParsedReport
 
-__all__ = ["EVENT_KINDS", "Context", "EventError", "EventKind", "RelayEvent"]
+__all__ = ["EVENT_KINDS", "Context", "EventError", "EventKind", "SourceEvent"]
 
 # delivery: one message accepted by the recipient's server (the denominator of complaint rates).
 # bounce:   a permanent or transient failure for one recipient (report.kind == "dsn").
@@ -42,7 +42,7 @@ class Context:
 
 
 @dataclass(frozen=True, slots=True)
-class RelayEvent:
+class SourceEvent:
     """One event. `source_id` identifies it at its source (the same record posted twice is
     recognised by it); `recipient` is the address the event is about; `report` carries the
     bounce or feedback details in the same type the mail parsers return."""

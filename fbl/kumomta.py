@@ -74,8 +74,8 @@ from email.policy import compat32
 from typing import Any, Final, NoReturn
 
 from fbl.arf import PROVIDER_RECIPIENT_FIELDS, feedback_type_of
-from fbl.classification import choose_status, classify, is_hard
-from fbl.events import Context, EventError, EventKind, RelayEvent
+from fbl.classification import bounced_recipient, choose_status, classify
+from fbl.events import Context, EventError, EventKind, SourceEvent
 from fbl.recipients import (
     RecoveryHooks,
     first_address,
@@ -110,11 +110,12 @@ IGNORED_TYPES: Final = frozenset(
 _INTERNAL_PREFIX: Final = "kumomta internal"
 _CONTEXT_KEYS: Final = ("tenant", "stream", "campaign")
 _DEFAULT_HOOKS: Final = RecoveryHooks()
+_AT_WORST_TRANSIENT: Final[dict[Category, Category]] = {"permanent": "transient"}
 
 
 def parse_records(
     data: Any, *, hooks: RecoveryHooks | None = None
-) -> tuple[list[RelayEvent], list[str]]:
+) -> tuple[list[SourceEvent], list[str]]:
     """The events in a decoded JSON body (one log record, or a list of them), and notes on
     records that gave none or had something odd about them. Raises EventError for malformed
     input. `hooks` recognise our own token in a reported message (fbl.ours.hooks())."""
@@ -129,7 +130,7 @@ def parse_records(
         )
     hooks = hooks or _DEFAULT_HOOKS
     records = without_nul(records)
-    events: list[RelayEvent] = []
+    events: list[SourceEvent] = []
     notes: list[str] = []
     for index, record in enumerate(records):
         event = _Record(index, record).event(hooks, notes)
@@ -210,7 +211,7 @@ class _Record:
 
     # --- the record --------------------------------------------------------------------
 
-    def event(self, hooks: RecoveryHooks, notes: list[str]) -> RelayEvent | None:
+    def event(self, hooks: RecoveryHooks, notes: list[str]) -> SourceEvent | None:
         record = self.record
         if "type" not in record or record["type"] is None:
             self.fail("'type' is missing")
@@ -257,7 +258,7 @@ class _Record:
         notes.extend(f"record {self.index}: {problem}" for problem in problems)
 
         source_id = _source_id(rtype, record_id, recipient_field, attempts, timestamp)
-        return RelayEvent(
+        return SourceEvent(
             source=SOURCE,
             kind=kind,
             source_id=source_id,
@@ -338,17 +339,15 @@ class _Record:
         remote_host = remote_host.rstrip(".") if remote_host else None
         diagnostic = " ".join(str(p) for p in (code, enhanced, content.strip()) if p) or None
         phase = _phase(command)
+        category: Category | None = None
         if content.strip().lower().startswith(_INTERNAL_PREFIX):
             # KumoMTA's own words: no status from the remote server to go by.
             status = enhanced
-            category: Category = classify(enhanced, content, phase=phase)
+            category = classify(enhanced, content, phase=phase)
         else:
             status = choose_status(enhanced, diagnostic)
-            category = classify(status, diagnostic, phase=phase, remote_host=remote_host)
         action = "delayed" if rtype == "TransientFailure" else "failed"
-        if rtype == "TransientFailure" and category == "permanent":
-            category = "transient"
-        elif rtype == "Expiration":
+        if rtype == "Expiration":
             category = "transient"
         original_headers = _header_text(headers)
         enclosed = _parse_headers(original_headers)
@@ -362,15 +361,16 @@ class _Record:
             original_message_id=header(enclosed, "Message-ID") if enclosed else None,
             original_headers=original_headers,
             recipients=(
-                Recipient(
-                    address=recipient,
+                bounced_recipient(
+                    recipient,
                     status=status,
                     action=action,
                     diagnostic=diagnostic,
+                    phase=phase,
                     remote_mta=remote_host,
-                    hard=is_hard(category, status, action),
                     category=category,
-                    found_by="dsn_final_recipient",
+                    # A temporary failure is at worst transient (the table's note 2).
+                    instead=_AT_WORST_TRANSIENT if rtype == "TransientFailure" else None,
                 ),
             ),
         )

@@ -12,7 +12,8 @@ operator trusts (DESIGN.md, Tenants). This module is the one place that decides:
 | staff, the operator's ESP webhook secret | is attributed to (2)     |                      |
 
 (1) A report whose token or sending identity names another tenant is acted on for T alone, and
-    its attribution is dropped: T cannot reach another tenant's list or complaint rates.
+    its attribution is dropped: T cannot reach another tenant's list or complaint rates. A
+    relay or ESP event whose tags name another tenant is refused or skipped (`bind`).
 (2) A complaint or opt-out that cannot be attributed is honoured for every tenant's commercial
     mail; only operator-level sources can make such a shared entry.
 
@@ -25,9 +26,12 @@ we sent, and `fbl.services` acts on at most REPORT_UNTIED_RECIPIENT_LIMIT others
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
+from compliance.errors import PermissionDenied
 from compliance.models import ApiKey, Tenant
+from fbl.events import SourceEvent
 from fbl.ours import Attribution
 from fbl.report import Recipient
 from suppression import rules
@@ -36,6 +40,13 @@ from suppression.scopes import Target
 # Where a report's recipient came from, when that ties it to a message we sent: our token, our
 # trace header, or our VERP return path (fbl.report.FoundBy).
 _TIED_BY = frozenset({"token", "trace_header", "verp"})
+
+# What an event (fbl/sources/) whose context names a tenant other than its poster's gets:
+# refuse: the whole request is refused (403) and nothing of it is stored: the poster is our own
+#         relay, and a misrouted record is a configuration error to be seen at once;
+# skip:   the event is left out, counted as "other_tenant", and the request answered 200: a
+#         poster that retries refused deliveries (an ESP) would post it forever.
+OtherTenant = Literal["refuse", "skip"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,23 @@ class Provenance:
                 return Attribution(tenant=self.tenant, campaign=found.campaign)
             return found
         return Attribution(tenant=self.tenant)
+
+    def bind(self, event: SourceEvent, *, other_tenant: OtherTenant) -> SourceEvent | None:
+        """The event as this source may say it: a source bound to tenant T reports for T only,
+        so an event naming no tenant is T's, and one naming another tenant is refused
+        (PermissionDenied) or skipped (None), as `other_tenant` says. An unbound source's
+        events keep the tenant they name."""
+        if self.tenant is None:
+            return event
+        slug = self.tenant.slug
+        named = event.context.tenant
+        if named and named != slug:
+            if other_tenant == "skip":
+                return None
+            raise PermissionDenied(
+                f"this API key is bound to tenant {slug!r}; a record names tenant {named!r}"
+            )
+        return replace(event, context=replace(event.context, tenant=slug))
 
     def target(self, verb: str, attribution: Attribution) -> Target:
         """Where the entry of a suppressing verb goes (the table above)."""

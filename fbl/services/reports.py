@@ -28,7 +28,7 @@ from compliance.errors import ServiceError
 from compliance.models import OptOutRequest
 from fbl import actions as table
 from fbl import dkim, ours
-from fbl.events import RelayEvent as Event
+from fbl.events import SourceEvent
 from fbl.models import InboundMessage, RelayEvent, SoftBounce
 from fbl.parse import parse
 from fbl.provenance import Provenance, tied_to_our_mail
@@ -366,7 +366,7 @@ def reject(message: InboundMessage, *, user, note: str = "") -> InboundMessage:
 # --- relay events -------------------------------------------------------------------------------
 
 
-def record_relay_event(event: Event, *, provenance: Provenance) -> str:
+def record_relay_event(event: SourceEvent, *, provenance: Provenance) -> str:
     """Store one relay or ESP event and act on it, as far as its source reaches. Returns what
     happened: "duplicate", "counted" (a delivery or feedback counted), "suppressed", "recorded"
     (a soft bounce below the threshold, a policy block), "no_recipient" or "nothing"."""

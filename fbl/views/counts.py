@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from compliance import selectors as core
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
-from fbl import complaint_rates
+from fbl import services
 
 MAX_DOMAINS = 100_000
 MAX_COUNT = 10**12
@@ -65,7 +65,7 @@ class DeliveryCountsView(APIView):
         data = body.validated_data
         tenant = core.tenant_for(api_key=request.auth, slug=data.get("tenant"))
         stream = core.stream_of(tenant, data["stream"])
-        result = complaint_rates.add_delivery_counts(
+        result = services.add_delivery_counts(
             tenant=tenant,
             stream=stream,
             day=data["day"],

@@ -1,11 +1,9 @@
-"""`POST /api/v1/events/kumomta`: KumoMTA log-hook records (bounces, feedback, deliveries)."""
+"""`POST /api/v1/events/kumomta`: KumoMTA log-hook records (bounces, feedback, deliveries), taken
+in by fbl/sources/kumomta.py."""
 
 import json
-from collections import Counter
-from dataclasses import replace
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
@@ -13,15 +11,12 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.errors import PermissionDenied, ServiceError
 from compliance.parsers import read_limited
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
-from fbl import kumomta, ours, services
-from fbl.events import EventError, RelayEvent
-from fbl.provenance import Provenance
+from fbl import sources
 
-MAX_RECORDS = 10_000
+SOURCE = sources.get("kumomta")
 
 
 def _no_constant(name: str):
@@ -118,40 +113,6 @@ class KumoMtaEventsView(APIView):
         "transaction; a record posted again is acknowledged as a duplicate.",
     )
     def post(self, request):
-        data = request.data
-        if isinstance(data, list) and len(data) > MAX_RECORDS:
-            raise ServiceError(
-                f"at most {MAX_RECORDS} records per request, got {len(data)}",
-                code="too_many",
-                status=413,
-            )
-        try:
-            parsed, _ = kumomta.parse_records(data, hooks=ours.hooks())
-        except EventError as exc:
-            raise ServiceError(str(exc), code="invalid_record") from exc
-        relay_events = [_for_key(event, request.auth) for event in parsed]
-        provenance = Provenance.of_api_key(request.auth)
-        outcomes: Counter[str] = Counter()
-        with transaction.atomic():
-            for event in relay_events:
-                outcomes[services.record_relay_event(event, provenance=provenance)] += 1
         return Response(
-            {
-                "received": len(data) if isinstance(data, list) else 1,
-                "events": len(relay_events),
-                "outcomes": dict(outcomes),
-            }
+            SOURCE.answer(SOURCE.take(request.data, provenance=SOURCE.provenance(request)))
         )
-
-
-def _for_key(event: RelayEvent, api_key) -> RelayEvent:
-    """A key bound to a tenant reports for that tenant only (README, API keys)."""
-    if api_key is None or api_key.tenant_id is None:
-        return event
-    slug = api_key.tenant.slug
-    if event.context.tenant and event.context.tenant != slug:
-        raise PermissionDenied(
-            f"this API key is bound to tenant {slug!r}; a record names tenant "
-            f"{event.context.tenant!r}"
-        )
-    return replace(event, context=replace(event.context, tenant=slug))

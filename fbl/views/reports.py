@@ -1,4 +1,5 @@
-"""`POST /api/v1/reports`: a raw report message over HTTP, taken in like one from the MTA."""
+"""`POST /api/v1/reports`: a raw report message over HTTP, taken in like one from the MTA
+(fbl/sources/mail.py)."""
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiTypes, extend_schema
@@ -10,9 +11,10 @@ from compliance.errors import ServiceError
 from compliance.parsers import LimitedBodyParser
 from compliance.permissions import ScopeRequired
 from compliance.scopes import Scope
-from fbl import ingest
+from fbl import sources
 from fbl.models import InboundMessage
-from fbl.provenance import Provenance
+
+SOURCE = sources.get("mail")
 
 
 class RawMessageParser(LimitedBodyParser):
@@ -47,10 +49,8 @@ class ReportsView(APIView):
         raw = request.data
         if not raw or not raw.strip():
             raise ServiceError("the body must hold the raw message", code="empty_message")
-        message, created = ingest.receive(
-            raw,
-            source=InboundMessage.Source.HTTP,
-            provenance=Provenance.of_api_key(request.auth),
+        message, created = SOURCE.take(
+            raw, provenance=SOURCE.provenance(request), channel=InboundMessage.Source.HTTP
         )
         return Response(
             {

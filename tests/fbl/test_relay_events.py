@@ -12,8 +12,8 @@ import pytest
 from anymail.signals import AnymailTrackingEvent
 
 from compliance.models import Stream
-from fbl.esp_events import relay_event
 from fbl.models import DailyCount, RelayEvent
+from fbl.sources.anymail import source_event
 from suppression.models import Suppression
 from suppression.selectors import is_suppressed
 from tests.fbl.test_kumomta import DELIVERY, FEEDBACK, bounce, record, response
@@ -434,27 +434,27 @@ def only_recipient(event):
 
 def test_bounced_policy_block_is_policy_not_a_hard_bounce():
     text = "550 5.7.1 [203.0.113.9] Message rejected due to spam content (blocked)"
-    event = relay_event(tracking("bounced", mta_response=text, event_id="e1"), "SendGrid")
+    event = source_event(tracking("bounced", mta_response=text, event_id="e1"), "SendGrid")
     assert event.kind == "bounce"
     assert only_recipient(event).category == "policy"
     assert only_recipient(event).hard is False
 
 
 def test_bounced_with_a_blocked_reject_reason_is_policy_whatever_the_words():
-    event = relay_event(
+    event = source_event(
         tracking("bounced", mta_response="550 user unknown", reject_reason="blocked"), "Mailgun"
     )
     assert only_recipient(event).category == "policy"
 
 
 def test_bounced_user_unknown_is_hard():
-    event = relay_event(tracking("bounced", mta_response="550 5.1.1 user unknown"), "Postmark")
+    event = source_event(tracking("bounced", mta_response="550 5.1.1 user unknown"), "Postmark")
     recipient = only_recipient(event)
     assert (recipient.category, recipient.hard, recipient.status) == ("permanent", True, "5.1.1")
 
 
 def test_deferred_is_a_transient_bounce_even_when_it_says_user_unknown():
-    event = relay_event(
+    event = source_event(
         tracking("deferred", mta_response="450 4.1.1 user unknown, try later"), "SendGrid"
     )
     recipient = only_recipient(event)
@@ -466,8 +466,8 @@ def test_deferred_is_a_transient_bounce_even_when_it_says_user_unknown():
 
 
 def test_complaints_and_unsubscribes_are_feedback():
-    complaint = relay_event(tracking("complained"), "Postmark")
-    unsubscribe = relay_event(tracking("unsubscribed"), "Postmark")
+    complaint = source_event(tracking("complained"), "Postmark")
+    unsubscribe = source_event(tracking("unsubscribed"), "Postmark")
     assert (complaint.kind, complaint.report.feedback_type) == ("feedback", "abuse")
     assert (unsubscribe.kind, unsubscribe.report.feedback_type) == ("feedback", "opt-out")
     assert only_recipient(complaint).address == "pat@example.com"
@@ -475,11 +475,11 @@ def test_complaints_and_unsubscribes_are_feedback():
 
 @pytest.mark.parametrize("event_type", ["queued", "sent", "rejected", "opened", "clicked"])
 def test_other_events_are_ignored(event_type):
-    assert relay_event(tracking(event_type), "Postmark") is None
+    assert source_event(tracking(event_type), "Postmark") is None
 
 
 def test_context_from_metadata_then_tags():
-    event = relay_event(
+    event = source_event(
         tracking(
             "delivered",
             metadata={"tenant": "acme"},
@@ -494,7 +494,7 @@ def test_context_from_metadata_then_tags():
 
 
 def test_events_without_an_esp_event_id_still_get_distinct_source_ids():
-    first = relay_event(tracking("delivered", message_id="m1"), "Postmark")
-    other = relay_event(tracking("delivered", message_id="m2"), "Postmark")
-    again = relay_event(tracking("delivered", message_id="m1"), "Postmark")
+    first = source_event(tracking("delivered", message_id="m1"), "Postmark")
+    other = source_event(tracking("delivered", message_id="m2"), "Postmark")
+    again = source_event(tracking("delivered", message_id="m1"), "Postmark")
     assert first.source_id == again.source_id != other.source_id

@@ -13,8 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
-from fbl import ingest
+from fbl import sources
 from fbl.models import InboundMessage
+from fbl.provenance import OPERATOR
 
 EX_TEMPFAIL = 75
 
@@ -38,9 +39,10 @@ class Command(BaseCommand):
         if not raw:
             raise CommandError("no message on standard input", returncode=2)
         try:
-            message = ingest.ingest(
+            message, _ = sources.get("mail").take(
                 raw,
-                source=InboundMessage.Source.PIPE,
+                provenance=OPERATOR,  # the operator's own MTA
+                channel=InboundMessage.Source.PIPE,
                 envelope_sender=sender,
                 envelope_recipient=recipient,
             )
@@ -56,11 +58,12 @@ class Command(BaseCommand):
         if not path.exists():
             raise CommandError(f"no such {'file' if mbox else 'directory'}: {path}", returncode=2)
         box = mailbox.mbox(path, create=False) if mbox else mailbox.Maildir(path, create=False)
-        source = InboundMessage.Source.MBOX if mbox else InboundMessage.Source.MAILDIR
+        channel = InboundMessage.Source.MBOX if mbox else InboundMessage.Source.MAILDIR
+        mail = sources.get("mail")
         stored = 0
         try:
             for key in tqdm(box.keys(), unit="msg", disable=not sys.stderr.isatty()):
-                ingest.ingest(box.get_bytes(key), source=source)
+                mail.take(box.get_bytes(key), provenance=OPERATOR, channel=channel)
                 stored += 1
         except DatabaseError as exc:
             self.stderr.write(

@@ -1,10 +1,15 @@
-"""ESP tracking webhooks in, as relay events, through django-anymail.
+"""ESP tracking webhooks in, as source events, through django-anymail: every ESP anymail takes
+tracking webhooks from, at `/api/v1/events/esp/<esp>/tracking/` (fbl/views/esp.py).
 
-`fbl/views/esp.py` receives each configured ESP's webhook at
-`/api/v1/events/esp/<esp>/tracking/`, decides who posted it (an API key or the operator's
-shared secret), lets anymail check the ESP's own signature and normalise the payload into
-`AnymailTrackingEvent`s; `relay_event` turns each into a `RelayEvent` with source
-`anymail:<esp name>`, which `fbl.services.record_relay_event` acts on.
+Only the ESPs named in ESP_WEBHOOKS answer; any other name is a 404, so an ESP that is not set
+up (Mailgun without its signing key, Amazon SES without boto3) is never half reachable. Who
+posted decides how far the events reach (the "webhook" authentication of fbl/sources/base.py:
+an API key as the basic-auth password or a Bearer header binds them to the key's tenant, the
+operator's shared ANYMAIL_WEBHOOK_SECRET is an operator-level source). Anymail checks the ESP's
+own signature where it has one and normalises the payload into `AnymailTrackingEvent`s;
+`source_event` turns each into a `SourceEvent` with source `anymail:<esp name>`, which
+`fbl.services.record_relay_event` acts on. An event naming a tenant other than the key's is
+skipped and answered 200 ("other_tenant"): the ESP would otherwise post it again and again.
 
 | anymail event  | event    | report: category                                            |
 | -------------- | -------- | ----------------------------------------------------------- |
@@ -28,18 +33,28 @@ that reports several recipients under one event id gets one event each.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import InterfaceError, OperationalError
 
-from fbl.classification import classify, infer_status, is_hard
-from fbl.events import Context, EventKind, RelayEvent
+from compliance.errors import NotFound, ServiceError
+from fbl.classification import bounced_recipient, infer_status
+from fbl.events import Context, EventKind, SourceEvent
 from fbl.report import Category, ParsedReport, Recipient, without_nul
+from fbl.sources.base import EventSource, Reading, Taken, register
 
-__all__ = ["relay_event"]
+__all__ = ["configured_view", "instantiate", "source_event", "tracking_views"]
+
+log = logging.getLogger(__name__)
 
 _FEEDBACK_TYPES: Final[dict[str, str]] = {
     EventType.COMPLAINED: "abuse",
@@ -49,10 +64,84 @@ _FEEDBACK_TYPES: Final[dict[str, str]] = {
 # recipient.
 _POLICY_REASONS: Final = frozenset({RejectReason.BLOCKED, RejectReason.SPAM})
 _CONTEXT_KEYS: Final = ("tenant", "stream", "campaign")
+# The ESP will try a deferred message again: a temporary failure.
+_RETRIED: Final[dict[Category, Category]] = {"permanent": "transient", "unknown": "transient"}
 
 
-def relay_event(event: AnymailTrackingEvent, esp_name: str) -> RelayEvent | None:
-    """The relay event for one anymail tracking event, or None for event types not acted on."""
+@functools.cache
+def tracking_views() -> dict[str, type]:
+    """Every ESP anymail can take tracking webhooks from: URL name → its view class."""
+    from anymail import urls
+
+    found = {}
+    for pattern in urls.urlpatterns:
+        route = str(pattern.pattern)
+        if route.endswith("/tracking/"):
+            found[route.split("/", 1)[0]] = pattern.callback.view_class
+    return found
+
+
+def configured_view(esp: str) -> type | None:
+    if esp not in settings.ESP_WEBHOOKS:
+        return None
+    return tracking_views().get(esp)
+
+
+def instantiate(view_class: type):
+    """Anymail's view for one request. Who may post is decided by the source's authentication,
+    so its own shared-secret check is switched off; the ESP's signature checks stay. Raises
+    ImproperlyConfigured or AnymailError when the ESP is not set up."""
+    view = view_class(webhook_secret="checked-by-the-service")
+    view.basic_auth = []
+    return view
+
+
+class AnymailSource(EventSource):
+    name = "anymail"
+    authentication = "webhook"
+    other_tenant = "skip"
+
+    def view_class(self, esp: str) -> type:
+        view_class = configured_view(esp)
+        if view_class is None:
+            known = ", ".join(settings.ESP_WEBHOOKS) or "none"
+            raise NotFound(f"no webhook for ESP {esp!r} here; set up: {known}")
+        return view_class
+
+    def read(self, body: Any, *, esp: str, **details: Any) -> Reading:
+        """`body` is the request itself: the ESP's signature covers more than its body."""
+        request = body
+        try:
+            anymail_view = instantiate(self.view_class(esp))
+        except (ImproperlyConfigured, AnymailError) as exc:  # the system check says so at start
+            log.error("the %s webhook is not set up: %s", esp, exc)
+            raise ServiceError(
+                f"the {esp} webhook is not set up", code="not_configured", status=503
+            ) from exc
+        try:
+            anymail_view.run_validators(request)
+        except AnymailWebhookValidationFailure as exc:
+            raise ServiceError(str(exc), code="invalid_signature") from exc
+        try:
+            tracked = anymail_view.parse_events(request)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # the ESP's payload is malformed, whatever anymail tripped on
+            log.info("malformed %s webhook: %s", esp, exc)
+            raise ServiceError(f"the body is not a {esp} tracking webhook") from exc
+        events = [source_event(event, anymail_view.esp_name) for event in tracked]
+        found = [event for event in events if event is not None]
+        return Reading(events=found, received=len(tracked), ignored=len(events) - len(found))
+
+    def answer(self, taken: Taken) -> dict[str, Any]:
+        outcomes = dict(taken.outcomes)
+        if taken.reading.ignored:
+            outcomes["ignored"] = taken.reading.ignored
+        return {"received": taken.reading.received, "outcomes": outcomes}
+
+
+def source_event(event: AnymailTrackingEvent, esp_name: str) -> SourceEvent | None:
+    """The source event for one anymail tracking event, or None for event types not acted on."""
     event_type = event.event_type
     recipient = without_nul((event.recipient or "").strip()) or None
     kind: EventKind
@@ -73,7 +162,7 @@ def relay_event(event: AnymailTrackingEvent, esp_name: str) -> RelayEvent | None
         )
     else:
         return None
-    return RelayEvent(
+    return SourceEvent(
         source=f"anymail:{esp_name}",
         kind=kind,
         source_id=_source_id(event, recipient),
@@ -91,25 +180,18 @@ def _bounce(event: AnymailTrackingEvent, recipient: str | None) -> ParsedReport:
     text = (event.mta_response or "").strip() or (event.description or "").strip() or None
     text = without_nul(text)
     status = infer_status(text, default_class="4" if deferred else "5")
-    category: Category = classify(status, text)
-    if event.reject_reason in _POLICY_REASONS:
-        category = "policy"
-    action = "delayed" if deferred else "failed"
-    if deferred and category in ("permanent", "unknown"):
-        category = "transient"  # the ESP will try again: a temporary failure
     return ParsedReport(
         kind="dsn",
         arrival_date=event.timestamp,
         original_message_id=without_nul(event.message_id),
         recipients=(
-            Recipient(
-                address=recipient,
+            bounced_recipient(
+                recipient,
                 status=status,
-                action=action,
+                action="delayed" if deferred else "failed",
                 diagnostic=text,
-                hard=is_hard(category, status, action),
-                category=category,
-                found_by="dsn_final_recipient",
+                category="policy" if event.reject_reason in _POLICY_REASONS else None,
+                instead=_RETRIED if deferred else None,
             ),
         ),
     )
@@ -168,3 +250,6 @@ def _json_safe(value: Any) -> Any:
         return without_nul(json.loads(json.dumps(value, default=str)))
     except (TypeError, ValueError):
         return without_nul(str(value))
+
+
+SOURCE = register(AnymailSource())
