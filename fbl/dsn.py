@@ -31,6 +31,7 @@ from fbl.recipients import (
     RecoveryHooks,
     addresses_in,
     clean,
+    complete_address,
     content_type,
     decoded_header,
     enclosed_original,
@@ -102,7 +103,20 @@ _RECIPIENT_CONTEXT: Final = re.compile(
     r"(?:address|recipient)|following recipients?[^:\n]*:|failed recipient|address(?:es)? "
     r"failed:?|could not be delivered to:?|unable to deliver (?:\w+ ){0,2}to|"
     r"permanent errors:?|did not reach|not delivered to:?|delivery to|"
-    r"recipients? (?:were|was) affected|not a member of [^<\n]{0,40})\s*\S{0,3}$"
+    r"recipients? (?:were|was) affected|not a member of [^<\n]{0,40}|"
+    # "Your message to <x> ...", "the mail you sent to x ...", "addressed to x"
+    r"(?:message|mail|e-?mail|letter)(?: (?:that )?you sent)? to|(?:sent|addressed) to|"
+    # "Address: x", "Empfänger: x", "Destinataire : x", "Destinatario: x"
+    r"addresse?s?\s*:|empf(?:ä|ae)nger\s*:|destinataires?\s*:|destinatarios?\s*:|"
+    # "n'a pas pu être remis à x", "à l'adresse x", "an die Adresse x", "a la dirección x"
+    r"remis (?:à|a)|(?:à|a) l'adresse|an die adresse|a la direcci(?:ó|o)n|all'indirizzo)"
+    r"\s*\S{0,3}$"
+)
+# The line before an address alone on its line that makes it a contact or an instruction
+# ("send mail with the body 'guide' to the address", "the postmaster can be reached as").
+_INSTRUCTION_BEFORE: Final = re.compile(
+    r"(?i)(?:\b(?:send|write|mail|forward|reply|contact|reach(?:ed)?)\b.*\b(?:to|at|as)|"
+    r"to the address|can be reached(?: as| at)?)\s*:?\s*$"
 )
 _DELAY_WORDS: Final = re.compile(
     r"(?i)will (?:continue|keep) (?:trying|to try)|has not yet been delivered|still trying|"
@@ -411,6 +425,8 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
             # full of addresses linear.
             before = line[max(0, match.start() - 120) : match.start()]
             level = _level(before, line[match.end() : match.end() + 40])
+            if level == 1 and _INSTRUCTION_BEFORE.search(_line_before(lines, index)):
+                level = 0
             hits.append((index, address, level))
             if len(hits) >= _MAX_HITS:
                 break
@@ -419,12 +435,18 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     if not hits:
         return []
     best = max(level for _, _, level in hits)
-    chosen: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    # A listing names each failed address on its own line; a remote refusal adds a phrase
+    # ("after RCPT TO:<...>") for some of them only (Exim, Sendmail). Every listed address is a
+    # recipient then, not just those a remote server happened to refuse.
+    floor = 1 if best else 0
+    # Each address once, where it is named most surely ("RCPT TO:<a>" over a bare "<a>"): the
+    # text that follows that mention is the one that explains its failure.
+    surest: dict[str, tuple[int, int, str]] = {}
     for index, address, level in hits:
-        if level == best and address.lower() not in seen:
-            seen.add(address.lower())
-            chosen.append((index, address))
+        key = address.lower()
+        if level >= floor and (key not in surest or level > surest[key][1]):
+            surest[key] = (index, level, address)
+    chosen = sorted((index, address) for index, _, address in surest.values())
     out: list[_Candidate] = []
     for position, (index, address) in enumerate(chosen):
         stop = chosen[position + 1][0] if position + 1 < len(chosen) else len(lines)
@@ -438,6 +460,14 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
             context.append(line.strip()[:_LINE_LIMIT])
         out.append(_Candidate(address, " ".join(c for c in context if c).strip(), best > 0))
     return out
+
+
+def _line_before(lines: list[str], index: int) -> str:
+    """The nearest non-blank line above `index` (at most three up), cut to _LINE_LIMIT."""
+    for line in reversed(lines[max(0, index - 3) : index]):
+        if line.strip():
+            return line[-_LINE_LIMIT:]
+    return ""
 
 
 _PHASE: Final = re.compile(
@@ -722,6 +752,7 @@ def parse_dsn(
                     transcript=notice if len(groups) == 1 else None,
                 )
             )
+        recipients = _completed(recipients, enclosed, problems)
         problems.extend(
             f"recipient field without an address: {r.original_address[:80]}"
             for r in recipients
@@ -804,6 +835,28 @@ def parse_dsn(
         original_envelope_id=per_message.get("original-envelope-id"),
         subject=subject,
     )
+
+
+def _completed(
+    recipients: list[Recipient], enclosed: Message | None, problems: list[str]
+) -> list[Recipient]:
+    """Recipients named without a domain, completed from the returned original
+    (fbl/recipients.complete_address); the others as they are."""
+    if enclosed is None:
+        return recipients
+    out = []
+    for r in recipients:
+        if r.address is not None or r.redacted or not r.original_address:
+            out.append(r)
+            continue
+        named = r.original_address
+        full = complete_address(named, enclosed)
+        if full is None:
+            out.append(r)
+            continue
+        problems.append(f"recipient {named[:80]} completed from the returned original: {full}")
+        out.append(replace(r, address=full, original_address=named))
+    return out
 
 
 def _cut_fields(text: str) -> str:

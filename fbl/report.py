@@ -146,7 +146,9 @@ def to_json(report: ParsedReport, file: str | None = None) -> dict[str, Any]:
         "arrival_date": report.arrival_date.isoformat() if report.arrival_date else None,
         "recipients": [
             {
-                "address": r.address,
+                # A recipient the report names is never printed as null: one that could not be
+                # used as an address (no domain, redacted) is printed as the report wrote it.
+                "address": r.address or r.original_address,
                 "status": r.status,
                 "action": r.action,
                 "hard": r.hard,

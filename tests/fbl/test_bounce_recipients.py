@@ -1,0 +1,128 @@
+"""Who a bounce is about, read the way each MTA words it: the samples in tests/fbl/samples/
+(their README.md says where each comes from) and small messages built here.
+
+Each rule tested is a class of real bounces, not one message: the failed address named only in
+the human-readable text (in the MTA's own language), every address of a listing, an address
+without a domain, and addresses quoted the way the text around them quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from fbl.parse import parse
+from fbl.report import to_json
+
+from .messages import dsn, plain
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+EXPECTED: dict[str, list[str]] = json.loads((SAMPLES / "expected.json").read_text())
+
+
+def addresses(raw: bytes) -> list[str]:
+    return [r.address for r in parse(raw).recipients]
+
+
+def test_every_sample_has_its_expectation():
+    assert sorted(p.name for p in SAMPLES.glob("*.eml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_names_every_failed_recipient(name):
+    report = parse((SAMPLES / name).read_bytes())
+    assert report.kind == "dsn"
+    assert [r.address for r in report.recipients] == EXPECTED[name]
+
+
+# --- an address without a domain -----------------------------------------------------------
+
+DOMAINLESS = "Final-Recipient: rfc822; john\nAction: failed\nStatus: 5.1.1\n"
+
+
+def _enclosed_to(to: str) -> str:
+    return f"From: News <news@sender.example>\nTo: {to}\nSubject: Offers\n\nHello\n"
+
+
+def test_address_without_domain_is_completed_from_the_originals_recipient():
+    report = parse(dsn(DOMAINLESS, enclosed=_enclosed_to("John <john@corp.example>")))
+    (only,) = report.recipients
+    assert (only.address, only.original_address) == ("john@corp.example", "john")
+    assert only.hard
+
+
+def test_delivery_headers_of_the_original_complete_it_too():
+    enclosed = "Delivered-To: john@corp.example\n" + _enclosed_to("undisclosed-recipients:;")
+    assert addresses(dsn(DOMAINLESS, enclosed=enclosed)) == ["john@corp.example"]
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "Mary <mary@corp.example>",  # no address with that local part
+        "john@corp.example, john@other.example",  # two: the original does not say which
+    ],
+)
+def test_address_without_domain_is_never_given_an_invented_one(to):
+    report = parse(dsn(DOMAINLESS, enclosed=_enclosed_to(to)))
+    (only,) = report.recipients
+    # Not the reporting MTA's host (mx.sender.example), not a guess: as the report says it.
+    assert (only.address, only.original_address) == (None, "john")
+    assert to_json(report)["recipients"][0]["address"] == "john"
+
+
+def test_address_with_a_domain_is_kept_as_the_report_gives_it():
+    block = "Final-Recipient: rfc822; john@mx.sender.example\nAction: failed\nStatus: 5.1.1\n"
+    enclosed = _enclosed_to("john@corp.example")
+    assert addresses(dsn(block, enclosed=enclosed)) == ["john@mx.sender.example"]
+
+
+# --- reading addresses out of prose ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The recipient 'ruth@gw.example' does not exist (550 5.1.1).",
+        "550 5.1.1 `ruth@gw.example' unknown user",  # smail's and old Exim's quoting
+        'Recipient "ruth@gw.example": 550 5.1.1 user unknown',
+    ],
+)
+def test_quotes_around_an_address_are_not_part_of_it(line):
+    raw = plain(
+        "From: Mail Administrator <postmaster@gw.example>\nTo: news@sender.example\n"
+        "Subject: Undeliverable mail",
+        f"{line}\n",
+    )
+    assert addresses(raw) == ["ruth@gw.example"]
+
+
+def test_an_apostrophe_inside_a_local_part_is_kept():
+    raw = plain(
+        "From: MAILER-DAEMON@mx.example\nTo: news@sender.example\nSubject: failure notice",
+        "<o'brien@dest.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n",
+    )
+    assert addresses(raw) == ["o'brien@dest.example"]
+
+
+def test_a_contact_address_on_its_own_line_is_not_a_recipient():
+    # Synthetic, in the wording of list managers' and gateways' notices.
+    raw = plain(
+        "From: Mail Delivery Service <mailer-daemon@relay.example>\nTo: news@sender.example\n"
+        "Subject: Delivery has failed",
+        "Your message to <tom@dest.example> cannot be delivered:\n550 5.1.1 unknown alias\n\n"
+        "For help, send mail with the word 'help' to the address\n\n  help@relay.example\n\n"
+        "The postmaster of this site can be reached as\n  helpdesk@relay.example\n",
+    )
+    assert addresses(raw) == ["tom@dest.example"]
+
+
+def test_parse_report_prints_the_recipient_a_bounce_names(tmp_path, capsys):
+    path = tmp_path / "domainless.eml"
+    path.write_bytes(dsn(DOMAINLESS, enclosed=None))
+    call_command("parse_report", str(path), "--json")
+    (line,) = capsys.readouterr().out.splitlines()
+    assert [r["address"] for r in json.loads(line)["recipients"]] == ["john"]
