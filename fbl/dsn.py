@@ -600,6 +600,20 @@ def _enclosed_transcript(enclosed: Message | None, address: str) -> str | None:
     return None
 
 
+_QUOTED_TO: Final = re.compile(r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$")
+
+
+def _listed_addresses(values: list[str], exclude: set[str]) -> list[str]:
+    """The addresses in `values` in order, each once, less the sender's (`exclude`)."""
+    out: dict[str, str] = {}
+    for value in values[:MAX_RECIPIENTS]:
+        for address in addresses_in(value[:_SCAN_LIMIT]):
+            key = address.lower()
+            if key not in exclude and not _MESSAGE_ID_LIKE.match(address):
+                out.setdefault(key, address)
+    return list(out.values())
+
+
 def _sender_addresses(msg: Message, enclosed: Message | None, *, to: bool = True) -> set[str]:
     """The sender's addresses, never the failed recipient: the bounce's own From, Sender,
     Reply-To, Return-Path (and To, which is the original sender), and the returned original's
@@ -655,6 +669,14 @@ def _from_text(
         exclude = _sender_addresses(msg, enclosed, to=False)
         candidates = [c for c in _scan(notice, exclude) if c.strong]
     found_by: FoundBy = "bounce_text"
+    if not any(c.strong for c in candidates):
+        # Exim lists every failed address in its own header field (and Google copies it); the
+        # text may word them in a way the scan does not trust.
+        failed = _listed_addresses(header_all(msg, "X-Failed-Recipients"), exclude)
+        if failed:
+            by_address = {c.address.lower(): c for c in candidates}
+            candidates = [by_address.get(a.lower()) or _Candidate(a, "", True) for a in failed]
+            found_by = "failed_recipients_header"
     if not any(c.strong for c in candidates) and _small_enough_for_flufl(msg, raw_size):
         temporary, permanent = _flufl(msg)
         flufl_found = [a for a in sorted(permanent | temporary) if a.lower() not in exclude]
@@ -665,6 +687,14 @@ def _from_text(
                 by_address.get(a.lower()) or _Candidate(a, "", False) for a in flufl_found
             ]
             found_by = "flufl_bounce"
+    if not candidates:
+        # Last, what the notice quotes of the original ("  To: x" in its summary) and the
+        # bounce's subject ("Undeliverable: ... <x>", "DELIVERY FAILURE: User x (x) ..."):
+        # a recipient the bounce names is better than none.
+        quoted = [m.group(1) for m in _QUOTED_TO.finditer(notice[:_SCAN_LIMIT])]
+        subject = decoded_header(msg, "Subject") or ""
+        named = _listed_addresses([*quoted, subject[:_LINE_LIMIT]], exclude)
+        candidates = [_Candidate(a, "", False) for a in named]
     if not candidates:
         return []
     default_class = _default_class(notice)
