@@ -17,6 +17,7 @@ import json
 import logging
 import quopri
 import re
+import textwrap
 from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import HeaderParser
@@ -261,6 +262,8 @@ def _split_recipients(blocks: list[list[tuple[str, str]]]) -> tuple[_Fields, lis
                     key == "original-recipient"
                     and "final-recipient" in current
                     and ("status" in current or "diagnostic-code" in current)
+                    # the block's own Original-Recipient, written last, is no new recipient
+                    and clean(value) != clean(current["final-recipient"][0])
                 )
             ):
                 current = {}
@@ -401,6 +404,8 @@ _TRAILER_AFTER_ADDRESS: Final = re.compile(
     r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""
     r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))"""
 )
+# Between two addresses of one list: commas, semicolons, brackets, quotes, "and".
+_SEPARATOR_ONLY: Final = re.compile(r"""[\s>,;"')\]]*(?:\s(?:and|et|und|y)\s)?[\s<"'(\[]*$""")
 # A list marker before an address on its own line ("1. x@y", "* x@y", "- x@y").
 _LIST_MARKER: Final = re.compile(r"^\s*(?:[-*\u2022\u00b7]|\d{1,3}[.)])\s+")
 
@@ -430,14 +435,19 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     for index, line in enumerate(lines):
         if "@" not in line or _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT]):
             continue
+        previous_end, previous_level = -1, 0
         for match in ADDRESS.finditer(line, 0, _LINE_LIMIT):
             address = match.group(0)
-            if address.lower() in exclude or _MESSAGE_ID_LIKE.match(address):
-                continue
             # Only the neighbourhood of the address decides; a bounded window keeps a line
             # full of addresses linear.
             before = line[max(0, match.start() - 120) : match.start()]
             level = _level(before, line[match.end() : match.end() + 40])
+            if previous_end >= 0 and _SEPARATOR_ONLY.match(line, previous_end, match.start()):
+                # "The following addresses failed: a@x, b@y": a list inherits its lead-in.
+                level = max(level, previous_level)
+            previous_end, previous_level = match.end(), level
+            if address.lower() in exclude or _MESSAGE_ID_LIKE.match(address):
+                continue
             if level == 1 and _INSTRUCTION_BEFORE.search(_line_before(lines, index)):
                 level = 0
             hits.append((index, address, level))
@@ -909,7 +919,9 @@ def _cut_fields(text: str) -> str:
     )
     body = text[start.start() :] if start else text
     end = _HEADER_START.search(body)
-    return body[: end.start()] if end else body
+    body = body[: end.start()] if end else body
+    # Fields quoted indented in the notice: as fields, not as continuation lines.
+    return textwrap.dedent(body.replace("\r\n", "\n"))
 
 
 # --- Amazon SES notifications delivered by mail ---------------------------------------------

@@ -155,3 +155,55 @@ def test_recipient_named_in_the_middle_of_a_line_of_prose(body):
     )
     assert addresses(raw)[:1] == ["ivan@dest.example"]
     assert parse(raw).recipients[0].found_by == "bounce_text"
+
+
+# --- several recipients ----------------------------------------------------------------------
+
+
+def _block(address: str, status: str = "5.1.1") -> str:
+    return f"Final-Recipient: rfc822; {address}\nAction: failed\nStatus: {status}\n"
+
+
+def test_every_recipient_block_of_a_dsn_comes_back():
+    raw = dsn(_block("a@dest.example"), _block("b@dest.example"), _block("c@dest.example", "4.2.2"))
+    assert addresses(raw) == ["a@dest.example", "b@dest.example", "c@dest.example"]
+
+
+def test_a_blocks_own_original_recipient_written_last_starts_no_new_recipient():
+    blocks = [
+        f"{_block(a)}Original-Recipient: rfc822; {a}\n" for a in ("a@x.example", "b@x.example")
+    ]
+    report = parse(dsn("".join(blocks)))
+    assert [(r.address, r.status) for r in report.recipients] == [
+        ("a@x.example", "5.1.1"),
+        ("b@x.example", "5.1.1"),
+    ]
+
+
+def test_indented_dsn_fields_quoted_in_the_notice_are_read():
+    fields = "\n".join(
+        f"    {line}"
+        for line in (_block("a@x.example") + "\n" + _block("b@x.example")).splitlines()
+    )
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\nTo: news@sender.example\n"
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Your message could not be delivered.\n\n    Reporting-MTA: dns; mx.relay.example\n\n{fields}\n",
+    )
+    assert addresses(raw) == ["a@x.example", "b@x.example"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The following addresses failed: a@x.example, <b@y.example>; c@z.example",
+        "Delivery to the following recipients failed: a@x.example and b@y.example and c@z.example",
+    ],
+)
+def test_every_address_of_a_list_on_one_line_comes_back(line):
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\nTo: news@sender.example\n"
+        "Subject: Undeliverable Mail",
+        f"{line}\n",
+    )
+    assert addresses(raw) == ["a@x.example", "b@y.example", "c@z.example"]
