@@ -188,7 +188,8 @@ def test_indented_dsn_fields_quoted_in_the_notice_are_read():
     raw = plain(
         "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\nTo: news@sender.example\n"
         "Subject: Undelivered Mail Returned to Sender",
-        f"Your message could not be delivered.\n\n    Reporting-MTA: dns; mx.relay.example\n\n{fields}\n",
+        "Your message could not be delivered.\n\n"
+        f"    Reporting-MTA: dns; mx.relay.example\n\n{fields}\n",
     )
     assert addresses(raw) == ["a@x.example", "b@x.example"]
 
