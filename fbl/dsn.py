@@ -404,6 +404,7 @@ _TRAILER_AFTER_ADDRESS: Final = re.compile(
     r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""
     r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))"""
 )
+_IN_URL: Final = re.compile(r"https?://\S*$", re.I)
 # Between two addresses of one list: commas, semicolons, brackets, quotes, "and".
 _SEPARATOR_ONLY: Final = re.compile(r"""[\s>,;"')\]]*(?:\s(?:and|et|und|y)\s)?[\s<"'(\[]*$""")
 # A list marker before an address on its own line ("1. x@y", "* x@y", "- x@y").
@@ -433,11 +434,19 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     lines = notice[:_SCAN_LIMIT].replace("\r\n", "\n").replace("\r", "\n").split("\n")
     hits: list[tuple[int, str, int]] = []
     for index, line in enumerate(lines):
-        if "@" not in line or _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT]):
+        if "@" not in line:
+            continue
+        # Where the line turns to the sender or to a contact hint, the addresses after that
+        # point are not recipients; those before it are ("<x>: 554 ... contact your admin").
+        aside = _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT])
+        stop = min(aside.start() if aside else _LINE_LIMIT, _LINE_LIMIT)
+        if stop == 0:
             continue
         previous_end, previous_level = -1, 0
-        for match in ADDRESS.finditer(line, 0, _LINE_LIMIT):
+        for match in ADDRESS.finditer(line, 0, stop):
             address = match.group(0)
+            if _IN_URL.search(line, max(0, match.start() - 200), match.start()):
+                continue
             # Only the neighbourhood of the address decides; a bounded window keeps a line
             # full of addresses linear.
             before = line[max(0, match.start() - 120) : match.start()]

@@ -208,3 +208,15 @@ def test_every_address_of_a_list_on_one_line_comes_back(line):
         f"{line}\n",
     )
     assert addresses(raw) == ["a@x.example", "b@y.example", "c@z.example"]
+
+
+def test_a_reply_that_ends_in_a_contact_hint_still_names_its_recipient():
+    # Postfix bounce(5) text; the remote reply is the receiving site's own words.
+    raw = plain(
+        "From: MAILER-DAEMON@mx.relay.example (Mail Delivery System)\nTo: news@sender.example\n"
+        "Subject: Undelivered Mail Returned to Sender",
+        "This is the mail system at host mx.relay.example.\n\n"
+        "<ivan@dest.example>: host mx.dest.example[192.0.2.9] said: 550 5.1.1 No such user, "
+        "please contact postmaster@dest.example (in reply to RCPT TO command)\n",
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
