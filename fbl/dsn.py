@@ -13,6 +13,7 @@ fbl/classification.py.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import quopri
@@ -101,7 +102,8 @@ _NOT_RECIPIENT_LINE: Final = re.compile(
 _RECIPIENT_CONTEXT: Final = re.compile(
     r"(?i)(?:>>>|rcpt to:?|recipient(?: address)?:|final-recipient:|original-recipient:|"
     r"delivered to:?|delivering (?:your )?(?:mail|message) to|to the following "
-    r"(?:address|recipient)|following recipients?[^:\n]*:|failed recipient|address(?:es)? "
+    r"(?:address|recipient)|(?:following|these) recipients?[^:\n]{0,40}:|failed recipient|"
+    r"address(?:es)? "
     r"failed:?|could not be delivered to:?|unable to deliver (?:\w+ ){0,2}to|"
     r"permanent errors:?|did not reach|not delivered to:?|delivery to|"
     r"recipients? (?:were|was) affected|not a member of [^<\n]{0,40}|"
@@ -342,7 +344,7 @@ def _recipient(
 def _notice(msg: Message) -> tuple[str, str]:
     """The bounce's own text (before any returned original) and the returned text after it."""
     texts: list[str] = []
-    html: list[str] = []
+    markups: list[str] = []
     for part in leaves(msg):
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "text/rfc822-headers", "message/global"):
@@ -350,18 +352,29 @@ def _notice(msg: Message) -> tuple[str, str]:
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             continue
         # A multipart leaf is one whose boundary the stdlib could not find: read it as text.
-        if (
+        if ctype == "text/html":
+            markups.append(_html_text(part_text(part, limit=200_000)))
+        elif (
             ctype in ("text/plain", "text/x-aol")
             or ctype.startswith("multipart/")
             or (part is msg and not texts)
         ):
             texts.append(part_text(part, limit=200_000))
-        elif ctype == "text/html":
-            html.append(_TAGS.sub(" ", part_text(part, limit=200_000)))
-    text = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(html)
+    text = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(markups)
     cut = _cut_point(text)
     # DSN fields pasted into the text are read as fields, not as prose.
     return _DSN_FIELDS_IN_TEXT.sub("", text[:cut]), text[cut:]
+
+
+_LINE_TAGS: Final = re.compile(r"(?i)<br\s*/?>|</(?:p|div|tr|li|h[1-6]|table|pre)\s*>")
+
+
+def _html_text(markup: str) -> str:
+    """The text of an HTML notice, line breaks where the markup breaks lines, entities
+    decoded. "<user@example.com>" written raw in the markup is text, not a tag."""
+    markup = _LINE_TAGS.sub("\n", markup)
+    markup = _TAGS.sub(lambda m: m.group(0) if ADDRESS.fullmatch(m.group(0)[1:-1]) else " ", markup)
+    return html.unescape(markup)
 
 
 def _cut_point(text: str) -> int:

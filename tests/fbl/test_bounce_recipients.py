@@ -220,3 +220,19 @@ def test_a_reply_that_ends_in_a_contact_hint_still_names_its_recipient():
         "please contact postmaster@dest.example (in reply to RCPT TO command)\n",
     )
     assert addresses(raw) == ["ivan@dest.example"]
+
+
+def test_html_notice_lines_and_raw_bracketed_addresses_are_read():
+    # Synthetic, in Exchange's HTML layout, all on one line, the text part left empty.
+    markup = (
+        "<html><body><p>Delivery has failed to these recipients or groups:</p><p>"
+        '<a href="mailto:a@x.example">a@x.example</a><br><b@x.example></p>'
+        "<p>The email address you entered couldn&#39;t be found.</p></body></html>"
+    )
+    raw = (
+        "From: postmaster@x.example\nTo: news@sender.example\nSubject: Undeliverable: Offers\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="A"\n\n'
+        "--A\nContent-Type: text/plain\n\n\n"
+        f"--A\nContent-Type: text/html\n\n{markup}\n--A--\n"
+    ).encode()
+    assert addresses(raw) == ["a@x.example", "b@x.example"]
