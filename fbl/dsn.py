@@ -445,7 +445,7 @@ _MAX_NOTICE_LINES: Final = 300
 def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     """Recipient lines of a non-standard bounce and the text that explains each."""
     lines = notice[:_SCAN_LIMIT].replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    hits: list[tuple[int, str, int]] = []
+    hits: list[tuple[int, int, str, int]] = []
     for index, line in enumerate(lines):
         if "@" not in line:
             continue
@@ -464,7 +464,11 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
             # full of addresses linear.
             before = line[max(0, match.start() - 120) : match.start()]
             level = _level(before, line[match.end() : match.end() + 40])
-            if previous_end >= 0 and _SEPARATOR_ONLY.match(line, previous_end, match.start()):
+            if (
+                previous_end >= 0
+                and match.start() - previous_end <= 40
+                and _SEPARATOR_ONLY.match(line, previous_end, match.start())
+            ):
                 # "The following addresses failed: a@x, b@y": a list inherits its lead-in.
                 level = max(level, previous_level)
             previous_end, previous_level = match.end(), level
@@ -472,31 +476,37 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
                 continue
             if level == 1 and _INSTRUCTION_BEFORE.search(_line_before(lines, index)):
                 level = 0
-            hits.append((index, address, level))
+            hits.append((index, match.start(), address, level))
             if len(hits) >= _MAX_HITS:
                 break
         if len(hits) >= _MAX_HITS:
             break
     if not hits:
         return []
-    best = max(level for _, _, level in hits)
+    best = max(level for *_, level in hits)
     # A listing names each failed address on its own line; a remote refusal adds a phrase
     # ("after RCPT TO:<...>") for some of them only (Exim, Sendmail). Every listed address is a
     # recipient then, not just those a remote server happened to refuse.
     floor = 1 if best else 0
     # Each address once, where it is named most surely ("RCPT TO:<a>" over a bare "<a>"): the
     # text that follows that mention is the one that explains its failure.
-    surest: dict[str, tuple[int, int, str]] = {}
-    for index, address, level in hits:
+    surest: dict[str, tuple[int, int, str, int]] = {}
+    for index, start, address, level in hits:
         key = address.lower()
-        if level >= floor and (key not in surest or level > surest[key][1]):
-            surest[key] = (index, level, address)
-    chosen = sorted((index, address) for index, _, address in surest.values())
+        if level >= floor and (key not in surest or level > surest[key][3]):
+            surest[key] = (index, start, address, level)
+    chosen = sorted((index, start, address) for index, start, address, _ in surest.values())
     out: list[_Candidate] = []
-    for position, (index, address) in enumerate(chosen):
-        stop = chosen[position + 1][0] if position + 1 < len(chosen) else len(lines)
-        stop = min(stop, index + 8)
-        context = [lines[index].strip()[:_LINE_LIMIT]]
+    for position, (index, start, address) in enumerate(chosen):
+        following = chosen[position + 1] if position + 1 < len(chosen) else None
+        line = lines[index][:_LINE_LIMIT]
+        if following is not None and following[0] == index:
+            # Several on one line ("a@x, b@y"): each its own stretch of it.
+            out.append(_Candidate(address, line[start : following[1]].strip(), best > 0))
+            continue
+        shares_line = position > 0 and chosen[position - 1][0] == index
+        stop = min(following[0] if following else len(lines), index + 8)
+        context = [(line[start:] if shares_line else line).strip()]
         for line in lines[index + 1 : stop]:
             if not line.strip():
                 if any(c.strip() for c in context):
@@ -508,10 +518,10 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
 
 
 def _line_before(lines: list[str], index: int) -> str:
-    """The nearest non-blank line above `index` (at most three up), cut to _LINE_LIMIT."""
+    """The end of the nearest non-blank line above `index` (at most three up)."""
     for line in reversed(lines[max(0, index - 3) : index]):
         if line.strip():
-            return line[-_LINE_LIMIT:]
+            return line[-200:]
     return ""
 
 
