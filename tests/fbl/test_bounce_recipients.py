@@ -236,3 +236,25 @@ def test_html_notice_lines_and_raw_bracketed_addresses_are_read():
         f"--A\nContent-Type: text/html\n\n{markup}\n--A--\n"
     ).encode()
     assert addresses(raw) == ["a@x.example", "b@x.example"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Sendmail's transcript alone (no "permanent fatal errors" list)
+        "   ----- Transcript of session follows -----\n550 5.1.1 <ivan@dest.example>... User "
+        "unknown\n\nThe postmaster is postmaster@relay.example alone.\n",
+        # Exchange: a display name with the address, a signature address alone further down
+        "Delivery has failed to these recipients or groups:\n\nIvan Petrov (ivan@dest.example)\n"
+        "The email address you entered couldn't be found.\n\nQuestions? Write to "
+        "help@relay.example today.\n",
+        'Delivery has failed:\n\n"Ivan Petrov" <ivan@dest.example>\n550 5.1.1 not found\n',
+    ],
+)
+def test_recipient_in_a_reply_line_or_beside_its_display_name(body):
+    raw = plain(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@relay.example>\n"
+        "To: news@sender.example\nSubject: Returned mail: see transcript for details",
+        body,
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
