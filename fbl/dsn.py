@@ -410,6 +410,7 @@ class _Candidate:
     address: str
     diagnostic: str
     strong: bool
+    named: str | None = None  # the text the bounce named it by, when completed
 
 
 _TRAILER_AFTER_ADDRESS: Final = re.compile(
@@ -649,6 +650,32 @@ def _enclosed_transcript(enclosed: Message | None, address: str) -> str | None:
     return None
 
 
+# A recipient line without a domain: qmail's and Postfix's "<john>:" paragraphs, Sendmail's
+# "john... User unknown" and its "<john>" under "addresses had permanent fatal errors".
+_DOMAINLESS_LINE: Final = re.compile(
+    r"(?m)^[ \t]*(?:<([A-Za-z0-9._%+=-]{1,64})>(?=[ \t]*(?::|\.\.\.|\(|$))|"
+    r"([A-Za-z0-9._%+=-]{1,64})\.\.\.[ \t]+\S)"
+)
+
+
+def _domainless(notice: str) -> list[tuple[str, str]]:
+    """Local parts named as recipients without a domain, each once, with its line and the
+    lines after it up to a blank one."""
+    out: dict[str, tuple[str, str]] = {}
+    text = notice[:_SCAN_LIMIT]
+    for match in _DOMAINLESS_LINE.finditer(text):
+        local = match.group(1) or match.group(2)
+        if local.lower() in ("postmaster", "mailer-daemon") or local.lower() in out:
+            continue
+        end = text.find("\n\n", match.start(), match.start() + _LINE_LIMIT)
+        stop = end if end >= 0 else match.start() + _LINE_LIMIT
+        context = " ".join(text[match.start() : stop].split())
+        out[local.lower()] = (local, context)
+        if len(out) >= _MAX_HITS:
+            break
+    return list(out.values())
+
+
 _QUOTED_TO: Final = re.compile(r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$")
 
 
@@ -737,6 +764,15 @@ def _from_text(
             ]
             found_by = "flufl_bounce"
     if not candidates:
+        # A local recipient named without a domain ("<john>:", "john... User unknown"):
+        # completed from the returned original, else kept as the bounce says it.
+        for local, context in _domainless(notice):
+            full = complete_address(local, enclosed)
+            if full is not None:
+                problems.append(f"recipient {local} completed from the returned original: {full}")
+            if (full or local).lower() not in exclude:
+                candidates.append(_Candidate(full or local, context, True, local))
+    if not candidates:
         # Last, what the notice quotes of the original ("  To: x" in its summary) and the
         # bounce's subject ("Undeliverable: ... <x>", "DELIVERY FAILURE: User x (x) ..."):
         # a recipient the bounce names is better than none.
@@ -769,10 +805,11 @@ def _from_text(
             remote_host=_remote_host(diagnostic, transcript),
         )
         redacted = is_redacted(candidate.address)
+        unusable = redacted or first_address(candidate.address) is None  # no domain
         out.append(
             Recipient(
-                address=None if redacted else candidate.address,
-                original_address=candidate.address if redacted else None,
+                address=None if unusable else candidate.address,
+                original_address=candidate.address if unusable else candidate.named,
                 status=status,
                 action=action,
                 diagnostic=diagnostic,

@@ -258,3 +258,34 @@ def test_recipient_in_a_reply_line_or_beside_its_display_name(body):
         body,
     )
     assert addresses(raw) == ["ivan@dest.example"]
+
+
+def test_text_bounce_naming_a_local_part_is_completed_from_the_returned_original():
+    # qmail-send's bounce for a local delivery (QSBMF paragraphs).
+    raw = plain(
+        "From: MAILER-DAEMON@mail.corp.example\nTo: news@sender.example\nSubject: failure notice",
+        "Hi. This is the qmail-send program at mail.corp.example.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        "<john>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+        "--- Below this line is a copy of the message.\n\n"
+        "Return-Path: <news@sender.example>\nFrom: news@sender.example\n"
+        "To: Mary <mary@corp.example>, John <john@corp.example>\nSubject: Offers\n\nHello\n",
+    )
+    (only,) = parse(raw).recipients
+    assert (only.address, only.original_address, only.hard) == ("john@corp.example", "john", True)
+
+
+def test_text_bounce_naming_a_local_part_the_original_cannot_complete():
+    # Sendmail's text bounce without a returned original.
+    raw = plain(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.relay.example>\n"
+        "To: news@sender.example\nSubject: Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\njohn\n"
+        "    (reason: 550 5.1.1 User unknown)\n\n"
+        "   ----- Transcript of session follows -----\njohn... User unknown\n",
+    )
+    report = parse(raw)
+    (only,) = report.recipients
+    assert (only.address, only.original_address) == (None, "john")  # no invented domain
+    assert to_json(report)["recipients"][0]["address"] == "john"
