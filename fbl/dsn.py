@@ -299,6 +299,16 @@ def _recipient(
     original = clean(group.get("original-recipient"))
     found_by: FoundBy = "dsn_final_recipient" if final else "dsn_original_recipient"
     address = final or original
+    if (
+        final
+        and original
+        and first_address(final) is None
+        and not is_redacted(final)
+        and first_address(original)
+    ):
+        # "Final-Recipient: rfc822; john" beside "Original-Recipient: rfc822; john@example.com":
+        # the address the sender used is the one with a domain (RFC 3464 2.3.1).
+        address, original, found_by = original, final, "dsn_original_recipient"
     diagnostic = _strip_type(group.get("diagnostic-code"))
     if diagnostic is None:
         # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment explains.

@@ -615,7 +615,7 @@ def complete_address(value: str | None, enclosed: Message | None) -> str | None:
     settle it, and for a value that already has a domain."""
     if not value or enclosed is None:
         return None
-    local = value.strip().strip("<>").strip().strip('"').lower()
+    local = value.strip().strip("<>").strip().rstrip("@").strip('"').lower()
     if not local or any(c in local for c in '@ \t<>,;:"'):
         return None
     found: dict[str, str] = {}

@@ -289,3 +289,13 @@ def test_text_bounce_naming_a_local_part_the_original_cannot_complete():
     (only,) = report.recipients
     assert (only.address, only.original_address) == (None, "john")  # no invented domain
     assert to_json(report)["recipients"][0]["address"] == "john"
+
+
+def test_original_recipient_with_a_domain_wins_over_a_final_recipient_without_one():
+    block = "Final-Recipient: rfc822; john\nOriginal-Recipient: rfc822; john@corp.example\n"
+    (only,) = parse(dsn(block + "Action: failed\nStatus: 5.1.1\n", enclosed=None)).recipients
+    assert (only.address, only.original_address, only.found_by) == (
+        "john@corp.example",
+        "john",
+        "dsn_original_recipient",
+    )
