@@ -664,7 +664,8 @@ def _enclosed_transcript(enclosed: Message | None, address: str) -> str | None:
 # "john... User unknown" and its "<john>" under "addresses had permanent fatal errors".
 _DOMAINLESS_LINE: Final = re.compile(
     r"(?m)^[ \t]*(?:<([A-Za-z0-9._%+=-]{1,64})>(?=[ \t]*(?::|\.\.\.|\(|$))|"
-    r"([A-Za-z0-9._%+=-]{1,64})\.\.\.[ \t]+\S)"
+    r"([A-Za-z0-9._%+=-]{1,64})\.\.\.[ \t]+(?i:user|unknown|no such|mailbox|recipient|"
+    r"account|invalid|quota|disabled|[45]\d\d\b))"
 )
 
 

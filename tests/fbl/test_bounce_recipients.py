@@ -299,3 +299,17 @@ def test_original_recipient_with_a_domain_wins_over_a_final_recipient_without_on
         "john",
         "dsn_original_recipient",
     )
+
+
+def test_a_word_before_dots_is_no_local_part():
+    raw = plain(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.relay.example>\n"
+        "To: news@sender.example\nSubject: Warning: could not send message for past 4 hours",
+        "   ----- Transcript of session follows -----\nDeferred... Connection timed out\n\n"
+        "   ----- Original message follows -----\n"
+        "From: news@sender.example\nTo: ivan@dest.example\nSubject: Offers\n\nHello\n",
+    )
+    report = parse(raw)
+    assert [(r.address, r.found_by) for r in report.recipients] == [
+        ("ivan@dest.example", "enclosed_to")
+    ]
