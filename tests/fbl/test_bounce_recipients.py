@@ -321,3 +321,25 @@ def test_a_word_before_dots_is_no_local_part():
     assert [(r.address, r.found_by) for r in report.recipients] == [
         ("ivan@dest.example", "enclosed_to")
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Absender: Newsletter <news@sender.example>\n"
+        "Die folgende Adresse ist ungültig: ivan@dest.example\n"
+        "Bei Fragen hilft hilfe@relay.example gerne.\n",
+        "Expéditeur : news@sender.example\nDestinataire concerné : <ivan@dest.example>\n"
+        "Pour toute question, écrivez à aide@relay.example.\n",
+        "差出人: news@sender.example\n宛先：ivan@dest.example\n"
+        "お問い合わせは info@relay.example までどうぞ。\n",
+    ],
+)
+def test_recipient_after_a_word_for_address_in_the_notices_language(body):
+    # Synthetic, in the wording of German, French and Japanese providers' notices.
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\n"
+        "To: other@sender.example\nSubject: Undeliverable Mail",
+        body,
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
