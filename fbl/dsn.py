@@ -87,10 +87,17 @@ _ORIGINAL_MARKER: Final = re.compile(
     r"original message headers:?|message headers follow|below this line is a copy|"
     r"below is a copy of the original message|the header of the original message|"
     r"original message:|original message follows|your message reads|"
-    r"the attachment contains the original"
+    r"the attachment contains the original|"
+    # Exchange's "Original message headers:" in its other languages
+    r"urspr(?:ü|ue)ngliche nachrichtenkopfzeilen|en-t(?:ê|e)tes (?:de|du) message d'origine|"
+    r"encabezados del mensaje original|intestazioni del messaggio originale|"
+    r"cabe(?:ç|c)alhos da mensagem original|元のメッセージ ヘッダー|原始邮件头"
     r")"
 )
-_HEADER_START: Final = re.compile(r"(?m)^(?:Received|Return-Path|DKIM-Signature):[ \t]")
+_HEADER_START: Final = re.compile(
+    r"(?m)^(?:Received|Return-Path|DKIM-Signature|ARC-Seal|ARC-Authentication-Results|"
+    r"Authentication-Results):[ \t]"
+)
 
 # Lines that name the sender or are contact hints, never the failed recipient.
 _NOT_RECIPIENT_LINE: Final = re.compile(
@@ -440,6 +447,9 @@ _TRAILER_AFTER_ADDRESS: Final = re.compile(
     r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""
     r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))"""
 )
+_FOLDED_HEADER: Final = re.compile(
+    r"(?i)^[ \t]*(?:(?:re(?:sent|ply)-)?to|cc|bcc|from|sender)[ \t]*:.*,[ \t]*$"
+)
 _IN_URL: Final = re.compile(r"https?://\S*$", re.I)
 _DISPLAY_NAME: Final = re.compile(r"""\s*["']?[^\W\d_][^<>()@:;,"'\n]{0,60}["']?\s*[<(]\s*""")
 # Between two addresses of one list: commas, semicolons, brackets, quotes, "and".
@@ -479,6 +489,8 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
             continue
         # Where the line turns to the sender or to a contact hint, the addresses after that
         # point are not recipients; those before it are ("<x>: 554 ... contact your admin").
+        if line[:1] in " \t" and index and _FOLDED_HEADER.match(lines[index - 1][:_LINE_LIMIT]):
+            continue  # a folded To:/Cc: of a quoted original ("To: a@x,\n  b@y")
         aside = _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT])
         stop = min(aside.start() if aside else _LINE_LIMIT, _LINE_LIMIT)
         if stop == 0:

@@ -343,3 +343,28 @@ def test_recipient_after_a_word_for_address_in_the_notices_language(body):
         body,
     )
     assert addresses(raw) == ["ivan@dest.example"]
+
+
+def test_inline_original_headers_after_a_localised_heading_are_not_the_notice():
+    # Exchange's German NDR; the original's folded To: must not add recipients.
+    raw = plain(
+        "From: Microsoft Outlook <postmaster@corp.example>\nTo: news@sender.example\n"
+        "Subject: Unzustellbar: Offers",
+        "Die Nachricht konnte nicht an folgende Empfänger oder Gruppen zugestellt werden:\n\n"
+        "ivan@corp.example\nDie eingegebene E-Mail-Adresse wurde nicht gefunden.\n\n"
+        "Ursprüngliche Nachrichtenkopfzeilen:\n\n"
+        "Authentication-Results: spf=pass smtp.mailfrom=sender.example\n"
+        "From: news@sender.example\nTo: ivan@corp.example,\n  olga@corp.example\n"
+        "Subject: Offers\n",
+    )
+    assert addresses(raw) == ["ivan@corp.example"]
+
+
+def test_a_folded_to_field_quoted_in_the_notice_adds_no_recipient():
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\nTo: news@sender.example\n"
+        "Subject: Undeliverable Mail",
+        "Your message\n\n  To: ivan@dest.example,\n      olga@dest.example\n  Subject: Offers\n\n"
+        "could not be delivered to:\n\n  ivan@dest.example\n\nbecause: 550 5.1.1 User unknown\n",
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
