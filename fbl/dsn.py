@@ -144,7 +144,12 @@ _RECIPIENT_CONTEXT: Final = re.compile(
 # ("send mail with the body 'guide' to the address", "the postmaster can be reached as").
 _INSTRUCTION_BEFORE: Final = re.compile(
     r"(?i)(?:\b(?:send|write|mail|forward|reply|contact|reach(?:ed)?)\b.*\b(?:to|at|as)|"
-    r"to the address|can be reached(?: as| at)?)\s*:?\s*$"
+    r"to the address|can be reached(?: as| at)?|^\s*--\s*|(?:best |kind )?regards,?|"
+    r"thanks?(?: you)?,?|sincerely,?)\s*:?\s*$"
+)
+_ROLE: Final = re.compile(
+    r"(?i)^(?:postmaster|mailer-daemon|abuse|hostmaster|webmaster|noreply|no-reply|help|"
+    r"helpdesk|support)@"
 )
 _DELAY_WORDS: Final = re.compile(
     r"(?i)will (?:continue|keep) (?:trying|to try)|has not yet been delivered|still trying|"
@@ -535,6 +540,10 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
         key = address.lower()
         if level >= floor and (key not in surest or level > surest[key][3]):
             surest[key] = (index, start, address, level)
+    if best == 2 and any(level == 2 and not _ROLE.match(a) for *_, a, level in surest.values()):
+        # A role mailbox standing alone ("postmaster@relay" under a signature) beside a
+        # recipient a phrase names is the reporting site's, not a failed recipient.
+        surest = {k: v for k, v in surest.items() if v[3] == 2 or not _ROLE.match(v[2])}
     chosen = sorted((index, start, address) for index, start, address, _ in surest.values())
     out: list[_Candidate] = []
     for position, (index, start, address) in enumerate(chosen):

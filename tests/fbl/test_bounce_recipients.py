@@ -368,3 +368,13 @@ def test_a_folded_to_field_quoted_in_the_notice_adds_no_recipient():
         "could not be delivered to:\n\n  ivan@dest.example\n\nbecause: 550 5.1.1 User unknown\n",
     )
     assert addresses(raw) == ["ivan@dest.example"]
+
+
+def test_a_signature_address_is_not_a_recipient():
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.relay.example>\nTo: news@sender.example\n"
+        "Subject: Undeliverable Mail",
+        "Your message could not be delivered to <ivan@dest.example>: 550 5.1.1 user unknown\n\n"
+        "Kind regards,\n  team@relay.example\n\n  postmaster@relay.example\n",
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
