@@ -446,7 +446,8 @@ class _Candidate:
 
 
 _TRAILER_AFTER_ADDRESS: Final = re.compile(
-    r"""^[>\]"'\s]*(?:$|[:,.(\[<]|\.\.\.|\s-\s|\s+on\s|\s+\[)|"""
+    # Exchange 2003: "x@y on 10/10/2023" ("am", "le", "el", "il", "em", "op" in its languages)
+    r"""^[>\]"'\s]*(?:$|[:,.(\[<]|\.\.\.|\s-\s|\s+(?:on|am|le|el|il|em|op)\s|\s+\[)|"""
     # "x@y Invalid Address, ERROR_CODE :550", "x@y 550 5.1.1 User unknown"
     r"""^[>\]"']?\s+(?:[245]\d\d\b|[245]\.\d{1,3}\.\d|(?i:(?:user |recipient |address |"""
     r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""

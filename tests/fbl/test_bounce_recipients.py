@@ -378,3 +378,22 @@ def test_a_signature_address_is_not_a_recipient():
         "Kind regards,\n  team@relay.example\n\n  postmaster@relay.example\n",
     )
     assert addresses(raw) == ["ivan@dest.example"]
+
+
+@pytest.mark.parametrize(
+    ("heading", "on"),
+    [
+        ("did not reach the following recipient(s):", "on"),
+        ("hat folgende Empfänger nicht erreicht:", "am"),
+        ("n'est pas parvenu aux destinataires suivants :", "le"),
+    ],
+)
+def test_exchange_2003_recipient_line_in_its_languages(heading, on):
+    raw = plain(
+        "From: System Administrator <postmaster@corp.example>\nTo: news@sender.example\n"
+        "Subject: Undeliverable: Offers",
+        f"Your message\n\n  Subject: Offers\n\n{heading}\n\n"
+        f"ivan@corp.example {on} 10/10/2023 10:00\n    <mx.corp.example #5.1.1>\n\n"
+        "Message sent by relay@corp.example for news@sender.example.\n",
+    )
+    assert addresses(raw) == ["ivan@corp.example"]
