@@ -147,10 +147,9 @@ _INSTRUCTION_BEFORE: Final = re.compile(
     r"to the address|can be reached(?: as| at)?|^\s*--\s*|(?:best |kind )?regards,?|"
     r"thanks?(?: you)?,?|sincerely,?)\s*:?\s*$"
 )
-_ROLE: Final = re.compile(
-    r"(?i)^(?:postmaster|mailer-daemon|abuse|hostmaster|webmaster|noreply|no-reply|help|"
-    r"helpdesk|support)@"
-)
+# The reporting site's own mailboxes (RFC 5321 4.5.1, RFC 2142), never a failed recipient beside
+# one the notice names.
+_ROLE: Final = re.compile(r"(?i)^(?:postmaster|mailer-daemon|hostmaster|abuse|no-?reply)@")
 _DELAY_WORDS: Final = re.compile(
     r"(?i)will (?:continue|keep) (?:trying|to try)|has not yet been delivered|still trying|"
     r"delivery (?:is )?delayed|warning: message|will be retried|not been delivered yet"

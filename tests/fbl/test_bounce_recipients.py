@@ -397,3 +397,18 @@ def test_exchange_2003_recipient_line_in_its_languages(heading, on):
         "Message sent by relay@corp.example for news@sender.example.\n",
     )
     assert addresses(raw) == ["ivan@corp.example"]
+
+
+def test_a_listed_support_mailbox_is_a_recipient_like_any_other():
+    # Exim: one remote refusal (named by "RCPT TO:<...>") and one local failure.
+    raw = plain(
+        "From: Mail Delivery System <Mailer-Daemon@mx.relay.example>\nTo: news@sender.example\n"
+        "Subject: Mail delivery failed: returning message to sender",
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        "  ivan@dest.example\n    host mx.dest.example [192.0.2.7]\n"
+        "    SMTP error from remote mail server after RCPT TO:<ivan@dest.example>:\n"
+        "    550 5.1.1 User unknown\n  support@dest.example\n    Unrouteable address\n",
+    )
+    assert addresses(raw) == ["ivan@dest.example", "support@dest.example"]
