@@ -3,9 +3,15 @@
 A standard DSN (RFC 3464 section 2) has a message/delivery-status part with one block of
 per-message fields (Reporting-MTA, Arrival-Date) and one block per recipient (Final-Recipient,
 Original-Recipient, Action, Status, Diagnostic-Code, Remote-MTA). Bounces that have no such part
-are read from their human-readable text: DSN fields pasted into a text part, recipient lines
-("<alice@example.com>: 550 5.1.1 User unknown"), flufl.bounce's provider detectors, and at last
-the recovery rules of fbl/recipients.py (VERP, the enclosed To:). The status is taken from the
+are read from their human-readable text, in this order: DSN fields pasted into a text part;
+recipient lines in the MTA's own wording and language ("<alice@example.com>: 550 5.1.1 User
+unknown", "The following address(es) failed:", "Votre message n'a pas pu être remis à ...",
+every address of a listing); Exim's X-Failed-Recipients field; flufl.bounce's provider
+detectors; a local part named without a domain ("<john>:"), completed from the returned
+original; the original's To: quoted in the notice and the subject; and at last the recovery
+rules of fbl/recipients.py (VERP, the enclosed To:). A recipient named without a domain is never
+given the reporting MTA's: fbl/recipients.complete_address takes the domain from the returned
+original, or the address stays as the report wrote it. The status is taken from the
 Status field, else inferred from the diagnostic text; the category comes from
 fbl/classification.py.
 """
@@ -492,10 +498,10 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     for index, line in enumerate(lines):
         if "@" not in line:
             continue
-        # Where the line turns to the sender or to a contact hint, the addresses after that
-        # point are not recipients; those before it are ("<x>: 554 ... contact your admin").
         if line[:1] in " \t" and index and _FOLDED_HEADER.match(lines[index - 1][:_LINE_LIMIT]):
             continue  # a folded To:/Cc: of a quoted original ("To: a@x,\n  b@y")
+        # Where the line turns to the sender or to a contact hint, the addresses after that
+        # point are not recipients; those before it are ("<x>: 554 ... contact your admin").
         aside = _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT])
         stop = min(aside.start() if aside else _LINE_LIMIT, _LINE_LIMIT)
         if stop == 0:
