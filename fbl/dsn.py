@@ -456,7 +456,9 @@ _TRAILER_AFTER_ADDRESS: Final = re.compile(
     # "x@y Invalid Address, ERROR_CODE :550", "x@y 550 5.1.1 User unknown"
     r"""^[>\]"']?\s+(?:[245]\d\d\b|[245]\.\d{1,3}\.\d|(?i:(?:user |recipient |address |"""
     r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""
-    r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))"""
+    r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))|"""
+    # Japanese particles after the address: "x 宛のメール", "x へ送信", "x は存在しません"
+    r"""^[>\]"']?\s*(?:宛|へ|は|に)"""
 )
 _FOLDED_HEADER: Final = re.compile(
     r"(?i)^[ \t]*(?:(?:re(?:sent|ply)-)?to|cc|bcc|from|sender)[ \t]*:.*,[ \t]*$"

@@ -412,3 +412,14 @@ def test_a_listed_support_mailbox_is_a_recipient_like_any_other():
         "    550 5.1.1 User unknown\n  support@dest.example\n    Unrouteable address\n",
     )
     assert addresses(raw) == ["ivan@dest.example", "support@dest.example"]
+
+
+def test_japanese_sentence_around_the_address():
+    # Synthetic, in the wording of Japanese carriers' notices; the sender is addressed by name.
+    raw = plain(
+        "From: Mail Delivery System <MAILER-DAEMON@mail.carrier.example>\n"
+        "To: news@sender.example\nSubject: =?UTF-8?B?6YWN6YCB5aSx5pWX?=",
+        "news@sender.example 様\n\n送信先 <ivan@carrier-user.example> は存在しません。\n"
+        "配信元サーバー relay@carrier.example からの通知です。\n",
+    )
+    assert addresses(raw) == ["ivan@carrier-user.example"]
