@@ -145,6 +145,10 @@ def test_parse_report_prints_the_recipient_a_bounce_names(tmp_path, capsys):
         "Message was not accepted -- invalid mailbox. Local mailbox ivan@dest.example is "
         "unavailable: account is disabled\nQuestions: write to the postmaster at "
         "pm@relay.example today\n",
+        # Bigfoot-style "Failed to deliver to '<x>'"
+        "Failed to deliver to '<ivan@dest.example>'\nSMTP module(domain dest.example) "
+        "reports: host mx.dest.example says: 550 5.1.1 user unknown\n"
+        "Report abuse of this service to abuse.desk@relay.example today\n",
         # "The attached message was undeliverable to x"
         "The attached message was undeliverable to ivan@dest.example because the mailbox "
         "does not exist. See help@relay.example for more.\n",
