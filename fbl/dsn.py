@@ -712,21 +712,28 @@ _DOMAINLESS_LINE: Final = re.compile(
 
 
 def _domainless(notice: str) -> list[tuple[str, str]]:
-    """Local parts named as recipients without a domain, each once, with its line and the
-    lines after it up to a blank one."""
-    out: dict[str, tuple[str, str]] = {}
+    """Local parts named as recipients without a domain, each once, with the text that
+    explains each: its line and the next ones, up to a blank line or the next such name."""
     text = notice[:_SCAN_LIMIT]
+    found: list[tuple[int, str]] = []
+    seen: set[str] = set()
     for match in _DOMAINLESS_LINE.finditer(text):
         local = match.group(1) or match.group(2)
-        if local.lower() in ("postmaster", "mailer-daemon") or local.lower() in out:
+        key = local.lower()
+        if key in ("postmaster", "mailer-daemon") or key in seen:
             continue
-        end = text.find("\n\n", match.start(), match.start() + _LINE_LIMIT)
-        stop = end if end >= 0 else match.start() + _LINE_LIMIT
-        context = " ".join(text[match.start() : stop].split())
-        out[local.lower()] = (local, context)
-        if len(out) >= _MAX_HITS:
+        seen.add(key)
+        found.append((match.start(), local))
+        if len(found) >= _MAX_HITS:
             break
-    return list(out.values())
+    out = []
+    for position, (start, local) in enumerate(found):
+        stop = found[position + 1][0] if position + 1 < len(found) else len(text)
+        stop = min(stop, start + _LINE_LIMIT)
+        blank = text.find("\n\n", start, stop)
+        lines = text[start : blank if blank >= 0 else stop].split("\n")[:8]
+        out.append((local, " ".join(" ".join(lines).split())))
+    return out
 
 
 _QUOTED_TO: Final = re.compile(r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$")
