@@ -837,7 +837,9 @@ def _from_text(
         # bounce's subject ("Undeliverable: ... <x>", "DELIVERY FAILURE: User x (x) ..."):
         # a recipient the bounce names is better than none.
         quoted = [m.group(1) for m in _QUOTED_TO.finditer(notice[:_SCAN_LIMIT])]
-        subject = decoded_header(msg, "Subject") or ""
+        # The subject only when no returned original says whom the mail was for.
+        original_to = any(addresses_in(v) for v in header_all(enclosed, "To")[:MAX_RECIPIENTS])
+        subject = "" if original_to else (decoded_header(msg, "Subject") or "")
         named = _listed_addresses([*quoted, subject[:_LINE_LIMIT]], exclude)
         candidates = [_Candidate(a, "", False) for a in named]
     if not candidates:

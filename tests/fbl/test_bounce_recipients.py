@@ -427,3 +427,13 @@ def test_japanese_sentence_around_the_address():
         "配信元サーバー relay@carrier.example からの通知です。\n",
     )
     assert addresses(raw) == ["ivan@carrier-user.example"]
+
+
+def test_the_returned_originals_to_wins_over_an_address_in_the_subject():
+    raw = plain(
+        "From: postmaster@relay.example\nTo: news@sender.example\n"
+        "Subject: Undeliverable: your order from support@shop.example",
+        "Your message could not be delivered.\n\n--- Original message follows.\n\n"
+        "From: news@sender.example\nTo: ivan@dest.example\nSubject: your order\n\nHello\n",
+    )
+    assert addresses(raw) == ["ivan@dest.example"]
