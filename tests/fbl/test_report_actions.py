@@ -489,7 +489,9 @@ def test_mime_nested_thousands_of_levels_deep_posted_over_http_is_stored_for_rev
     assert InboundMessage.objects.get(pk=body["id"]).raw() == raw
 
 
-def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(monkeypatch, db):
+def test_a_subject_of_200000_encoded_words_piped_in_is_stored_with_the_limit_noted(
+    monkeypatch, db
+):
     raw = (
         b"From: someone@example.com\r\nSubject: "
         + b" ".join([b"=?utf-8?q?caf=C3=A9?="] * 200_000)
