@@ -3,9 +3,15 @@
 A standard DSN (RFC 3464 section 2) has a message/delivery-status part with one block of
 per-message fields (Reporting-MTA, Arrival-Date) and one block per recipient (Final-Recipient,
 Original-Recipient, Action, Status, Diagnostic-Code, Remote-MTA). Bounces that have no such part
-are read from their human-readable text: DSN fields pasted into a text part, recipient lines
-("<alice@example.com>: 550 5.1.1 User unknown"), flufl.bounce's provider detectors, and at last
-the recovery rules of fbl/recipients.py (VERP, the enclosed To:). The status is taken from the
+are read from their human-readable text, in this order: DSN fields pasted into a text part;
+recipient lines in the MTA's own wording and language ("<alice@example.com>: 550 5.1.1 User
+unknown", "The following address(es) failed:", "Votre message n'a pas pu être remis à ...",
+every address of a listing); Exim's X-Failed-Recipients field; flufl.bounce's provider
+detectors; a local part named without a domain ("<john>:"), completed from the returned
+original; the original's To: quoted in the notice and the subject; and at last the recovery
+rules of fbl/recipients.py (VERP, the enclosed To:). A recipient named without a domain is never
+given the reporting MTA's: fbl/recipients.complete_address takes the domain from the returned
+original, or the address stays as the report wrote it. The status is taken from the
 Status field, else inferred from the diagnostic text; the category comes from
 fbl/classification.py.
 """
@@ -13,10 +19,12 @@ fbl/classification.py.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import quopri
 import re
+import textwrap
 from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import HeaderParser
@@ -31,6 +39,7 @@ from fbl.recipients import (
     RecoveryHooks,
     addresses_in,
     clean,
+    complete_address,
     content_type,
     decoded_header,
     enclosed_original,
@@ -84,26 +93,72 @@ _ORIGINAL_MARKER: Final = re.compile(
     r"original message headers:?|message headers follow|below this line is a copy|"
     r"below is a copy of the original message|the header of the original message|"
     r"original message:|original message follows|your message reads|"
-    r"the attachment contains the original"
+    r"the attachment contains the original|"
+    # Exchange's "Original message headers:" in its other languages
+    r"urspr(?:ü|ue)ngliche nachrichtenkopfzeilen|en-t(?:ê|e)tes (?:de|du) message d'origine|"
+    r"encabezados del mensaje original|intestazioni del messaggio originale|"
+    r"cabe(?:ç|c)alhos da mensagem original|元のメッセージ ヘッダー|原始邮件头"
     r")"
 )
-_HEADER_START: Final = re.compile(r"(?m)^(?:Received|Return-Path|DKIM-Signature):[ \t]")
+_HEADER_START: Final = re.compile(
+    r"(?m)^(?:Received|Return-Path|DKIM-Signature|ARC-Seal|ARC-Authentication-Results|"
+    r"Authentication-Results):[ \t]"
+)
 
 # Lines that name the sender or are contact hints, never the failed recipient.
 _NOT_RECIPIENT_LINE: Final = re.compile(
     r"(?i)^[\s>]*(?:from|sender|reply-to|return-path|mail from|original sender|envelope-from|"
-    r"message-id|in-reply-to|references|x-postfix-sender|x-original-sender)\b|"
+    r"message-id|in-reply-to|references|x-postfix-sender|x-original-sender|"
+    # the sender in other languages: de, fr, es, it, pt, nl, ja
+    r"absender|exp(?:é|e)diteur|remitente|mittente|remetente|afzender|差出人|送信者|送信元)\b|"
     r"contact|assistance|send mail to|please (?:send|write|e-?mail)|"
     r"mail ?from:|from:|http[s]?://\S*@|^\s*(?:to|cc|subject|sent|date)\s*:"
 )
 _RECIPIENT_CONTEXT: Final = re.compile(
     r"(?i)(?:>>>|rcpt to:?|recipient(?: address)?:|final-recipient:|original-recipient:|"
     r"delivered to:?|delivering (?:your )?(?:mail|message) to|to the following "
-    r"(?:address|recipient)|following recipients?[^:\n]*:|failed recipient|address(?:es)? "
+    r"(?:address|recipient)|(?:following|these) recipients?[^:\n]{0,40}:|failed recipient|"
+    r"address(?:es)? "
     r"failed:?|could not be delivered to:?|unable to deliver (?:\w+ ){0,2}to|"
+    # "Failed to deliver to", "couldn't be delivered to", "cannot deliver your message to"
+    r"(?:failed|impossible|could not|couldn't|cannot|can't|unable) (?:to )?(?:be )?"
+    r"deliver(?:ed)? (?:\w+ ){0,3}to|"
     r"permanent errors:?|did not reach|not delivered to:?|delivery to|"
-    r"recipients? (?:were|was) affected|not a member of [^<\n]{0,40})\s*\S{0,3}$"
+    r"recipients? (?:were|was) affected|not a member of [^<\n]{0,40}|"
+    # "Your message to <x> ...", "the mail you sent to x ...", "addressed to x"
+    r"(?:message|mail|e-?mail|letter)(?: (?:that )?you sent)? to|(?:sent|addressed) to|"
+    # "Address: x", "Empfänger: x", "Destinataire : x", "Destinatario: x"
+    r"addresse?s?\s*:|empf(?:ä|ae)nger\s*:|destinataires?\s*:|destinatarios?\s*:|"
+    # "n'a pas pu être remis à x", "à l'adresse x", "an die Adresse x", "a la dirección x"
+    r"remis (?:à|a)|(?:à|a) l'adresse|an die adresse|a la direcci(?:ó|o)n|all'indirizzo|"
+    # Exim names the address a pipe or file delivery came from: "generated by x"
+    r"generated by|"
+    # a word for recipient or address, then a colon: "Empfängeradresse: x",
+    # "Destinataire(s) concerné(s) : x", "宛先：x"
+    r"(?:recipient|address|empf(?:ä|ae)nger|adresse|destinataire|destinatario|indirizzo|"
+    r"endere(?:ç|c)o|ontvanger|adres|direcci(?:ó|o)n|mottagare|odbiorca|получател|адрес|"
+    r"收件人|受信者|宛先|アドレス)[^:：\n]{0,40}[:：]|"
+    # "was undeliverable to x", "delivery failed for x", "Local mailbox x is unavailable"
+    r"(?:undeliverable|undelivered|failed|refused|rejected) (?:to|for)|"
+    r"(?:local|remote|destination|target) (?:mailbox|user|recipient|address)|"
+    # an SMTP reply about the address: "550 5.1.1 <x>... User unknown", "<<< 550 x"
+    r"(?:^|[\s>])[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?|"
+    # a reason, then the address: "Unknown user: x", "550 Invalid recipient <x>"
+    r"(?:unknown|invalid|illegal|bad|no such|nonexistent|non-existent|disabled|inactive|"
+    r"unavailable|undeliverable|rejected|refused|failed)[ \w-]{0,30}?(?:user|recipient|"
+    r"address|mailbox|account|alias)(?: name)?:?)"
+    r"(?:\s*\S{0,3}|[\s:]*[<\"'(\[`]{0,2}\s*)$"
 )
+# The line before an address alone on its line that makes it a contact or an instruction
+# ("send mail with the body 'guide' to the address", "the postmaster can be reached as").
+_INSTRUCTION_BEFORE: Final = re.compile(
+    r"(?i)(?:\b(?:send|write|mail|forward|reply|contact|reach(?:ed)?)\b.*\b(?:to|at|as)|"
+    r"to the address|can be reached(?: as| at)?|^\s*--\s*|(?:best |kind )?regards,?|"
+    r"thanks?(?: you)?,?|sincerely,?)\s*:?\s*$"
+)
+# The reporting site's own mailboxes (RFC 5321 4.5.1, RFC 2142), never a failed recipient beside
+# one the notice names.
+_ROLE: Final = re.compile(r"(?i)^(?:postmaster|mailer-daemon|hostmaster|abuse|no-?reply)@")
 _DELAY_WORDS: Final = re.compile(
     r"(?i)will (?:continue|keep) (?:trying|to try)|has not yet been delivered|still trying|"
     r"delivery (?:is )?delayed|warning: message|will be retried|not been delivered yet"
@@ -241,6 +296,8 @@ def _split_recipients(blocks: list[list[tuple[str, str]]]) -> tuple[_Fields, lis
                     key == "original-recipient"
                     and "final-recipient" in current
                     and ("status" in current or "diagnostic-code" in current)
+                    # the block's own Original-Recipient, written last, is no new recipient
+                    and clean(value) != clean(current["final-recipient"][0])
                 )
             ):
                 current = {}
@@ -272,6 +329,16 @@ def _recipient(
     original = clean(group.get("original-recipient"))
     found_by: FoundBy = "dsn_final_recipient" if final else "dsn_original_recipient"
     address = final or original
+    if (
+        final
+        and original
+        and first_address(final) is None
+        and not is_redacted(final)
+        and first_address(original)
+    ):
+        # "Final-Recipient: rfc822; john" beside "Original-Recipient: rfc822; john@example.com":
+        # the address the sender used is the one with a domain (RFC 3464 2.3.1).
+        address, original, found_by = original, final, "dsn_original_recipient"
     diagnostic = _strip_type(group.get("diagnostic-code"))
     if diagnostic is None:
         # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment explains.
@@ -323,7 +390,7 @@ def _recipient(
 def _notice(msg: Message) -> tuple[str, str]:
     """The bounce's own text (before any returned original) and the returned text after it."""
     texts: list[str] = []
-    html: list[str] = []
+    markups: list[str] = []
     for part in leaves(msg):
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "text/rfc822-headers", "message/global"):
@@ -331,18 +398,29 @@ def _notice(msg: Message) -> tuple[str, str]:
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             continue
         # A multipart leaf is one whose boundary the stdlib could not find: read it as text.
-        if (
+        if ctype == "text/html":
+            markups.append(_html_text(part_text(part, limit=200_000)))
+        elif (
             ctype in ("text/plain", "text/x-aol")
             or ctype.startswith("multipart/")
             or (part is msg and not texts)
         ):
             texts.append(part_text(part, limit=200_000))
-        elif ctype == "text/html":
-            html.append(_TAGS.sub(" ", part_text(part, limit=200_000)))
-    text = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(html)
+    text = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(markups)
     cut = _cut_point(text)
     # DSN fields pasted into the text are read as fields, not as prose.
     return _DSN_FIELDS_IN_TEXT.sub("", text[:cut]), text[cut:]
+
+
+_LINE_TAGS: Final = re.compile(r"(?i)<br\s*/?>|</(?:p|div|tr|li|h[1-6]|table|pre)\s*>")
+
+
+def _html_text(markup: str) -> str:
+    """The text of an HTML notice, line breaks where the markup breaks lines, entities
+    decoded. "<user@example.com>" written raw in the markup is text, not a tag."""
+    markup = _LINE_TAGS.sub("\n", markup)
+    markup = _TAGS.sub(lambda m: m.group(0) if ADDRESS.fullmatch(m.group(0)[1:-1]) else " ", markup)
+    return html.unescape(markup)
 
 
 def _cut_point(text: str) -> int:
@@ -376,11 +454,28 @@ class _Candidate:
     address: str
     diagnostic: str
     strong: bool
+    named: str | None = None  # the text the bounce named it by, when completed
 
 
 _TRAILER_AFTER_ADDRESS: Final = re.compile(
-    r"""^[>\]"'\s]*(?:$|[:,.(\[<]|\.\.\.|\s-\s|\s+on\s|\s+\[)"""
+    # Exchange 2003: "x@y on 10/10/2023" ("am", "le", "el", "il", "em", "op" in its languages)
+    r"""^[>\]"'\s]*(?:$|[:,.(\[<]|\.\.\.|\s-\s|\s+(?:on|am|le|el|il|em|op)\s|\s+\[)|"""
+    # "x@y Invalid Address, ERROR_CODE :550", "x@y 550 5.1.1 User unknown"
+    r"""^[>\]"']?\s+(?:[245]\d\d\b|[245]\.\d{1,3}\.\d|(?i:(?:user |recipient |address |"""
+    r"""mailbox |account )?(?:unknown|invalid|not found|does not exist|doesn't exist|"""
+    r"""no such|is not|disabled|inactive|full|over quota|rejected|refused|failed)))|"""
+    # Japanese particles after the address: "x 宛のメール", "x へ送信", "x は存在しません"
+    r"""^[>\]"']?\s*(?:宛|へ|は|に)"""
 )
+_FOLDED_HEADER: Final = re.compile(
+    r"(?i)^[ \t]*(?:(?:re(?:sent|ply)-)?to|cc|bcc|from|sender)[ \t]*:.*,[ \t]*$"
+)
+_IN_URL: Final = re.compile(r"https?://\S*$", re.I)
+_DISPLAY_NAME: Final = re.compile(r"""\s*["']?[^\W\d_][^<>()@:;,"'\n]{0,60}["']?\s*[<(]\s*""")
+# Between two addresses of one list: commas, semicolons, brackets, quotes, "and".
+_SEPARATOR_ONLY: Final = re.compile(r"""[\s>,;"')\]]*(?:\s(?:and|et|und|y)\s)?[\s<"'(\[]*$""")
+# A list marker before an address on its own line ("1. x@y", "* x@y", "- x@y").
+_LIST_MARKER: Final = re.compile(r"^\s*(?:[-*\u2022\u00b7]|\d{1,3}[.)])\s+")
 
 
 def _level(before: str, after: str) -> int:
@@ -389,8 +484,13 @@ def _level(before: str, after: str) -> int:
     on its line (optionally followed by the reason), 0 otherwise."""
     if _RECIPIENT_CONTEXT.search(before):
         return 2
-    alone = not re.search(r"[A-Za-z0-9]", re.sub(r"(?i)mailto:", "", before))
-    return 1 if alone and _TRAILER_AFTER_ADDRESS.match(after) else 0
+    bare = _LIST_MARKER.sub("", re.sub(r"(?i)mailto:", "", before))
+    if _DISPLAY_NAME.fullmatch(bare) and after[:1] in (">", ")"):
+        # "John Doe <john@x>", "John Doe (john@x)": a name and its address alone on a line.
+        after = after[1:]
+    elif re.search(r"[A-Za-z0-9]", bare):
+        return 0
+    return 1 if _TRAILER_AFTER_ADDRESS.match(after) else 0
 
 
 # A bounce notice is a few kilobytes; these bounds keep hostile input from costing more.
@@ -403,37 +503,74 @@ _MAX_NOTICE_LINES: Final = 300
 def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
     """Recipient lines of a non-standard bounce and the text that explains each."""
     lines = notice[:_SCAN_LIMIT].replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    hits: list[tuple[int, str, int]] = []
+    hits: list[tuple[int, int, str, int]] = []
     for index, line in enumerate(lines):
-        if "@" not in line or _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT]):
+        if "@" not in line:
             continue
-        for match in ADDRESS.finditer(line, 0, _LINE_LIMIT):
+        if line[:1] in " \t" and index and _FOLDED_HEADER.match(lines[index - 1][:_LINE_LIMIT]):
+            continue  # a folded To:/Cc: of a quoted original ("To: a@x,\n  b@y")
+        # Where the line turns to the sender or to a contact hint, the addresses after that
+        # point are not recipients; those before it are ("<x>: 554 ... contact your admin").
+        aside = _NOT_RECIPIENT_LINE.search(line[:_LINE_LIMIT])
+        stop = min(aside.start() if aside else _LINE_LIMIT, _LINE_LIMIT)
+        if stop == 0:
+            continue
+        previous_end, previous_level = -1, 0
+        for match in ADDRESS.finditer(line, 0, stop):
             address = match.group(0)
-            if address.lower() in exclude or _MESSAGE_ID_LIKE.match(address):
+            if _IN_URL.search(line, max(0, match.start() - 200), match.start()):
                 continue
             # Only the neighbourhood of the address decides; a bounded window keeps a line
             # full of addresses linear.
             before = line[max(0, match.start() - 120) : match.start()]
             level = _level(before, line[match.end() : match.end() + 40])
-            hits.append((index, address, level))
+            if (
+                previous_end >= 0
+                and match.start() - previous_end <= 40
+                and _SEPARATOR_ONLY.match(line, previous_end, match.start())
+            ):
+                # "The following addresses failed: a@x, b@y": a list inherits its lead-in.
+                level = max(level, previous_level)
+            previous_end, previous_level = match.end(), level
+            if address.lower() in exclude or _MESSAGE_ID_LIKE.match(address):
+                continue
+            if level == 1 and _INSTRUCTION_BEFORE.search(_line_before(lines, index)):
+                level = 0
+            hits.append((index, match.start(), address, level))
             if len(hits) >= _MAX_HITS:
                 break
         if len(hits) >= _MAX_HITS:
             break
     if not hits:
         return []
-    best = max(level for _, _, level in hits)
-    chosen: list[tuple[int, str]] = []
-    seen: set[str] = set()
-    for index, address, level in hits:
-        if level == best and address.lower() not in seen:
-            seen.add(address.lower())
-            chosen.append((index, address))
+    best = max(level for *_, level in hits)
+    # A listing names each failed address on its own line; a remote refusal adds a phrase
+    # ("after RCPT TO:<...>") for some of them only (Exim, Sendmail). Every listed address is a
+    # recipient then, not just those a remote server happened to refuse.
+    floor = 1 if best else 0
+    # Each address once, where it is named most surely ("RCPT TO:<a>" over a bare "<a>"): the
+    # text that follows that mention is the one that explains its failure.
+    surest: dict[str, tuple[int, int, str, int]] = {}
+    for index, start, address, level in hits:
+        key = address.lower()
+        if level >= floor and (key not in surest or level > surest[key][3]):
+            surest[key] = (index, start, address, level)
+    if best == 2 and any(level == 2 and not _ROLE.match(a) for *_, a, level in surest.values()):
+        # A role mailbox standing alone ("postmaster@relay" under a signature) beside a
+        # recipient a phrase names is the reporting site's, not a failed recipient.
+        surest = {k: v for k, v in surest.items() if v[3] == 2 or not _ROLE.match(v[2])}
+    chosen = sorted((index, start, address) for index, start, address, _ in surest.values())
     out: list[_Candidate] = []
-    for position, (index, address) in enumerate(chosen):
-        stop = chosen[position + 1][0] if position + 1 < len(chosen) else len(lines)
-        stop = min(stop, index + 8)
-        context = [lines[index].strip()[:_LINE_LIMIT]]
+    for position, (index, start, address) in enumerate(chosen):
+        following = chosen[position + 1] if position + 1 < len(chosen) else None
+        line = lines[index][:_LINE_LIMIT]
+        if following is not None and following[0] == index:
+            # Several on one line ("a@x, b@y"): each its own stretch of it.
+            out.append(_Candidate(address, line[start : following[1]].strip(), best > 0))
+            continue
+        shares_line = position > 0 and chosen[position - 1][0] == index
+        stop = min(following[0] if following else len(lines), index + 8)
+        context = [(line[start:] if shares_line else line).strip()]
         for line in lines[index + 1 : stop]:
             if not line.strip():
                 if any(c.strip() for c in context):
@@ -442,6 +579,14 @@ def _scan(notice: str, exclude: set[str]) -> list[_Candidate]:
             context.append(line.strip()[:_LINE_LIMIT])
         out.append(_Candidate(address, " ".join(c for c in context if c).strip(), best > 0))
     return out
+
+
+def _line_before(lines: list[str], index: int) -> str:
+    """The end of the nearest non-blank line above `index` (at most three up)."""
+    for line in reversed(lines[max(0, index - 3) : index]):
+        if line.strip():
+            return line[-200:]
+    return ""
 
 
 _PHASE: Final = re.compile(
@@ -561,6 +706,54 @@ def _enclosed_transcript(enclosed: Message | None, address: str) -> str | None:
     return None
 
 
+# A recipient line without a domain: qmail's and Postfix's "<john>:" paragraphs, Sendmail's
+# "john... User unknown" and its "<john>" under "addresses had permanent fatal errors".
+_DOMAINLESS_LINE: Final = re.compile(
+    r"(?m)^[ \t]*(?:<([A-Za-z0-9._%+=-]{1,64})>(?=[ \t]*(?::|\.\.\.|\(|$))|"
+    r"([A-Za-z0-9._%+=-]{1,64})\.\.\.[ \t]+(?i:user|unknown|no such|mailbox|recipient|"
+    r"account|invalid|quota|disabled|[45]\d\d\b))"
+)
+
+
+def _domainless(notice: str) -> list[tuple[str, str]]:
+    """Local parts named as recipients without a domain, each once, with the text that
+    explains each: its line and the next ones, up to a blank line or the next such name."""
+    text = notice[:_SCAN_LIMIT]
+    found: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for match in _DOMAINLESS_LINE.finditer(text):
+        local = match.group(1) or match.group(2)
+        key = local.lower()
+        if key in ("postmaster", "mailer-daemon") or key in seen:
+            continue
+        seen.add(key)
+        found.append((match.start(), local))
+        if len(found) >= _MAX_HITS:
+            break
+    out = []
+    for position, (start, local) in enumerate(found):
+        stop = found[position + 1][0] if position + 1 < len(found) else len(text)
+        stop = min(stop, start + _LINE_LIMIT)
+        blank = text.find("\n\n", start, stop)
+        lines = text[start : blank if blank >= 0 else stop].split("\n")[:8]
+        out.append((local, " ".join(" ".join(lines).split())))
+    return out
+
+
+_QUOTED_TO: Final = re.compile(r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$")
+
+
+def _listed_addresses(values: list[str], exclude: set[str]) -> list[str]:
+    """The addresses in `values` in order, each once, less the sender's (`exclude`)."""
+    out: dict[str, str] = {}
+    for value in values[:MAX_RECIPIENTS]:
+        for address in addresses_in(value[:_SCAN_LIMIT]):
+            key = address.lower()
+            if key not in exclude and not _MESSAGE_ID_LIKE.match(address):
+                out.setdefault(key, address)
+    return list(out.values())
+
+
 def _sender_addresses(msg: Message, enclosed: Message | None, *, to: bool = True) -> set[str]:
     """The sender's addresses, never the failed recipient: the bounce's own From, Sender,
     Reply-To, Return-Path (and To, which is the original sender), and the returned original's
@@ -616,6 +809,14 @@ def _from_text(
         exclude = _sender_addresses(msg, enclosed, to=False)
         candidates = [c for c in _scan(notice, exclude) if c.strong]
     found_by: FoundBy = "bounce_text"
+    if not any(c.strong for c in candidates):
+        # Exim lists every failed address in its own header field (and Google copies it); the
+        # text may word them in a way the scan does not trust.
+        failed = _listed_addresses(header_all(msg, "X-Failed-Recipients"), exclude)
+        if failed:
+            by_address = {c.address.lower(): c for c in candidates}
+            candidates = [by_address.get(a.lower()) or _Candidate(a, "", True) for a in failed]
+            found_by = "failed_recipients_header"
     if not any(c.strong for c in candidates) and _small_enough_for_flufl(msg, raw_size):
         temporary, permanent = _flufl(msg)
         flufl_found = [a for a in sorted(permanent | temporary) if a.lower() not in exclude]
@@ -626,6 +827,25 @@ def _from_text(
                 by_address.get(a.lower()) or _Candidate(a, "", False) for a in flufl_found
             ]
             found_by = "flufl_bounce"
+    if not candidates:
+        # A local recipient named without a domain ("<john>:", "john... User unknown"):
+        # completed from the returned original, else kept as the bounce says it.
+        for local, context in _domainless(notice):
+            full = complete_address(local, enclosed)
+            if full is not None:
+                problems.append(f"recipient {local} completed from the returned original: {full}")
+            if (full or local).lower() not in exclude:
+                candidates.append(_Candidate(full or local, context, True, local))
+    if not candidates:
+        # Last, what the notice quotes of the original ("  To: x" in its summary) and the
+        # bounce's subject ("Undeliverable: ... <x>", "DELIVERY FAILURE: User x (x) ..."):
+        # a recipient the bounce names is better than none.
+        quoted = [m.group(1) for m in _QUOTED_TO.finditer(notice[:_SCAN_LIMIT])]
+        # The subject only when no returned original says whom the mail was for.
+        original_to = any(addresses_in(v) for v in header_all(enclosed, "To")[:MAX_RECIPIENTS])
+        subject = "" if original_to else (decoded_header(msg, "Subject") or "")
+        named = _listed_addresses([*quoted, subject[:_LINE_LIMIT]], exclude)
+        candidates = [_Candidate(a, "", False) for a in named]
     if not candidates:
         return []
     default_class = _default_class(notice)
@@ -653,10 +873,11 @@ def _from_text(
         )
         status = classification.policy_status(status, diagnostic, category=category)
         redacted = is_redacted(candidate.address)
+        unusable = redacted or first_address(candidate.address) is None  # no domain
         out.append(
             Recipient(
-                address=None if redacted else candidate.address,
-                original_address=candidate.address if redacted else None,
+                address=None if unusable else candidate.address,
+                original_address=candidate.address if unusable else candidate.named,
                 status=status,
                 action=action,
                 diagnostic=diagnostic,
@@ -728,6 +949,7 @@ def parse_dsn(
                     transcript=notice if len(groups) == 1 else None,
                 )
             )
+        recipients = _completed(recipients, enclosed, problems)
         problems.extend(
             f"recipient field without an address: {r.original_address[:80]}"
             for r in recipients
@@ -813,6 +1035,28 @@ def parse_dsn(
     )
 
 
+def _completed(
+    recipients: list[Recipient], enclosed: Message | None, problems: list[str]
+) -> list[Recipient]:
+    """Recipients named without a domain, completed from the returned original
+    (fbl/recipients.complete_address); the others as they are."""
+    if enclosed is None:
+        return recipients
+    out = []
+    for r in recipients:
+        if r.address is not None or r.redacted or not r.original_address:
+            out.append(r)
+            continue
+        named = r.original_address
+        full = complete_address(named, enclosed)
+        if full is None:
+            out.append(r)
+            continue
+        problems.append(f"recipient {named[:80]} completed from the returned original: {full}")
+        out.append(replace(r, address=full, original_address=named))
+    return out
+
+
 def _cut_fields(text: str) -> str:
     """DSN fields pasted into a text part: from the first field line to the returned original."""
     start = re.search(
@@ -820,7 +1064,9 @@ def _cut_fields(text: str) -> str:
     )
     body = text[start.start() :] if start else text
     end = _HEADER_START.search(body)
-    return body[: end.start()] if end else body
+    body = body[: end.start()] if end else body
+    # Fields quoted indented in the notice: as fields, not as continuation lines.
+    return textwrap.dedent(body.replace("\r\n", "\n"))
 
 
 # --- Amazon SES notifications delivered by mail ---------------------------------------------

@@ -58,7 +58,13 @@ MAX_HEADER_CHARS: Final = 64 * 1024
 DEFAULT_HOOKS = RecoveryHooks()
 
 _READ_FROM_REPORT = frozenset(
-    {"bounce_text", "flufl_bounce", "dsn_final_recipient", "dsn_original_recipient"}
+    {
+        "bounce_text",
+        "failed_recipients_header",
+        "flufl_bounce",
+        "dsn_final_recipient",
+        "dsn_original_recipient",
+    }
 )
 
 log = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ __all__ = [
     "RecoveryHooks",
     "addresses_in",
     "clean",
+    "complete_address",
     "content_type",
     "decoded_header",
     "enclosed_original",
@@ -75,10 +76,13 @@ MAX_RECIPIENTS: Final = 1000
 # RFC 5322 3.4.1 addr-spec, loosened the way real reports need: a quoted local part, dots in a
 # row (seen in Original-Recipient fields), and a domain without a dot (local delivery).
 _ATOM: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LOCAL: Final = rf'(?:"[^"\r\n@]{{1,64}}"|{_ATOM}+(?:\.+{_ATOM}+)*\.*)'
+# An apostrophe or backquote may sit inside a local part (o'brien@) but never opens one in real
+# mail: there it is the quoting of the text around it ('user@host', smail's `user@host').
+_ATOM_FIRST: Final = r"[A-Za-z0-9!#$%&*+/=?^_{|}~-]"
+_LOCAL: Final = rf'(?:"[^"\r\n@]{{1,64}}"|{_ATOM_FIRST}{_ATOM}*(?:\.+{_ATOM}+)*\.*)'
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN: Final = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
-ADDRESS: Final = re.compile(rf"(?<![A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}@{_DOMAIN}")
+ADDRESS: Final = re.compile(rf"(?<![A-Za-z0-9!#$%&*+/=?^_{{|}}~.-]){_LOCAL}@{_DOMAIN}")
 
 # Redacted local parts (RFC 6590): what providers write instead of the real one. A long hex
 # string is a hashed local part (RFC 6590 redacts by hashing with a secret); "redacted",
@@ -586,6 +590,41 @@ def recover(
         if found:
             return tuple(found)
     return (redacted,) if redacted is not None else ()
+
+
+# Where the original message names its recipient: the header fields, and the delivery headers
+# the receiving side adds (Delivered-To, X-Original-To, Envelope-To).
+_ORIGINAL_RECIPIENT_FIELDS: Final = (
+    "To",
+    "Cc",
+    "Delivered-To",
+    "X-Original-To",
+    "Envelope-To",
+    "X-Envelope-To",
+)
+
+
+def complete_address(value: str | None, enclosed: Message | None) -> str | None:
+    """The full address a report means by a bare local part, from the returned original.
+
+    A report may name a recipient without a domain ("Final-Recipient: rfc822; john"): RFC 3464
+    2.3.2 asks for the address as the reporting MTA knew it, and a local delivery knows only
+    the local part. The original's To/Cc/Delivered-To/X-Original-To says which address the
+    sender used: the one with that local part, if exactly one has it. Never invents a domain
+    (the reporting MTA's host name is not the recipient's): None when the original does not
+    settle it, and for a value that already has a domain."""
+    if not value or enclosed is None:
+        return None
+    local = value.strip().strip("<>").strip().rstrip("@").strip('"').lower()
+    if not local or any(c in local for c in '@ \t<>,;:"'):
+        return None
+    found: dict[str, str] = {}
+    for name in _ORIGINAL_RECIPIENT_FIELDS:
+        for field in header_all(enclosed, name)[:MAX_RECIPIENTS]:
+            for address in addresses_in(field[:MAX_DECODED_HEADER]):
+                if address.rpartition("@")[0].strip('"').lower() == local:
+                    found.setdefault(address.lower(), address)
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _to_addresses(enclosed: Message | None) -> list[str]:

@@ -57,6 +57,7 @@ FoundBy = Literal[
     "dsn_original_recipient",  # RFC 3464 section 2.3.1, when no Final-Recipient is given
     "flufl_bounce",  # flufl.bounce's detectors on a non-standard bounce
     "bounce_text",  # a recipient line in the human-readable text of a non-standard bounce
+    "failed_recipients_header",  # Exim's X-Failed-Recipients field of a non-standard bounce
     "auto_reply_from",  # the From: of an RFC 3834 auto-reply: the person who is away
 ]
 FOUND_BY: Final[tuple[str, ...]] = FoundBy.__args__  # type: ignore[attr-defined]
@@ -146,7 +147,9 @@ def to_json(report: ParsedReport, file: str | None = None) -> dict[str, Any]:
         "arrival_date": report.arrival_date.isoformat() if report.arrival_date else None,
         "recipients": [
             {
-                "address": r.address,
+                # A recipient the report names is never printed as null: one that could not be
+                # used as an address (no domain, redacted) is printed as the report wrote it.
+                "address": r.address or r.original_address,
                 "status": r.status,
                 "action": r.action,
                 "hard": r.hard,
