@@ -14,9 +14,8 @@ import re
 from email.message import Message
 from typing import Final
 
-from fbl.recipients import (
-    MAX_RECIPIENTS,
-    RecoveryHooks,
+from fbl.addresses import MAX_RECIPIENTS
+from fbl.headers import (
     content_type,
     decoded_header,
     enclosed_original,
@@ -26,9 +25,9 @@ from fbl.recipients import (
     leaves,
     parse_date,
     part_text,
-    recover,
     report_type,
 )
+from fbl.recipients import RecoveryHooks, recover
 from fbl.report import AuthFailure, ParsedReport
 
 __all__ = [

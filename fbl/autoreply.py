@@ -10,7 +10,8 @@ import re
 from email.message import Message
 from typing import Final
 
-from fbl.recipients import addresses_in, decoded_header, header
+from fbl.addresses import addresses_in
+from fbl.headers import decoded_header, header
 from fbl.report import ParsedReport, Recipient
 
 __all__ = ["AUTO_REPLY_HEADERS", "VACATION_SUBJECTS", "is_auto_reply", "parse_auto_reply"]

@@ -73,19 +73,12 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from typing import Any, Final, NoReturn
 
+from fbl.addresses import first_address, is_redacted
 from fbl.arf import PROVIDER_RECIPIENT_FIELDS, feedback_type_of
 from fbl.classification import bounced_recipient, choose_status, classify
 from fbl.events import Context, EventError, EventKind, SourceEvent
-from fbl.recipients import (
-    RecoveryHooks,
-    first_address,
-    header,
-    header_all,
-    header_block,
-    is_redacted,
-    ours,
-    recover,
-)
+from fbl.headers import header, header_all, header_block
+from fbl.recipients import RecoveryHooks, ours, recover
 from fbl.report import Category, ParsedReport, Recipient, without_nul
 
 __all__ = ["IGNORED_TYPES", "SOURCE", "parse_records"]

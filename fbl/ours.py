@@ -19,16 +19,11 @@ from django.conf import settings
 from compliance.models import Stream, Tenant, Topic
 from compliance.selectors import identity_for_sender
 from fbl import plugins
+from fbl.addresses import first_address
 from fbl.events import Context
+from fbl.headers import header, header_all
 from fbl.plugins import TokenClaims
-from fbl.recipients import (
-    RecoveryHooks,
-    first_address,
-    header,
-    header_all,
-    list_unsubscribe_uris,
-    verp_decode,
-)
+from fbl.recipients import RecoveryHooks, list_unsubscribe_uris, verp_decode
 from fbl.report import ParsedReport
 
 # A token as it appears in our links: https://HOST/u/TOKEN[/...] or mailto:unsubscribe+TOKEN@

@@ -3,8 +3,9 @@
 Detection order, most structural evidence first:
 1. a feedback report (RFC 5965, or a provider format such as Outlook.com JMRP): fbl/arf.py;
 2. a DSN by structure (RFC 3464 / RFC 6522 multipart/report; report-type=delivery-status);
-3. a bounce sent by a mailer daemon or postmaster: fbl/dsn.py reads its text. Checked before
-   auto-replies because bounces carry "Auto-Submitted" too (RFC 3834 section 5);
+3. a bounce sent by a mailer daemon or postmaster: fbl/dsn.py reads it, fbl/bounce_text.py
+   its text. Checked before auto-replies because bounces carry "Auto-Submitted" too (RFC 3834
+   section 5);
 4. an RFC 3834 auto-reply: fbl/autoreply.py;
 5. a bounce by its subject ("Undelivered Mail Returned to Sender"); after auto-replies, whose
    subjects quote the original's;
@@ -14,12 +15,12 @@ Detection order, most structural evidence first:
 The stdlib parser runs with the compat32 policy. Measured on the shared fixture corpus it parses
 about seven times faster than `email.policy.default`, whose header objects are also built (and
 can raise) when a malformed header is read; one hostile Content-Type took the default policy
-13 s. We decode only the few headers we use, and fbl/recipients.py reads every one defensively.
+13 s. We decode only the few headers we use, and fbl/headers.py reads every one defensively.
 
 Hostile mail is bounded (README, "Limits"): MIME structure is read to MAX_MIME_DEPTH levels and
-MAX_MIME_PARTS parts, header fields to MAX_HEADER_CHARS characters, RFC 2047 decoding and the
-recipients as fbl/recipients.py says. Each cut is named in `problems`; the raw message is kept
-as received.
+MAX_MIME_PARTS parts, header fields to MAX_HEADER_CHARS characters, RFC 2047 decoding as
+fbl/headers.py says and the recipients as fbl/addresses.py says. Each cut is named in
+`problems`; the raw message is kept as received.
 """
 
 from __future__ import annotations
@@ -30,14 +31,11 @@ from email.message import Message
 from typing import Final
 
 from fbl import arf, autoreply, dsn
-from fbl.recipients import (
-    MAX_MIME_DEPTH,
-    MAX_RECIPIENTS,
-    RecoveryHooks,
-    decoded_header,
-    read_message,
-)
+from fbl.addresses import MAX_RECIPIENTS
+from fbl.headers import MAX_MIME_DEPTH, decoded_header, read_message
+from fbl.recipients import RecoveryHooks
 from fbl.report import ParsedReport, ParseError, without_nul
+from fbl.ses import parse_ses, ses_notification
 
 __all__ = [
     "DEFAULT_HOOKS",
@@ -179,10 +177,10 @@ def _parse(
     if not msg.keys():
         problems.append("no header fields: not an RFC 5322 message")
     _bound_structure(msg, problems)
-    ses = dsn.ses_notification(msg)
+    ses = ses_notification(msg)
     if ses is not None:
         subject = decoded_header(msg, "Subject", problems=problems)
-        return dsn.parse_ses(ses, raw_size=raw_size, problems=problems, subject=subject)
+        return parse_ses(ses, raw_size=raw_size, problems=problems, subject=subject)
     if arf.is_arf(msg):
         return arf.parse_arf(msg, raw_size=raw_size, hooks=hooks, problems=problems)
     if dsn.is_dsn(msg) or dsn.from_mailer_daemon(msg):

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from fbl.addresses import is_redacted
 from fbl.parse import parse
-from fbl.recipients import is_redacted
 from fbl.report import ParsedReport
 
 from .messages import FIXTURES, fixture_files, require_fixtures

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fbl.arf import MAX_FEEDBACK_TYPE
+from fbl.headers import MAX_ENCODED_WORDS
 from fbl.parse import MAX_HEADER_CHARS, MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_RECIPIENTS, parse
-from fbl.recipients import MAX_ENCODED_WORDS
 
 from .messages import ENCLOSED, arf, crlf, dsn, plain
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from fbl.addresses import clean, is_redacted
 from fbl.parse import parse
-from fbl.recipients import RecoveryHooks, clean, is_redacted, verp_decode
+from fbl.recipients import RecoveryHooks, verp_decode
 
 from .messages import arf
 
