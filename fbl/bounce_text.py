@@ -625,15 +625,14 @@ def recipients_from_text(
         redacted = is_redacted(candidate.address)
         unusable = redacted or first_address(candidate.address) is None  # no domain
         out.append(
-            Recipient(
-                address=None if unusable else candidate.address,
-                original_address=candidate.address if unusable else candidate.named,
+            classification.bounced_recipient(
+                None if unusable else candidate.address,
                 status=status,
                 action=action,
                 diagnostic=diagnostic,
-                hard=classification.is_hard(category, status, action),
-                category=category,
                 found_by=found_by,
+                category=category,
+                original_address=candidate.address if unusable else candidate.named,
                 redacted=redacted,
             )
         )

@@ -640,6 +640,8 @@ def bounced_recipient(
     remote_mta: str | None = None,
     category: Category | None = None,
     instead: Mapping[Category, Category] | None = None,
+    original_address: str | None = None,
+    redacted: bool = False,
 ) -> Recipient:
     """One bounced recipient, classified: the category `classify` gives the status and
     diagnostic (at `phase`, by `remote_mta`), unless the source knows it (`category`); then
@@ -658,4 +660,6 @@ def bounced_recipient(
         hard=is_hard(category, status, action),
         category=category,
         found_by=found_by,
+        original_address=original_address,
+        redacted=redacted,
     )

@@ -274,16 +274,15 @@ def _recipient(
     status = classification.policy_status(status, diagnostic, category=category)
     redacted = is_redacted(address)
     unusable = redacted or first_address(address) is None  # "rfc822; kijitora" and worse
-    return Recipient(
-        address=None if unusable else address,
-        original_address=address if unusable else original,
+    return classification.bounced_recipient(
+        None if unusable else address,
         status=status,
         action=action,
         diagnostic=diagnostic,
-        remote_mta=remote_mta,
-        hard=classification.is_hard(category, status, action),
-        category=category,
         found_by=found_by,
+        remote_mta=remote_mta,
+        category=category,
+        original_address=address if unusable else original,
         redacted=redacted,
     )
 

@@ -67,15 +67,12 @@ def parse_ses(
             if status is None and bounce.get("bounceType") == "Transient":
                 status = "4.0.0"
             action = (_str(item.get("action")) or "failed").lower()
-            category = classification.classify(status, diagnostic)
             recipients.append(
-                Recipient(
-                    address=address,
+                classification.bounced_recipient(
+                    address,
                     status=status,
                     action=action,
                     diagnostic=diagnostic,
-                    hard=classification.is_hard(category, status, action),
-                    category=category,
                     found_by="provider_field",
                 )
             )
