@@ -1,6 +1,6 @@
 """Taking inbound mail in: store first (so nothing is ever lost), then route.
 
-Every way in (the MTA pipe, HTTP, mbox and Maildir backfills) calls `ingest`. The message is
+Every way in (the MTA pipe, HTTP, mbox and Maildir backfills) calls `receive`. The message is
 stored (`fbl.services.store_inbound_message`) before anything else; a routing failure leaves it
 stored as received, and the next delivery of the same bytes routes it again.
 """
@@ -34,7 +34,7 @@ def route(message: InboundMessage) -> None:
         )
         services.record_handled_mail(message, kind=handler.kind, outcome=outcome, handler=handler)
         return
-    services.process(message)
+    services.act_on_report(message)
 
 
 def receive(
@@ -71,11 +71,3 @@ def receive(
         message.refresh_from_db()
     return message, created
 
-
-def ingest(
-    raw: bytes, *, source: str, envelope_sender: str = "", envelope_recipient: str = ""
-) -> InboundMessage:
-    """`receive` for callers that need only the stored message."""
-    return receive(
-        raw, source=source, envelope_sender=envelope_sender, envelope_recipient=envelope_recipient
-    )[0]

@@ -14,5 +14,6 @@ def check_complaint_rates() -> int:
     from fbl import services
 
     today = timezone.localdate()
-    raised = services.check(today - timedelta(days=1)) + services.check(today)
+    judge = services.judge_complaint_rates
+    raised = judge(today - timedelta(days=1)) + judge(today)
     return len(raised)

@@ -3,17 +3,22 @@
 `inbound`: storing inbound mail before anything reads it. `reports`: acting on feedback and
 bounce reports and relay events. `complaint_rates`: counting deliveries and feedback, and raising
 complaint-rate alerts. Callers use the names re-exported here:
-`from fbl import services; services.process(message)`.
+`from fbl import services; services.act_on_report(message)`.
 """
 
-from fbl.services.complaint_rates import BatchResult, add_delivery_counts, check, count
+from fbl.services.complaint_rates import (
+    BatchResult,
+    add_delivery_counts,
+    count_for_rates,
+    judge_complaint_rates,
+)
 from fbl.services.inbound import mark_unprocessable, store_inbound_message
 from fbl.services.reports import (
     Tally,
     accept,
-    act,
+    act_on_report,
+    carry_out,
     check_trust,
-    process,
     record_handled_mail,
     record_relay_event,
     reject,
@@ -23,13 +28,13 @@ __all__ = [
     "BatchResult",
     "Tally",
     "accept",
-    "act",
+    "carry_out",
     "add_delivery_counts",
-    "check",
+    "judge_complaint_rates",
     "check_trust",
-    "count",
+    "count_for_rates",
     "mark_unprocessable",
-    "process",
+    "act_on_report",
     "record_handled_mail",
     "record_relay_event",
     "reject",

@@ -1,8 +1,9 @@
 """Counting deliveries and feedback per day, and raising complaint-rate alerts.
 
 The only writer of DailyCount, RateAlert and DeliveryBatch; the rates themselves are read by
-`fbl.selectors`. `check(day)` records every rate over the warning line as a RateAlert and tells
-staff once per day, grouping and level: the mail goes out once the alerts' transaction commits
+`fbl.selectors`. `judge_complaint_rates(day)` records every rate over the warning line as a
+RateAlert and tells staff once per day, grouping and level: the mail goes out once the alerts'
+transaction commits
 (STYLE.md: side effects with transaction.on_commit), never from inside it.
 """
 
@@ -29,7 +30,7 @@ from fbl.models import DailyCount, DeliveryBatch, RateAlert
 from fbl.providers import provider_of
 from fbl.selectors import GROUPINGS, RateRow, label, rate_alert_recipients, rates, thresholds
 
-__all__ = ["BatchResult", "add_delivery_counts", "check", "count"]
+__all__ = ["BatchResult", "add_delivery_counts", "count_for_rates", "judge_complaint_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _attribution(tenant: Tenant | None, stream: Stream | None) -> tuple[int | No
     return stream.tenant_id, stream.pk
 
 
-def count(
+def count_for_rates(
     *,
     day: date,
     tenant: Tenant | None,
@@ -279,7 +280,7 @@ def _send_alert_mail(
         raise
 
 
-def check(day: date) -> list[RateAlert]:
+def judge_complaint_rates(day: date) -> list[RateAlert]:
     """Judge the day's rates per tenant, stream, campaign and provider of a tenant; record each
     one over the warning line as a RateAlert and mail staff about new ones. Returns the alerts
     this call raised (an alert already raised for the same day, group and level, or a worse

@@ -33,7 +33,7 @@ from fbl.models import InboundMessage, RelayEvent, SoftBounce
 from fbl.parse import parse
 from fbl.provenance import Provenance, tied_to_our_mail
 from fbl.report import ParsedReport, to_json
-from fbl.services.complaint_rates import count as count_feedback
+from fbl.services.complaint_rates import count_for_rates
 from suppression import rules
 from suppression import services as suppression
 from suppression.models import Origin
@@ -99,7 +99,7 @@ def _count(attribution: ours.Attribution, day, recipient, **counts) -> None:
     a redacted one still names its domain, so its mailbox provider is known."""
     if recipient is not None and not isinstance(recipient, str):
         recipient = recipient.address or recipient.original_address
-    count_feedback(
+    count_for_rates(
         day=day,
         tenant=attribution.tenant,
         stream=attribution.stream,
@@ -157,7 +157,7 @@ _REASON = {
 _LIMITED = frozenset({*_REASON, "soft_bounce"})
 
 
-def act(
+def carry_out(
     report: ParsedReport,
     attribution: ours.Attribution,
     *,
@@ -247,7 +247,7 @@ def _header_block(raw: bytes) -> bytes:
 def _act_on_message(
     message: InboundMessage, raw: bytes, report: ParsedReport, *, untied_limit: int | None
 ) -> Tally:
-    return act(
+    return carry_out(
         report,
         ours.attribute_report(report),
         provenance=Provenance.of_message(message),
@@ -277,7 +277,7 @@ def _fit(model: type[Model], name: str, value: str | None) -> str:
     return (value or "")[: model._meta.get_field(name).max_length]
 
 
-def process(message: InboundMessage) -> None:
+def act_on_report(message: InboundMessage) -> None:
     """Parse a stored report message, decide whether it is trusted, and act or queue it. The
     outcome is written to the message's row (the caller reloads it)."""
     raw = message.raw()
@@ -398,7 +398,7 @@ def record_relay_event(event: SourceEvent, *, provenance: Provenance) -> str:
         elif event.report is None:
             outcome = "nothing"
         else:
-            outcome = act(
+            outcome = carry_out(
                 event.report,
                 attribution,
                 provenance=provenance,

@@ -39,7 +39,7 @@ def send(
     recipient="pat@gmail.com",
     day=DAY,
 ):
-    services.count(
+    services.count_for_rates(
         day=day,
         tenant=tenant,
         stream=stream_of(tenant, stream) if stream and tenant else None,
@@ -130,7 +130,7 @@ def test_counts_add_up_per_day_tenant_stream_campaign_and_provider(make_tenant):
 @pytest.mark.django_db
 def test_unattributed_mail_is_counted_in_one_row():
     for _ in range(3):
-        services.count(
+        services.count_for_rates(
             day=DAY, tenant=None, stream=None, campaign="", recipient="a@yahoo.com", complaints=1
         )
     row = DailyCount.objects.get()
@@ -143,7 +143,7 @@ def test_unattributed_mail_is_counted_in_one_row():
 @pytest.mark.django_db
 def test_a_stream_alone_names_its_tenant_and_a_stream_of_another_tenant_is_refused(make_tenant):
     acme, other = make_tenant("acme"), make_tenant("other")
-    services.count(
+    services.count_for_rates(
         day=DAY,
         tenant=None,
         stream=stream_of(acme),
@@ -153,7 +153,7 @@ def test_a_stream_alone_names_its_tenant_and_a_stream_of_another_tenant_is_refus
     )
     assert DailyCount.objects.get().tenant == acme
     with pytest.raises(ValueError):
-        services.count(
+        services.count_for_rates(
             day=DAY,
             tenant=other,
             stream=stream_of(acme),
@@ -252,7 +252,7 @@ def test_concurrent_counts_are_never_lost(default_tenant):
         try:
             start.wait(10)  # every writer's first INSERT meets the others' on a missing row
             for i in range(each):
-                services.count(
+                services.count_for_rates(
                     day=DAY,
                     tenant=default_tenant,
                     stream=stream,
@@ -261,7 +261,7 @@ def test_concurrent_counts_are_never_lost(default_tenant):
                     deliveries=1,
                     complaints=i % 2,
                 )
-                services.count(
+                services.count_for_rates(
                     day=DAY,
                     tenant=None,
                     stream=None,
@@ -291,11 +291,12 @@ def test_concurrent_counts_are_never_lost(default_tenant):
 
 @pytest.fixture
 def check(django_capture_on_commit_callbacks):
-    """`services.check` as the periodic task runs it: committed, so its mail goes out."""
+    """`services.judge_complaint_rates` as the periodic task runs it: committed, so its mail
+    goes out."""
 
     def checked(day):
         with django_capture_on_commit_callbacks(execute=True):
-            return services.check(day)
+            return services.judge_complaint_rates(day)
 
     return checked
 
@@ -418,14 +419,14 @@ def test_alert_mail_waits_for_the_commit_and_a_rollback_sends_none(
 
     with pytest.raises(RolledBack), django_capture_on_commit_callbacks(execute=True):
         with transaction.atomic():
-            assert len(services.check(DAY)) == 3
+            assert len(services.judge_complaint_rates(DAY)) == 3
             assert mailoutbox == []  # not from inside the transaction
             raise RolledBack
     assert mailoutbox == [] and RateAlert.objects.count() == 0
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
-            services.check(DAY)
+            services.judge_complaint_rates(DAY)
             assert mailoutbox == []
     assert len(callbacks) == 1
     assert len(mailoutbox) == 1 and "3 over 0.300%" in mailoutbox[0].subject

@@ -34,7 +34,7 @@ def streams(default_tenant):
 
 
 def receive(raw: bytes, source: str = "pipe") -> InboundMessage:
-    return ingest.ingest(raw, source=source)
+    return ingest.receive(raw, source=source)[0]
 
 
 def enclosed_for(address: str, list_unsubscribe: str | None = None, sender: str = "") -> str:
@@ -430,7 +430,7 @@ def test_a_message_that_fails_processing_is_kept_for_review(monkeypatch, db):
     def broken(message):
         raise RuntimeError("a parser bug")
 
-    monkeypatch.setattr(services, "process", broken)
+    monkeypatch.setattr(services, "act_on_report", broken)
     message = receive(bounce("kept@example.com", "5.1.1", "550 5.1.1 unknown"))
     assert message.status == Status.UNRECOGNISED
     assert message.note == "processing failed: RuntimeError: a parser bug"

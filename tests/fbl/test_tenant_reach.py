@@ -97,7 +97,7 @@ def test_a_relay_key_marked_operator_level_makes_shared_hard_bounces(
 
 def test_an_unbound_key_and_the_mta_pipe_make_shared_hard_bounces(api_client, two_tenants):
     post_report(api_client("reports:write"), bounce("one@example.com", "5.1.1", "550 no such user"))
-    ingest.ingest(bounce("two@example.com", "5.1.1", "550 no such user"), source="pipe")
+    ingest.receive(bounce("two@example.com", "5.1.1", "550 no such user"), source="pipe")[0]
     for address in ("one@example.com", "two@example.com"):
         assert blocked(two_tenants["a_transactional"], address)
         assert blocked(two_tenants["b_transactional"], address)
@@ -155,7 +155,7 @@ def test_a_tenant_cannot_pre_empt_another_sources_relay_events(api_client, two_t
 
 def test_a_bounce_listing_thousands_of_strangers_suppresses_only_a_few(db, settings):
     settings.REPORT_UNTIED_RECIPIENT_LIMIT = 10
-    message = ingest.ingest(many_recipients(500), source="pipe")
+    message = ingest.receive(many_recipients(500), source="pipe")[0]
     assert Suppression.objects.count() == 10
     assert message.status == Status.PENDING_REVIEW
     assert "490 recipient(s) not tied to mail we sent held for staff review" in message.note
@@ -163,7 +163,7 @@ def test_a_bounce_listing_thousands_of_strangers_suppresses_only_a_few(db, setti
 
 def test_staff_accepting_a_held_bounce_acts_on_every_recipient(db, settings, django_user_model):
     settings.REPORT_UNTIED_RECIPIENT_LIMIT = 2
-    message = ingest.ingest(many_recipients(5), source="pipe")
+    message = ingest.receive(many_recipients(5), source="pipe")[0]
     assert Suppression.objects.count() == 2
     reviewer = django_user_model.objects.create_user("reviewer", is_staff=True)
     services.accept(message, user=reviewer)
@@ -183,7 +183,7 @@ def test_recipients_tied_to_our_mail_are_never_held(db, settings, make_tenant):
         f"Final-Recipient: rfc822; user{i}@example.com\nAction: failed\nStatus: 5.1.1\n"
         for i in range(3)
     ]
-    message = ingest.ingest(dsn(*blocks), source="pipe")
+    message = ingest.receive(dsn(*blocks), source="pipe")[0]
     assert message.status == Status.PROCESSED
     assert Suppression.objects.count() == 3
 
@@ -193,7 +193,7 @@ def test_a_verp_return_path_ties_the_recipient(db, settings):
     raw = bounce("alice@example.com", "5.1.1", "550 5.1.1 user unknown").replace(
         b"To: news@sender.example", b"To: bounces+alice=example.com@sender.example"
     )
-    message = ingest.ingest(raw, source="pipe")
+    message = ingest.receive(raw, source="pipe")[0]
     assert message.status == Status.PROCESSED
     assert Suppression.objects.get().address == "alice@example.com"
 
@@ -201,9 +201,9 @@ def test_a_verp_return_path_ties_the_recipient(db, settings):
 def test_an_envelope_recipient_verp_address_ties_the_recipient(db, settings):
     settings.REPORT_UNTIED_RECIPIENT_LIMIT = 0
     raw = bounce("alice@example.com", "5.1.1", "550 5.1.1 user unknown")
-    message = ingest.ingest(
+    message = ingest.receive(
         raw, source="pipe", envelope_recipient="bounces+alice=example.com@sender.example"
-    )
+    )[0]
     assert message.status == Status.PROCESSED
     assert Suppression.objects.get().address == "alice@example.com"
 
