@@ -1,6 +1,6 @@
 """What a bounce means for its recipient: status codes and diagnostic texts to a category.
 
-Policy is data: `STATUS_CATEGORIES` (exact RFC 3463 / RFC 5248 codes), `SUBJECT_CATEGORIES`
+The rules are data: `STATUS_CATEGORIES` (exact RFC 3463 / RFC 5248 codes), `SUBJECT_CATEGORIES`
 (class.subject fallbacks) and the ordered text tables below are the whole decision; `classify`
 only reads them. Categories are defined in fbl/report.py.
 

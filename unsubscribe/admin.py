@@ -17,7 +17,7 @@ class UnsubscribeRequestAdmin(admin.ModelAdmin):
         "applied_at",
         "ip",
     ]
-    list_filter = ["channel", "tenant", "scope"]
+    list_filter = ["channel", "tenant", "breadth"]
     date_hierarchy = "received_at"
     exclude = ["address"]
 

@@ -14,7 +14,7 @@ class UnsubscribeRequest(models.Model):
         PREFERENCE_CENTRE = "preference_centre", "Preference centre"
         MAILTO = "mailto", "mailto: unsubscribe"
 
-    class Scope(models.TextChoices):
+    class Breadth(models.TextChoices):
         LINK = "link", "What the link names (its topic, else its stream)"
         COMMERCIAL = "commercial", "All commercial mail of the tenant"
 
@@ -40,7 +40,8 @@ class UnsubscribeRequest(models.Model):
         db_constraint=False,
         related_name="+",
     )
-    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.LINK)
+    # How far the opt-out reaches: what the link names, or all the tenant's commercial mail.
+    breadth = models.CharField(max_length=12, choices=Breadth.choices, default=Breadth.LINK)
     campaign = models.CharField(max_length=255, blank=True)
     scope_label = models.CharField(
         max_length=200, blank=True, help_text="What was opted out of, once applied."
@@ -53,7 +54,7 @@ class UnsubscribeRequest(models.Model):
     token_key_id = models.PositiveSmallIntegerField(null=True, blank=True)
     # Set when the opt-out was first captured to the spool: applying it twice finds this.
     capture_id = models.UUIDField(null=True, blank=True)
-    # The same opt-out (tenant, stream, topic, recipient, scope) within one repeat window: a
+    # The same opt-out (tenant, stream, topic, recipient, breadth) within one repeat window: a
     # replayed click inserts nothing (ON CONFLICT DO NOTHING on its unique index). Cleared when
     # the recipient's opt-out is lifted, so a new opt-out after a resubscription is stored.
     repeat_key = models.BinaryField(max_length=32, null=True, blank=True)

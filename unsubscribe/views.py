@@ -30,7 +30,7 @@ from unsubscribe.models import UnsubscribeRequest
 _done_pages: TtlCache[str] = TtlCache(seconds=lambda: settings.LOOKUP_CACHE_SECONDS)
 
 Channel = UnsubscribeRequest.Channel
-Scope = UnsubscribeRequest.Scope
+Breadth = UnsubscribeRequest.Breadth
 ALLOWED = "GET, HEAD, POST, OPTIONS"
 
 
@@ -86,10 +86,12 @@ def _post(request, token, claims):
             return _too_many(request, wait, token)
         return render(request, "unsubscribe/bad_request.html", status=400)
     channel = Channel.LANDING_PAGE if request.POST.get("from") == "page" else Channel.ONE_CLICK
-    scope = Scope.COMMERCIAL if request.POST.get("scope") == "commercial" else Scope.LINK
+    # "scope" is what pages rendered before the field was named breadth post.
+    wanted = request.POST.get("breadth") or request.POST.get("scope")
+    breadth = Breadth.COMMERCIAL if wanted == "commercial" else Breadth.LINK
     try:
         outcome = services.record_or_capture(
-            claims=claims, scope=scope, evidence=_evidence(request, token, channel)
+            claims=claims, breadth=breadth, evidence=_evidence(request, token, channel)
         )
     except ServiceError:
         return _invalid(request)
@@ -98,7 +100,7 @@ def _post(request, token, claims):
         return _too_many(request, wait)
     # 200 for a first and a repeated request alike; never a redirect (RFC 8058 section 3.2).
     # The page is the same for every recipient of a stream: render it once per process.
-    commercial = scope == Scope.COMMERCIAL
+    commercial = breadth == Breadth.COMMERCIAL
     key = (get_language(), claims.stream_id, commercial)
     page = _done_pages.get_or_load(
         key,

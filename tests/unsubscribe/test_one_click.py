@@ -84,8 +84,8 @@ def test_the_landing_page_button_after_a_one_click_is_a_repeat_but_a_wider_scope
     client.post(path, **ONE_CLICK)
     client.post(path_of(mint(campaign="summer")), {"List-Unsubscribe": "One-Click", "from": "page"})
     assert UnsubscribeRequest.objects.count() == 1  # same recipient, list and scope
-    client.post(path, {"List-Unsubscribe": "One-Click", "from": "page", "scope": "commercial"})
-    assert sorted(UnsubscribeRequest.objects.values_list("scope", flat=True)) == [
+    client.post(path, {"List-Unsubscribe": "One-Click", "from": "page", "breadth": "commercial"})
+    assert sorted(UnsubscribeRequest.objects.values_list("breadth", flat=True)) == [
         "commercial",
         "link",
     ]
@@ -183,7 +183,7 @@ def test_a_topic_link_opts_out_of_that_topic_only(client, mint, default_tenant, 
 
 def test_the_page_button_can_stop_all_commercial_mail(client, mint, default_tenant, make_tenant):
     client.post(
-        path_of(mint()), {"List-Unsubscribe": "One-Click", "from": "page", "scope": "commercial"}
+        path_of(mint()), {"List-Unsubscribe": "One-Click", "from": "page", "breadth": "commercial"}
     )
     entry = Suppression.objects.get()
     assert entry.scope_label == "commercial"

@@ -56,7 +56,7 @@ class Evidence:
     repeat_key: bytes | None = None
 
 
-Scope = UnsubscribeRequest.Scope
+Breadth = UnsubscribeRequest.Breadth
 
 
 def _window_of(moment: datetime.datetime) -> int | None:
@@ -65,13 +65,13 @@ def _window_of(moment: datetime.datetime) -> int | None:
 
 
 def _repeat_key(
-    *, tenant_id: int, stream_id: int, topic_id: int | None, digest: bytes, scope: str, window: int
+    *, tenant_id: int, stream_id: int, topic_id: int | None, digest: bytes, breadth: str, window: int
 ) -> bytes:
-    named = f"{tenant_id}:{stream_id}:{topic_id or ''}:{scope}:{window}:".encode()
+    named = f"{tenant_id}:{stream_id}:{topic_id or ''}:{breadth}:{window}:".encode()
     return hashlib.sha256(named + digest).digest()
 
 
-def repeat_key(*, claims: Claims, scope: str, at: datetime.datetime) -> bytes | None:
+def repeat_key(*, claims: Claims, breadth: str, at: datetime.datetime) -> bytes | None:
     """The same opt-out within one repeat window has the same key (None: no window set)."""
     window = _window_of(at)
     if window is None:
@@ -81,13 +81,13 @@ def repeat_key(*, claims: Claims, scope: str, at: datetime.datetime) -> bytes | 
         stream_id=claims.stream_id,
         topic_id=claims.topic_id,
         digest=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
-        scope=scope,
+        breadth=breadth,
         window=window,
     )
 
 
 def record_opt_out(
-    *, claims: Claims, evidence: Evidence, scope: str = Scope.LINK, apply_now: bool | None = None
+    *, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK, apply_now: bool | None = None
 ) -> UnsubscribeRequest | None:
     """Record an opt-out durably: one row, committed before the caller answers. Returns None
     for a repeat: the same opt-out was already recorded within the repeat window (or this
@@ -106,14 +106,14 @@ def record_opt_out(
     received_at = evidence.received_at or _now()
     key = evidence.repeat_key
     if key is None and evidence.capture_id is None:  # a replay without one is an older file's
-        key = repeat_key(claims=claims, scope=scope, at=received_at)
+        key = repeat_key(claims=claims, breadth=breadth, at=received_at)
     request = UnsubscribeRequest(
         received_at=received_at,
         channel=evidence.channel,
         tenant_id=claims.tenant_id,
         stream_id=claims.stream_id,
         topic_id=claims.topic_id,
-        scope=scope,
+        breadth=breadth,
         campaign=claims.campaign or "",
         address=claims.recipient,
         address_hash=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
@@ -175,10 +175,10 @@ def retire_repeat_keys(*, tenant_id: int | None, digest: bytes) -> int:
     )
     keys = [
         _repeat_key(
-            tenant_id=tenant, stream_id=stream, topic_id=topic, digest=digest, scope=scope, window=w
+            tenant_id=tenant, stream_id=stream, topic_id=topic, digest=digest, breadth=breadth, window=w
         )
         for tenant, stream, topic in targets
-        for scope in Scope.values
+        for breadth in Breadth.values
         for w in (now - 1, now)
     ]
     return UnsubscribeRequest.objects.filter(repeat_key__in=keys).update(repeat_key=None)
@@ -196,7 +196,7 @@ def _names_a_list(claims: Claims) -> bool:
 
 
 def _target_of(request: UnsubscribeRequest) -> Target:
-    if request.scope == Scope.COMMERCIAL:
+    if request.breadth == Breadth.COMMERCIAL:
         return Target(tenant=request.tenant, scope=rules.COMMERCIAL)
     if request.topic_id is not None:
         return Target(
@@ -255,9 +255,9 @@ def unsubscribe(
     *, recipient: Recipient, evidence: Evidence, target: Target | None = None
 ) -> UnsubscribeRequest:
     """Opt out at once (the preference centre and mail): recorded and applied together."""
-    scope = Scope.LINK
+    breadth = Breadth.LINK
     if target is not None and target.scope == rules.COMMERCIAL:
-        scope = Scope.COMMERCIAL
+        breadth = Breadth.COMMERCIAL
     claims = recipient.claims
     if target is not None and target.scope in (rules.STREAM, rules.TOPIC):
         claims = Claims(
@@ -268,7 +268,7 @@ def unsubscribe(
             campaign=claims.campaign,
             issued_at=claims.issued_at,
         )
-    return record_opt_out(claims=claims, evidence=evidence, scope=scope, apply_now=True)
+    return record_opt_out(claims=claims, evidence=evidence, breadth=breadth, apply_now=True)
 
 
 class Outcome(enum.Enum):
@@ -277,11 +277,11 @@ class Outcome(enum.Enum):
     REPEAT = "repeat"  # the same opt-out was already stored within the repeat window
 
 
-def capture_opt_out(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> str | None:
+def capture_opt_out(*, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK) -> str | None:
     """Keep an opt-out on local disk while the database is unreachable; applied later by
     `drain_spool`. Returns the capture id, or None for a repeat already spooled."""
     received_at = evidence.received_at or _now()
-    key = repeat_key(claims=claims, scope=scope, at=received_at)
+    key = repeat_key(claims=claims, breadth=breadth, at=received_at)
     capture_id, created = spool.write(
         settings.UNSUBSCRIBE_SPOOL_DIR,
         {
@@ -298,7 +298,7 @@ def capture_opt_out(*, claims: Claims, evidence: Evidence, scope: str = Scope.LI
             "user_agent": evidence.user_agent[:500],
             "token_key_id": evidence.token_key_id,
             "received_at": received_at.isoformat(),
-            "scope": scope,
+            "breadth": breadth,
             "repeat_key": key.hex() if key else None,
         },
         name=key.hex() if key else None,
@@ -309,16 +309,16 @@ def capture_opt_out(*, claims: Claims, evidence: Evidence, scope: str = Scope.LI
     return capture_id
 
 
-def record_or_capture(*, claims: Claims, evidence: Evidence, scope: str = Scope.LINK) -> Outcome:
+def record_or_capture(*, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK) -> Outcome:
     """Record the opt-out in the database, or on local disk if the database is down. Either way
     it is durable when this returns. Raises ServiceError when the link's list no longer exists.
     """
     evidence = dataclasses.replace(evidence, received_at=evidence.received_at or _now())
     try:
-        request = record_opt_out(claims=claims, evidence=evidence, scope=scope)
+        request = record_opt_out(claims=claims, evidence=evidence, breadth=breadth)
     except UNREACHABLE as exc:
         log.warning("cannot record an opt-out in the database: %s", exc)
-        captured = capture_opt_out(claims=claims, evidence=evidence, scope=scope)
+        captured = capture_opt_out(claims=claims, evidence=evidence, breadth=breadth)
         return Outcome.CAPTURED if captured else Outcome.REPEAT
     background_drain.poke()
     return Outcome.RECORDED if request is not None else Outcome.REPEAT
@@ -348,7 +348,8 @@ def drain_spool(*, wait: bool = False) -> int:
                 record_opt_out(
                     claims=Claims(**entry["claims"]),
                     evidence=evidence,
-                    scope=entry.get("scope", Scope.LINK),
+                    # Files spooled before the field was named breadth say "scope".
+                    breadth=entry.get("breadth", entry.get("scope", Breadth.LINK)),
                 )
             except ServiceError:
                 log.warning("spooled opt-out %s names a list that no longer exists", path.name)
