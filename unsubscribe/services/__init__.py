@@ -8,9 +8,9 @@ names re-exported here: `from unsubscribe import services; services.record_or_ca
 
 from unsubscribe.services.optouts import (
     UNREACHABLE,
+    Breadth,
     Evidence,
     Outcome,
-    Breadth,
     apply_opt_out,
     apply_pending_opt_outs,
     background_drain,

@@ -65,7 +65,13 @@ def _window_of(moment: datetime.datetime) -> int | None:
 
 
 def _repeat_key(
-    *, tenant_id: int, stream_id: int, topic_id: int | None, digest: bytes, breadth: str, window: int
+    *,
+    tenant_id: int,
+    stream_id: int,
+    topic_id: int | None,
+    digest: bytes,
+    breadth: str,
+    window: int,
 ) -> bytes:
     named = f"{tenant_id}:{stream_id}:{topic_id or ''}:{breadth}:{window}:".encode()
     return hashlib.sha256(named + digest).digest()
@@ -87,7 +93,11 @@ def repeat_key(*, claims: Claims, breadth: str, at: datetime.datetime) -> bytes 
 
 
 def record_opt_out(
-    *, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK, apply_now: bool | None = None
+    *,
+    claims: Claims,
+    evidence: Evidence,
+    breadth: str = Breadth.LINK,
+    apply_now: bool | None = None,
 ) -> UnsubscribeRequest | None:
     """Record an opt-out durably: one row, committed before the caller answers. Returns None
     for a repeat: the same opt-out was already recorded within the repeat window (or this
@@ -175,7 +185,12 @@ def retire_repeat_keys(*, tenant_id: int | None, digest: bytes) -> int:
     )
     keys = [
         _repeat_key(
-            tenant_id=tenant, stream_id=stream, topic_id=topic, digest=digest, breadth=breadth, window=w
+            tenant_id=tenant,
+            stream_id=stream,
+            topic_id=topic,
+            digest=digest,
+            breadth=breadth,
+            window=w,
         )
         for tenant, stream, topic in targets
         for breadth in Breadth.values
@@ -277,7 +292,9 @@ class Outcome(enum.Enum):
     REPEAT = "repeat"  # the same opt-out was already stored within the repeat window
 
 
-def capture_opt_out(*, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK) -> str | None:
+def capture_opt_out(
+    *, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK
+) -> str | None:
     """Keep an opt-out on local disk while the database is unreachable; applied later by
     `drain_spool`. Returns the capture id, or None for a repeat already spooled."""
     received_at = evidence.received_at or _now()
@@ -309,7 +326,9 @@ def capture_opt_out(*, claims: Claims, evidence: Evidence, breadth: str = Breadt
     return capture_id
 
 
-def record_or_capture(*, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK) -> Outcome:
+def record_or_capture(
+    *, claims: Claims, evidence: Evidence, breadth: str = Breadth.LINK
+) -> Outcome:
     """Record the opt-out in the database, or on local disk if the database is down. Either way
     it is durable when this returns. Raises ServiceError when the link's list no longer exists.
     """
