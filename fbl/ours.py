@@ -9,9 +9,9 @@ original envelope sender tells the tenant and stream through the sending identit
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
-from email.parser import HeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import compat32
 
 from django.conf import settings
@@ -109,13 +109,17 @@ def _enclosed_sender(enclosed: Message) -> str | None:
 
 def attribute_report(report: ParsedReport) -> Attribution:
     """Whose mail a report is about: our token in the enclosed headers, else the original
-    envelope sender's identity; an empty Attribution when neither is ours."""
+    envelope sender's identity; an empty Attribution when neither is ours. `recipient` is the
+    one our token names whenever a valid token is there, even if its list no longer exists."""
     enclosed = HeaderParser(policy=compat32).parsestr(report.original_headers or "")
     claims = _claims_in_headers(enclosed)
     found = _from_claims(claims) if claims else None
     found = found or _from_sender(report.original_mail_from)
     found = found or _from_sender(_enclosed_sender(enclosed))
-    return found or Attribution()
+    found = found or Attribution()
+    if claims is not None and found.recipient is None:
+        found = replace(found, recipient=claims.recipient)
+    return found
 
 
 def attribute_context(context: Context) -> Attribution:
@@ -146,21 +150,22 @@ def attribute_context(context: Context) -> Attribution:
 
 
 def addresses_of_our_mail(
-    report: ParsedReport, *, raw_headers: bytes = b"", envelope_recipient: str = ""
+    report: ParsedReport,
+    *,
+    token_recipient: str | None = None,
+    raw: bytes = b"",
+    envelope_recipient: str = "",
 ) -> frozenset[str]:
     """Recipients a report ties to mail we sent by our own marks (lower-cased): the recipient
-    our token names in the enclosed message, and the addresses our VERP return paths encode (the
-    bounce's envelope recipient, its To:, X-Original-To and Delivered-To, and the enclosed
-    message's Return-Path)."""
+    our token names in the enclosed message (`token_recipient`, as `attribute_report` found it),
+    and the addresses our VERP return paths encode (the bounce's envelope recipient, its To:,
+    X-Original-To and Delivered-To, and the enclosed message's Return-Path)."""
     found: set[str] = set()
     current = hooks()
     enclosed = HeaderParser(policy=compat32).parsestr(report.original_headers or "")
-    claims = _claims_in_headers(enclosed)
-    if claims is not None:
-        found.add(claims.recipient.lower())
-    outer = HeaderParser(policy=compat32).parsestr(
-        raw_headers.decode("utf-8", "replace"), headersonly=True
-    )
+    if token_recipient:
+        found.add(token_recipient.lower())
+    outer = BytesHeaderParser(policy=compat32).parsebytes(raw)  # the header fields only
     paths = [envelope_recipient, header(enclosed, "Return-Path")]
     for name in ("To", "X-Original-To", "Delivered-To"):
         paths.extend(header_all(outer, name))

@@ -235,28 +235,21 @@ def _evidence_note(report: ParsedReport, action: table.Action) -> str:
 # --- mail reports -------------------------------------------------------------------------------
 
 
-def _header_block(raw: bytes) -> bytes:
-    """The raw message's own header fields (up to the first empty line)."""
-    end = raw.find(b"\n\n")
-    crlf = raw.find(b"\r\n\r\n")
-    if crlf >= 0 and (end < 0 or crlf < end):
-        end = crlf
-    return raw if end < 0 else raw[:end]
-
-
 def _act_on_message(
     message: InboundMessage, raw: bytes, report: ParsedReport, *, untied_limit: int | None
 ) -> Tally:
+    attribution = ours.attribute_report(report)
     return carry_out(
         report,
-        ours.attribute_report(report),
+        attribution,
         provenance=Provenance.of_message(message),
         origin=Origin.PROVIDER_REPORT,
         evidence=message,
         received_at=message.received_at,
         our_addresses=ours.addresses_of_our_mail(
             report,
-            raw_headers=_header_block(raw),
+            token_recipient=attribution.recipient,
+            raw=raw,
             envelope_recipient=message.envelope_recipient,
         ),
         untied_limit=untied_limit,

@@ -77,8 +77,15 @@ def _repeat_key(
     return hashlib.sha256(named + digest).digest()
 
 
-def repeat_key(*, claims: Claims, breadth: str, at: datetime.datetime) -> bytes | None:
-    """The same opt-out within one repeat window has the same key (None: no window set)."""
+def _digest_of(claims: Claims) -> bytes:
+    return addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode())
+
+
+def repeat_key(
+    *, claims: Claims, breadth: str, at: datetime.datetime, digest: bytes | None = None
+) -> bytes | None:
+    """The same opt-out within one repeat window has the same key (None: no window set).
+    `digest` is the recipient's address hash when the caller has it already."""
     window = _window_of(at)
     if window is None:
         return None
@@ -86,7 +93,7 @@ def repeat_key(*, claims: Claims, breadth: str, at: datetime.datetime) -> bytes 
         tenant_id=claims.tenant_id,
         stream_id=claims.stream_id,
         topic_id=claims.topic_id,
-        digest=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
+        digest=digest if digest is not None else _digest_of(claims),
         breadth=breadth,
         window=window,
     )
@@ -114,9 +121,11 @@ def record_opt_out(
     if not _names_a_list(claims):
         raise ServiceError("the link's list no longer exists", code="link_gone")
     received_at = evidence.received_at or _now()
+    # The address hash is worked out once: the row and its repeat key both need it.
+    digest = _digest_of(claims)
     key = evidence.repeat_key
     if key is None and evidence.capture_id is None:  # a replay without one is an older file's
-        key = repeat_key(claims=claims, breadth=breadth, at=received_at)
+        key = repeat_key(claims=claims, breadth=breadth, at=received_at, digest=digest)
     request = UnsubscribeRequest(
         received_at=received_at,
         channel=evidence.channel,
@@ -126,7 +135,7 @@ def record_opt_out(
         breadth=breadth,
         campaign=claims.campaign or "",
         address=claims.recipient,
-        address_hash=addresses.address_hash(claims.recipient, settings.ADDRESS_HASH_KEY.encode()),
+        address_hash=digest,
         ip=evidence.ip,
         user_agent=evidence.user_agent[:500],
         token_key_id=evidence.token_key_id,
