@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from compliance import services
 from compliance.errors import ServiceError
+from compliance.key_permissions import KeyPermission
 from compliance.models import (
     ApiKey,
     AuditEvent,
@@ -16,7 +17,6 @@ from compliance.models import (
     Tenant,
     Topic,
 )
-from compliance.scopes import Scope
 
 
 class StreamInline(admin.TabularInline):
@@ -54,11 +54,13 @@ class TopicAdmin(admin.ModelAdmin):
 
 
 class ApiKeyCreationForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+    permissions = forms.MultipleChoiceField(
+        choices=KeyPermission.choices, widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["name", "scopes", "tenant", "operator_level"]
+        fields = ["name", "permissions", "tenant", "operator_level"]
 
 
 @admin.register(ApiKey)
@@ -68,7 +70,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix",
         "tenant",
         "operator_level",
-        "scope_list",
+        "permission_list",
         "created_at",
         "last_used_at",
         "state",
@@ -77,7 +79,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix"]
     readonly_fields = [
         "prefix",
-        "scopes",
+        "permissions",
         "tenant",
         "created_at",
         "created_by",
@@ -96,16 +98,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "scopes", "tenant", "operator_level"]
+            return ["name", "permissions", "tenant", "operator_level"]
         return ["name", "operator_level", *self.readonly_fields]
 
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so the audit trail can still name them.
         return False
 
-    @admin.display(description="scopes")
-    def scope_list(self, obj):
-        return ", ".join(obj.scopes)
+    @admin.display(description="permissions")
+    def permission_list(self, obj):
+        return ", ".join(obj.permissions)
 
     @admin.display(description="state")
     def state(self, obj):
@@ -118,7 +120,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         try:
             api_key, plain = services.issue_api_key(
                 name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
+                permissions=form.cleaned_data["permissions"],
                 tenant=form.cleaned_data["tenant"],
                 operator_level=form.cleaned_data.get("operator_level", False),
                 created_by=request.user,

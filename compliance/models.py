@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from compliance.scopes import Scope
+from compliance.key_permissions import KeyPermission
 
 
 class Tenant(models.Model):
@@ -75,7 +75,7 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=16, help_text="First characters, to recognise a key.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    scopes = models.JSONField(default=list, help_text="Scopes this key grants.")
+    permissions = models.JSONField(default=list, help_text="What this key may do.")
     tenant = models.ForeignKey(
         Tenant,
         null=True,
@@ -107,8 +107,8 @@ class ApiKey(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
-    def has_scope(self, scope: Scope | str) -> bool:
-        return str(scope) in self.scopes
+    def allows(self, permission: KeyPermission | str) -> bool:
+        return str(permission) in self.permissions
 
 
 class AuditTrailIsAppendOnly(Exception):

@@ -47,11 +47,12 @@ ERROR_SCHEMA = {
 }
 
 # The statuses any API operation may answer with an Error: bad input, no or an unknown key, a
-# key without the scope or tenant, an unknown object, a body too large, an unsupported body type.
+# key without the permission or tenant, an unknown object, a body too large, an unsupported body
+# type.
 ERROR_RESPONSES = {
     "400": "The request is invalid (the body, a parameter or a value in it).",
     "401": "No API key, a malformed Authorization header, or an unknown or revoked key.",
-    "403": "The key lacks the scope, or the tenant is not the key's own.",
+    "403": "The key lacks the permission, or the tenant is not the key's own.",
     "404": "No such object, or a named tenant, stream or topic that does not exist.",
     "413": "The body or the batch is larger than this operation takes.",
     "415": "The body's Content-Type is not one this operation reads.",

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.errors import ServiceError
+from compliance.key_permissions import ALL_PERMISSIONS
 from compliance.models import ApiKey, Tenant
-from compliance.scopes import ALL_SCOPES
 from compliance.ttl_cache import TtlCache
 
 KEY_PREFIX = "csk_"
@@ -29,17 +29,18 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def validate_scopes(scopes: Iterable[str]) -> list[str]:
-    """Return the scopes sorted and deduplicated; raise ServiceError naming any unknown one."""
-    wanted = {s.strip() for s in scopes if s.strip()}
-    unknown = sorted(wanted - ALL_SCOPES)
+def validate_permissions(permissions: Iterable[str]) -> list[str]:
+    """Return the permissions sorted and deduplicated; raise ServiceError naming any unknown one."""
+    wanted = {p.strip() for p in permissions if p.strip()}
+    unknown = sorted(wanted - ALL_PERMISSIONS)
     if unknown:
         raise ServiceError(
-            f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(sorted(ALL_SCOPES))}",
-            code="unknown_scope",
+            f"unknown permission(s): {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(ALL_PERMISSIONS))}",
+            code="unknown_permission",
         )
     if not wanted:
-        raise ServiceError("at least one scope is required", code="no_scope")
+        raise ServiceError("at least one permission is required", code="no_permission")
     return sorted(wanted)
 
 
@@ -47,7 +48,7 @@ def validate_scopes(scopes: Iterable[str]) -> list[str]:
 def issue_api_key(
     *,
     name: str,
-    scopes: Iterable[str],
+    permissions: Iterable[str],
     tenant: Tenant | None = None,
     operator_level: bool = False,
     created_by=None,
@@ -61,7 +62,7 @@ def issue_api_key(
         name=name.strip(),
         prefix=plain[: len(KEY_PREFIX) + 6],
         key_hash=hash_api_key(plain),
-        scopes=validate_scopes(scopes),
+        permissions=validate_permissions(permissions),
         tenant=tenant,
         operator_level=operator_level,
         created_by=created_by,

@@ -183,7 +183,7 @@ CONTENT_SECURITY_POLICY = {
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["compliance.authentication.BearerKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["compliance.permissions.DenyWithoutScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["compliance.permissions.DenyWithoutPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

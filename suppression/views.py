@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 from compliance import selectors as core
 from compliance.authentication import key_from_header
 from compliance.errors import PermissionDenied, ServiceError
+from compliance.key_permissions import KeyPermission
 from compliance.parsers import LimitedBodyParser, LimitedMultiPartParser
-from compliance.permissions import ScopeRequired
-from compliance.scopes import Scope
+from compliance.permissions import PermissionRequired
 from suppression import exporting, import_formats, selectors, services
 from suppression.models import ImportJob, Origin, SuppressionEvent
 from suppression.scopes import parse_scope
@@ -73,9 +73,11 @@ def _check_one(request) -> HttpResponse:
         return _error(401, str(exc.detail), "authentication_failed")
     if api_key is None:
         return _error(401, "Authentication credentials were not provided.", "not_authenticated")
-    if not api_key.has_scope(Scope.SUPPRESSION_READ):
+    if not api_key.allows(KeyPermission.SUPPRESSION_READ):
         return _error(
-            403, f"this API key lacks the scope {Scope.SUPPRESSION_READ}", "permission_denied"
+            403,
+            f"this API key lacks the permission {KeyPermission.SUPPRESSION_READ}",
+            "permission_denied",
         )
     params = request.GET
     address = params.get("address", "")
@@ -97,8 +99,11 @@ def _check_one(request) -> HttpResponse:
 
 
 class CheckView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_READ}
+    permission_classes = [PermissionRequired]
+    required_permissions = {
+        "GET": KeyPermission.SUPPRESSION_READ,
+        "POST": KeyPermission.SUPPRESSION_READ,
+    }
 
     def dispatch(self, request, *args, **kwargs):
         if request.method == "GET":
@@ -162,8 +167,11 @@ class NewestFirst(CursorPagination):
 
 
 class SuppressionListView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {
+        "GET": KeyPermission.SUPPRESSION_READ,
+        "POST": KeyPermission.SUPPRESSION_WRITE,
+    }
 
     @extend_schema(
         operation_id="v1_suppressions_list",
@@ -216,8 +224,11 @@ class SuppressionListView(APIView):
 
 
 class SuppressionDetailView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ, "DELETE": Scope.SUPPRESSION_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {
+        "GET": KeyPermission.SUPPRESSION_READ,
+        "DELETE": KeyPermission.SUPPRESSION_WRITE,
+    }
 
     def _row(self, request, pk):
         rows = selectors.suppressions_visible_to(core.visible_tenant_ids(request.auth))
@@ -253,8 +264,8 @@ FEED_ACTIONS = {
 
 
 class ChangesView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.SUPPRESSION_READ}
 
     @extend_schema(
         parameters=[
@@ -328,8 +339,8 @@ class CsvFormParser(LimitedMultiPartParser):
 
 
 class ImportView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"POST": Scope.SUPPRESSION_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.SUPPRESSION_WRITE}
     parser_classes = [CsvUploadParser, CsvFormParser]
 
     @extend_schema(
@@ -381,8 +392,8 @@ class ImportView(APIView):
 
 
 class ImportJobView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.SUPPRESSION_WRITE}
 
     @extend_schema(responses=ImportJobOut)
     def get(self, request, pk):
@@ -394,8 +405,8 @@ class ImportJobView(APIView):
 
 
 class ExportView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.SUPPRESSION_READ}
 
     @extend_schema(
         parameters=[

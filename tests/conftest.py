@@ -47,18 +47,18 @@ def make_tenant(db):
 def make_api_key(db, default_tenant):
     """Issue a key through the service; returns (ApiKey, plain key)."""
 
-    def make(*scopes: str, tenant: Tenant | None = None, name: str = "relay"):
-        return services.issue_api_key(name=name, scopes=scopes, tenant=tenant)
+    def make(*permissions: str, tenant: Tenant | None = None, name: str = "relay"):
+        return services.issue_api_key(name=name, permissions=permissions, tenant=tenant)
 
     return make
 
 
 @pytest.fixture
 def api_client(make_api_key):
-    """An API client authenticated with a fresh key holding `scopes`."""
+    """An API client authenticated with a fresh key holding `permissions`."""
 
-    def make(*scopes: str, tenant: Tenant | None = None) -> APIClient:
-        _, plain = make_api_key(*scopes, tenant=tenant)
+    def make(*permissions: str, tenant: Tenant | None = None) -> APIClient:
+        _, plain = make_api_key(*permissions, tenant=tenant)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
         return client

@@ -7,9 +7,9 @@ from rest_framework.views import APIView
 
 from compliance import selectors as core
 from compliance.errors import ServiceError
-from compliance.permissions import ScopeRequired
+from compliance.key_permissions import KeyPermission
+from compliance.permissions import PermissionRequired
 from compliance.schema import AddressField
-from compliance.scopes import Scope
 from unsubscribe import links
 
 MAX_LINKS = 10_000
@@ -32,8 +32,8 @@ class LinkAnswer(serializers.Serializer):
 
 
 class UnsubscribeLinksView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"POST": Scope.UNSUBSCRIBE_MINT}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.UNSUBSCRIBE_MINT}
 
     @extend_schema(
         # One link for one object, a list of links (at most MAX_LINKS) for a list.

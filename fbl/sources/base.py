@@ -25,8 +25,8 @@ from django.utils.crypto import constant_time_compare
 
 from compliance import audit, services
 from compliance.errors import ServiceError
+from compliance.key_permissions import KeyPermission
 from compliance.middleware import client_ip
-from compliance.scopes import Scope
 from fbl import services as fbl_services
 from fbl.events import SourceEvent
 from fbl.provenance import OPERATOR, OtherTenant, Provenance
@@ -44,7 +44,7 @@ __all__ = [
 
 # How a source's poster proves who it is:
 # api_key: the `Authorization: Bearer KEY` DRF checked (compliance.authentication), with the
-#          view's `reports:write` scope;
+#          view's `reports:write` permission;
 # webhook: what an ESP can send: a key as the basic-auth password of the webhook URL or as a
 #          Bearer header, or the operator's shared ANYMAIL_WEBHOOK_SECRET (`user:password`).
 Authentication = Literal["api_key", "webhook"]
@@ -71,7 +71,7 @@ class Source(ABC):
         """Who posted this request. Raises ServiceError (401) for missing or bad credentials."""
         if self.authentication == "webhook":
             return _webhook_provenance(request)
-        # DRF's authentication and the view's ScopeRequired have checked the key already.
+        # DRF's authentication and the view's PermissionRequired have checked the key already.
         return Provenance.of_api_key(request.auth)
 
     @abstractmethod
@@ -152,8 +152,8 @@ def _webhook_provenance(request) -> Provenance:
     api_key = services.authenticate_api_key(secret) if secret else None
     if api_key is None:
         raise _unauthorised("unknown or revoked API key")
-    if not api_key.has_scope(Scope.REPORTS_WRITE):
-        raise _unauthorised(f"this API key lacks the scope {Scope.REPORTS_WRITE}")
+    if not api_key.allows(KeyPermission.REPORTS_WRITE):
+        raise _unauthorised(f"this API key lacks the permission {KeyPermission.REPORTS_WRITE}")
     request.audit_label = f"api-key:{api_key.name}"
     audit.set_actor(
         audit.Actor(

@@ -6,8 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import selectors as core
-from compliance.permissions import ScopeRequired
-from compliance.scopes import Scope
+from compliance.key_permissions import KeyPermission
+from compliance.permissions import PermissionRequired
 from fbl import services
 
 MAX_DOMAINS = 100_000
@@ -52,8 +52,8 @@ class DeliveryCountsAnswer(serializers.Serializer):
 
 
 class DeliveryCountsView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"POST": Scope.REPORTS_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.REPORTS_WRITE}
 
     @extend_schema(
         request=DeliveryCountsRequest,

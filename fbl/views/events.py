@@ -11,9 +11,9 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compliance.key_permissions import KeyPermission
 from compliance.parsers import read_limited
-from compliance.permissions import ScopeRequired
-from compliance.scopes import Scope
+from compliance.permissions import PermissionRequired
 from fbl import sources
 
 SOURCE = sources.get("kumomta")
@@ -95,8 +95,8 @@ class EventsAnswer(serializers.Serializer):
 
 
 class KumoMtaEventsView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"POST": Scope.REPORTS_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.REPORTS_WRITE}
     parser_classes = [RecordsParser]
 
     @extend_schema(

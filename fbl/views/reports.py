@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.errors import ServiceError
+from compliance.key_permissions import KeyPermission
 from compliance.parsers import LimitedBodyParser
-from compliance.permissions import ScopeRequired
-from compliance.scopes import Scope
+from compliance.permissions import PermissionRequired
 from fbl import sources
 from fbl.models import InboundMessage
 
@@ -37,8 +37,8 @@ class ReportAnswer(serializers.Serializer):
 
 
 class ReportsView(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"POST": Scope.REPORTS_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.REPORTS_WRITE}
     parser_classes = [RawMessageParser]
 
     @extend_schema(

@@ -4,13 +4,16 @@ from django.urls import include, path
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.permissions import ScopeRequired
-from compliance.scopes import Scope
+from compliance.key_permissions import KeyPermission
+from compliance.permissions import PermissionRequired
 
 
 class Probe(APIView):
-    permission_classes = [ScopeRequired]
-    required_scopes = {"GET": Scope.SUPPRESSION_READ, "POST": Scope.SUPPRESSION_WRITE}
+    permission_classes = [PermissionRequired]
+    required_permissions = {
+        "GET": KeyPermission.SUPPRESSION_READ,
+        "POST": KeyPermission.SUPPRESSION_WRITE,
+    }
 
     def get(self, request):
         return Response({"key": request.auth.name})

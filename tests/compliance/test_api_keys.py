@@ -50,7 +50,7 @@ def test_key_without_the_scope_is_403(make_api_key):
     assert "suppression:write" in response.json()["detail"]
 
 
-def test_view_that_declares_no_scope_refuses_every_key(make_api_key):
+def test_view_that_declares_no_permission_refuses_every_key(make_api_key):
     _, plain = make_api_key(*["suppression:read", "suppression:write"])
     assert bearer(plain).get("/undeclared").status_code == 403
 
@@ -58,7 +58,7 @@ def test_view_that_declares_no_scope_refuses_every_key(make_api_key):
 def test_only_a_hash_of_the_key_is_stored(make_api_key):
     api_key, plain = make_api_key("suppression:read")
     stored = ApiKey.objects.get(pk=api_key.pk)
-    assert plain not in (stored.key_hash, stored.prefix, str(stored.scopes))
+    assert plain not in (stored.key_hash, stored.prefix, str(stored.permissions))
     assert plain.startswith(stored.prefix)
     assert stored.key_hash == services.hash_api_key(plain)
 
@@ -72,9 +72,9 @@ def test_last_used_time_is_recorded(make_api_key):
     assert api_key.last_used_at >= before
 
 
-def test_unknown_scope_is_refused_by_the_service():
-    with pytest.raises(services.ServiceError, match="unknown scope"):
-        services.issue_api_key(name="x", scopes=["suppression:read", "everything"])
+def test_unknown_permission_is_refused_by_the_service():
+    with pytest.raises(services.ServiceError, match="unknown permission"):
+        services.issue_api_key(name="x", permissions=["suppression:read", "everything"])
     assert not ApiKey.objects.exists()
 
 
@@ -83,7 +83,7 @@ def test_create_api_key_command_prints_a_working_key_last(default_tenant):
     result = run_manage(
         "create_api_key",
         "kumomta-east",
-        "--scopes",
+        "--permissions",
         "suppression:read,reports:write",
         "--tenant",
         "default",
@@ -93,7 +93,7 @@ def test_create_api_key_command_prints_a_working_key_last(default_tenant):
     plain = result.stdout.decode().strip().splitlines()[-1]
     api_key = ApiKey.objects.get(name="kumomta-east")
     assert api_key.tenant == default_tenant
-    assert api_key.scopes == ["reports:write", "suppression:read"]
+    assert api_key.permissions == ["reports:write", "suppression:read"]
     assert api_key.operator_level is False
     assert bearer(plain).get("/probe").json() == {"key": "kumomta-east"}
 
@@ -118,7 +118,7 @@ def test_create_api_key_marks_an_operator_level_relay(default_tenant):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--scopes", "suppression:read,root"], "unknown scope(s): root"),
+        (["--scopes", "suppression:read,root"], "unknown permission(s): root"),
         (["--scopes", "suppression:read", "--tenant", "nosuch"], "unknown tenant 'nosuch'"),
     ],
 )

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from compliance import services
-from compliance.scopes import ALL_SCOPES
+from compliance.key_permissions import ALL_PERMISSIONS
 
 # The schema as the service serves it at GET /api/schema/ (read through the WSGI application at
 # collection time, so that pytest gets one test per operation); the calls then go over HTTP to
@@ -43,7 +43,7 @@ CHECKS = [
 @pytest.fixture
 def bearer(transactional_db, default_tenant) -> dict[str, str]:
     """A key that may do everything, so that scope checks never hide an operation's answers."""
-    _, plain = services.issue_api_key(name="schema-check", scopes=ALL_SCOPES, tenant=None)
+    _, plain = services.issue_api_key(name="schema-check", permissions=ALL_PERMISSIONS, tenant=None)
     return {"Authorization": f"Bearer {plain}"}
 
 

@@ -57,7 +57,7 @@ def test_create_and_delete_are_recorded():
 
 def test_an_api_key_holder_is_named_as_the_actor_and_key_hashes_are_never_logged():
     with audit.acting_as(audit.Actor(label="api-key:crm", via="api", api_key_id=42)):
-        api_key, plain = services.issue_api_key(name="crm", scopes=["consent:write"])
+        api_key, plain = services.issue_api_key(name="crm", permissions=["consent:write"])
     created = events_for(api_key)[0]
     assert (created.actor_label, created.via, created.actor_api_key_id) == (
         "api-key:crm",
@@ -70,7 +70,7 @@ def test_an_api_key_holder_is_named_as_the_actor_and_key_hashes_are_never_logged
 
 
 def test_revoking_a_key_is_recorded():
-    api_key, _ = services.issue_api_key(name="relay", scopes=["suppression:read"])
+    api_key, _ = services.issue_api_key(name="relay", permissions=["suppression:read"])
     services.revoke_api_key(api_key=api_key)
     revoke = events_for(api_key)[-1]
     assert revoke.action == "update"
@@ -79,7 +79,7 @@ def test_revoking_a_key_is_recorded():
 
 
 def test_usage_does_not_flood_the_trail():
-    api_key, plain = services.issue_api_key(name="relay", scopes=["suppression:read"])
+    api_key, plain = services.issue_api_key(name="relay", permissions=["suppression:read"])
     for _ in range(3):
         services.authenticate_api_key(plain)
     assert [e.action for e in events_for(api_key)] == ["create"]

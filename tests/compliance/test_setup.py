@@ -46,7 +46,7 @@ def test_first_run_creates_an_admin_and_prints_the_password_once(client):
 def test_admin_shows_a_new_api_key_once_and_stores_only_its_hash(staff_client):
     response = staff_client.post(
         "/admin/compliance/apikey/add/",
-        {"name": "postfix-1", "scopes": ["suppression:read"], "tenant": ""},
+        {"name": "postfix-1", "permissions": ["suppression:read"], "tenant": ""},
         follow=True,
     )
     assert response.status_code == 200
@@ -54,7 +54,7 @@ def test_admin_shows_a_new_api_key_once_and_stores_only_its_hash(staff_client):
     plain = re.search(r"class='new-api-key'>(csk_[\w-]+)<", page).group(1)
     api_key = ApiKey.objects.get(name="postfix-1")
     assert api_key.created_by == staff_client.user
-    assert api_key.scopes == ["suppression:read"]
+    assert api_key.permissions == ["suppression:read"]
     from compliance.services import authenticate_api_key
 
     assert authenticate_api_key(plain) == api_key

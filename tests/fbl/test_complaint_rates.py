@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from compliance.key_permissions import KeyPermission
 from compliance.models import Stream
-from compliance.scopes import Scope
 from fbl import rates, selectors, services
 from fbl.models import DailyCount, RateAlert
 from tests.support import require
@@ -474,7 +474,7 @@ def body(**changes):
 
 @pytest.mark.django_db
 def test_relay_totals_are_added(api_client, default_tenant):
-    client = api_client(Scope.REPORTS_WRITE)
+    client = api_client(KeyPermission.REPORTS_WRITE)
     answer = client.post(URL, body(), format="json")
     assert answer.status_code == 201, answer.content
     assert answer.json() == {
@@ -499,7 +499,7 @@ def test_relay_totals_are_added(api_client, default_tenant):
 
 @pytest.mark.django_db
 def test_the_same_batch_posted_again_changes_nothing(api_client, default_tenant):
-    client = api_client(Scope.REPORTS_WRITE)
+    client = api_client(KeyPermission.REPORTS_WRITE)
     assert client.post(URL, body(), format="json").status_code == 201
     again = client.post(URL, body(), format="json")
     assert again.status_code == 200
@@ -513,7 +513,7 @@ def test_the_same_batch_posted_again_changes_nothing(api_client, default_tenant)
 
 @pytest.mark.django_db
 def test_a_batch_id_posted_again_with_other_numbers_is_refused(api_client, default_tenant):
-    client = api_client(Scope.REPORTS_WRITE)
+    client = api_client(KeyPermission.REPORTS_WRITE)
     assert client.post(URL, body(), format="json").status_code == 201
     changed = client.post(
         URL, body(counts=[{"domain": "gmail.com", "delivered": 1}]), format="json"
@@ -547,7 +547,7 @@ def test_a_batch_id_posted_again_with_other_numbers_is_refused(api_client, defau
 def test_bad_input_is_a_400_that_says_what_is_wrong(
     api_client, default_tenant, changes, field, message
 ):
-    answer = api_client(Scope.REPORTS_WRITE).post(URL, body(**changes), format="json")
+    answer = api_client(KeyPermission.REPORTS_WRITE).post(URL, body(**changes), format="json")
     assert answer.status_code == 400
     assert message in str(answer.json()["errors"][field])
     assert DailyCount.objects.count() == 0
@@ -556,14 +556,14 @@ def test_bad_input_is_a_400_that_says_what_is_wrong(
 @pytest.mark.django_db
 def test_a_day_in_the_future_is_a_400(api_client, default_tenant):
     later = (timezone.localdate() + timedelta(days=2)).isoformat()
-    answer = api_client(Scope.REPORTS_WRITE).post(URL, body(day=later), format="json")
+    answer = api_client(KeyPermission.REPORTS_WRITE).post(URL, body(day=later), format="json")
     assert answer.status_code == 400
     assert "in the future" in answer.json()["detail"]
 
 
 @pytest.mark.django_db
 def test_an_unknown_stream_is_a_400_naming_the_known_ones(api_client, default_tenant):
-    answer = api_client(Scope.REPORTS_WRITE).post(URL, body(stream="nope"), format="json")
+    answer = api_client(KeyPermission.REPORTS_WRITE).post(URL, body(stream="nope"), format="json")
     assert answer.status_code == 400
     assert answer.json()["code"] == "unknown_stream"
     assert "marketing" in answer.json()["detail"]
@@ -572,7 +572,7 @@ def test_an_unknown_stream_is_a_400_naming_the_known_ones(api_client, default_te
 
 @pytest.mark.django_db
 def test_a_key_without_the_scope_is_refused(api_client, default_tenant):
-    answer = api_client(Scope.SUPPRESSION_READ).post(URL, body(), format="json")
+    answer = api_client(KeyPermission.SUPPRESSION_READ).post(URL, body(), format="json")
     assert answer.status_code == 403
     assert DailyCount.objects.count() == 0
     from rest_framework.test import APIClient
@@ -583,7 +583,7 @@ def test_a_key_without_the_scope_is_refused(api_client, default_tenant):
 @pytest.mark.django_db
 def test_a_key_bound_to_a_tenant_counts_for_it_only(api_client, make_tenant):
     acme = make_tenant("acme")
-    client = api_client(Scope.REPORTS_WRITE, tenant=acme)
+    client = api_client(KeyPermission.REPORTS_WRITE, tenant=acme)
     assert client.post(URL, body(), format="json").status_code == 201
     assert set(DailyCount.objects.values_list("tenant__slug", flat=True)) == {"acme"}
     assert client.post(URL, body(tenant="default"), format="json").status_code == 403
@@ -593,7 +593,7 @@ def test_a_key_bound_to_a_tenant_counts_for_it_only(api_client, make_tenant):
 def test_the_same_batch_posted_at_once_is_counted_once(api_client, default_tenant):
     # SQLite lets one writer in at a time: only PostgreSQL has a race to test.
     require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
-    client_keys = [api_client(Scope.REPORTS_WRITE) for _ in range(4)]
+    client_keys = [api_client(KeyPermission.REPORTS_WRITE) for _ in range(4)]
     start = threading.Barrier(len(client_keys))
     statuses = []
 

@@ -11,7 +11,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="who holds the key, e.g. 'kumomta-east'")
         parser.add_argument(
-            "--scopes", required=True, help="comma-separated, e.g. suppression:read"
+            "--permissions",
+            "--scopes",
+            dest="permissions",
+            required=True,
+            help="comma-separated, e.g. suppression:read,reports:write",
         )
         parser.add_argument("--tenant", help="bind the key to this tenant's slug")
         parser.add_argument(
@@ -21,7 +25,7 @@ class Command(BaseCommand):
             "shared by every tenant",
         )
 
-    def handle(self, *args, name, scopes, tenant=None, operator_level=False, **options):
+    def handle(self, *args, name, permissions, tenant=None, operator_level=False, **options):
         tenant_obj = None
         if tenant:
             tenant_obj = Tenant.objects.filter(slug=tenant).first()
@@ -32,7 +36,7 @@ class Command(BaseCommand):
             try:
                 api_key, plain = services.issue_api_key(
                     name=name,
-                    scopes=scopes.split(","),
+                    permissions=permissions.split(","),
                     tenant=tenant_obj,
                     operator_level=operator_level,
                 )
@@ -40,7 +44,7 @@ class Command(BaseCommand):
                 raise CommandError(exc.message, returncode=2) from exc
         bound = f" for tenant {tenant_obj.slug}" if tenant_obj else ""
         self.stdout.write(
-            f"Created API key {api_key.name!r}{bound} with scopes "
-            f"{', '.join(api_key.scopes)}. It is shown only now:"
+            f"Created API key {api_key.name!r}{bound} with permissions "
+            f"{', '.join(api_key.permissions)}. It is shown only now:"
         )
         self.stdout.write(plain)

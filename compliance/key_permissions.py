@@ -1,9 +1,9 @@
-"""API key scopes: what a relay or application may do with its key."""
+"""API key permissions: what a relay or application may do with its key."""
 
 from django.db import models
 
 
-class Scope(models.TextChoices):
+class KeyPermission(models.TextChoices):
     SUPPRESSION_READ = "suppression:read", "Check and list suppressions"
     SUPPRESSION_WRITE = "suppression:write", "Add, lift and import suppressions"
     REPORTS_WRITE = "reports:write", "Submit complaint and bounce reports and relay events"
@@ -12,4 +12,4 @@ class Scope(models.TextChoices):
     CONSENT_WRITE = "consent:write", "Record consent events"
 
 
-ALL_SCOPES = frozenset(Scope.values)
+ALL_PERMISSIONS = frozenset(KeyPermission.values)
