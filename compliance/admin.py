@@ -10,7 +10,6 @@ from compliance.key_permissions import KeyPermission
 from compliance.models import (
     ApiKey,
     AuditEvent,
-    ConsentEvent,
     OptOutRequest,
     SendingIdentity,
     Stream,
@@ -188,9 +187,3 @@ class OptOutRequestAdmin(ReadOnlyAdmin):
     list_filter = ["channel", "tenant"]
     date_hierarchy = "received_at"
 
-
-@admin.register(ConsentEvent)
-class ConsentEventAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "tenant", "purpose", "action", "channel"]
-    list_filter = ["action", "channel", "tenant"]
-    date_hierarchy = "occurred_at"

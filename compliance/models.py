@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from compliance import jurisdictions
 from compliance.key_permissions import KeyPermission
 
 
@@ -11,6 +12,14 @@ class Tenant(models.Model):
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    jurisdiction = models.CharField(
+        max_length=8,
+        choices=[(code, code) for code in jurisdictions.JURISDICTIONS],
+        default=jurisdictions.DEFAULT,
+        help_text="Whose law governs its marketing mail unless a send decision names another: "
+        "EU/EEA and UK need consent (or soft opt-in), CA express or recent implied consent, US "
+        "an opt-out.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -266,29 +275,3 @@ class SendingIdentity(models.Model):
         bare = self.pattern.removeprefix("*.")
         if not bare or " " in bare or bare.count("@") > 1 or bare.startswith("@"):
             raise ValidationError({"pattern": "Use an address, a domain or *.domain."})
-
-
-class ConsentEvent(models.Model):
-    """One act of giving or withdrawing consent, kept as evidence (GDPR Art. 7(1)): who (by
-    address hash), when, how, to what, and what they were shown."""
-
-    class Action(models.TextChoices):
-        GIVEN = "given", "Given"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-
-    occurred_at = models.DateTimeField(db_index=True)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    address_hash = models.BinaryField(max_length=32)
-    purpose = models.CharField(max_length=200, help_text="What it covers, e.g. stream:marketing.")
-    action = models.CharField(max_length=10, choices=Action.choices)
-    channel = models.CharField(max_length=40, help_text="How, e.g. preference_centre.")
-    wording = models.TextField(blank=True, help_text="What the person was shown.")
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        ordering = ["-occurred_at"]
-        indexes = [models.Index(fields=["tenant", "address_hash"])]
-
-    def __str__(self) -> str:
-        return f"consent {self.action} for {self.purpose} at {self.occurred_at}"

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "csp",
     "compliance",
     "suppression",
+    "compliance.consent",
     "unsubscribe",
     "fbl",
 ]

@@ -19,7 +19,7 @@ from django.utils import timezone
 from compliance import audit
 from compliance.errors import PermissionDenied, ServiceError
 from compliance.models import OptOutRequest
-from suppression import addresses, rules
+from suppression import addresses, rules, signals
 from suppression.models import Origin, Suppression, SuppressionEvent
 from suppression.scopes import Target
 
@@ -159,7 +159,7 @@ def suppress(
             evidence_note=evidence_note,
         )
         if reason in rules.OPT_OUTS and action != SuppressionEvent.Action.REASON:
-            OptOutRequest.objects.create(
+            request = OptOutRequest.objects.create(
                 received_at=created_at or now,
                 channel=channel or CHANNEL_FOR_ORIGIN[origin],
                 tenant=target.tenant,
@@ -167,6 +167,13 @@ def suppress(
                 scope_label=target.label,
                 address_hash=digest,
                 applied_at=now,
+            )
+            signals.opted_out.send(
+                sender=Suppression,
+                request=request,
+                target=target,
+                address=normalised,
+                reason=reason,
             )
     return Outcome(row, action)
 

@@ -1,6 +1,8 @@
 """Dependencies between the apps point one way (DESIGN.md, Layout): `unsubscribe` and `fbl` use
-`suppression`, which uses `compliance`; `unsubscribe` plugs into `fbl` (fbl/plugins.py). Read
-from the source, so a lazy import inside a function counts as much as one at the top."""
+`suppression`, which uses `compliance`; `unsubscribe` plugs into `fbl` (fbl/plugins.py). The
+consent ledger (`compliance.consent`) sits between the list and the apps that record consent:
+it reads and writes the list, and hears of opt-outs through `suppression.signals`. Read from the
+source, so a lazy import inside a function counts as much as one at the top."""
 
 from __future__ import annotations
 
@@ -10,22 +12,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("compliance", "suppression", "unsubscribe", "fbl")
+APPS = ("compliance", "compliance.consent", "suppression", "unsubscribe", "fbl")
 
 # What each app may import (besides itself). compliance/urls.py, the project's URL
 # configuration, names the apps' URL modules as strings and imports none of them.
 ALLOWED = {
     "compliance": set(),
     "suppression": {"compliance"},
-    "fbl": {"compliance", "suppression"},
-    "unsubscribe": {"compliance", "suppression", "fbl"},
+    "compliance.consent": {"compliance", "suppression"},
+    "fbl": {"compliance", "suppression", "compliance.consent"},
+    "unsubscribe": {"compliance", "suppression", "fbl", "compliance.consent"},
 }
+
+
+def app_of(module: str) -> str | None:
+    """The unit a module belongs to: the longest name in APPS that is it or contains it."""
+    found = [a for a in APPS if module == a or module.startswith(a + ".")]
+    return max(found, key=len, default=None)
+
+
+def files_of(app: str):
+    """The app's own files (a unit nested in it keeps its own)."""
+    for path in (ROOT / app.replace(".", "/")).rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if app_of(module) == app:
+            yield path
 
 
 def imports_of(app: str) -> dict[str, set[str]]:
     """{other app: the files of `app` that import it}."""
     found: dict[str, set[str]] = {}
-    for path in (ROOT / app).rglob("*.py"):
+    for path in files_of(app):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -35,9 +52,9 @@ def imports_of(app: str) -> dict[str, set[str]]:
             else:
                 continue
             for name in names:
-                top = name.split(".")[0]
-                if top in APPS and top != app:
-                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+                other = app_of(name)
+                if other is not None and other != app:
+                    found.setdefault(other, set()).add(str(path.relative_to(ROOT)))
     return found
 
 

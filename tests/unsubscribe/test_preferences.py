@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from compliance.models import ConsentEvent
+from compliance.consent.models import ConsentRecord
 from suppression.models import Suppression
 
 pytestmark = pytest.mark.django_db
@@ -59,13 +59,20 @@ def test_ticking_a_topic_again_resubscribes_and_records_consent(client, setup):
     client.post(setup["prefs"], {"receive": ["stream", "topic:news"]})
     client.post(setup["prefs"], {"receive": ["stream", "topic:news", "topic:offers"]})
     assert active_scopes() == set()
-    consent = ConsentEvent.objects.get()
-    assert (consent.action, consent.purpose, consent.channel) == (
-        "given",
-        "topic:marketing/offers",
+    withdrawal, consent = ConsentRecord.objects.order_by("id")
+    assert (withdrawal.action, withdrawal.purpose, withdrawal.method) == (
+        "withdrawn",
+        "marketing/offers",
         "preference_centre",
     )
-    assert "Default" in consent.wording
+    assert (consent.action, consent.purpose, consent.method, consent.basis) == (
+        "granted",
+        "marketing/offers",
+        "preference_centre",
+        "consent",
+    )
+    assert consent.address == "pat@example.com"
+    assert "Default" in consent.text.body
     entry = Suppression.objects.get()
     assert [e.action for e in entry.events.order_by("id")] == ["add", "lift"]
 
@@ -76,7 +83,7 @@ def test_a_complaint_is_never_lifted_from_the_centre(client, setup, suppress):
     assert "already stopped for another reason" in page
     client.post(setup["prefs"], {"receive": ["stream", "topic:news", "topic:offers"]})
     assert active_scopes() == {"stream:marketing"}
-    assert ConsentEvent.objects.count() == 0
+    assert not ConsentRecord.objects.filter(action="granted").exists()
 
 
 def test_a_global_bounce_is_shown_and_left_alone(client, setup, suppress):
@@ -90,7 +97,7 @@ def test_a_global_bounce_is_shown_and_left_alone(client, setup, suppress):
 def test_saving_unchanged_choices_changes_nothing(client, setup):
     client.post(setup["prefs"], {"receive": ["stream", "topic:news", "topic:offers"]})
     assert Suppression.objects.count() == 0
-    assert ConsentEvent.objects.count() == 0
+    assert ConsentRecord.objects.count() == 0
 
 
 def test_the_preferences_form_needs_a_valid_token(client, setup):

@@ -3,16 +3,13 @@ resubscribing to what an unsubscribe had stopped."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from compliance.models import ConsentEvent
-from suppression import addresses, rules
+from compliance.consent import services as consent
+from suppression import rules
 from suppression import services as suppression_services
 from suppression.scopes import Target
 from unsubscribe.links import Recipient
-from unsubscribe.models import UnsubscribeRequest
 from unsubscribe.selectors import blocking_entry, preference_choices
 from unsubscribe.services.optouts import Evidence, unsubscribe
 
@@ -36,9 +33,9 @@ def save_preferences(
     opt_outs_only: bool = False,
 ) -> list[str]:
     """Apply the preference centre form: opt out of each choice no longer wanted, and resubscribe
-    to each wanted one that an unsubscribe had stopped (recording the consent given; lifting the
-    entry retires the recipient's repeat keys, see `unsubscribe.receivers`). Entries the
-    recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. With
+    to each wanted one that an unsubscribe had stopped (recording the consent given in the
+    ledger; lifting the entry retires the recipient's repeat keys, see `unsubscribe.receivers`).
+    Entries the recipient cannot lift (complaint, erasure, objection, legal, bounces) stay. With
     `opt_outs_only` (a client over its budget) nothing is resubscribed. Returns the keys that
     changed."""
     changed = []
@@ -59,20 +56,12 @@ def save_preferences(
                         suppression=entry,
                         note="the recipient resubscribed in the preference centre",
                     )
-                ConsentEvent.objects.create(
-                    occurred_at=timezone.now(),
-                    tenant=recipient.tenant,
-                    address_hash=entry.address_hash
-                    if entry
-                    else addresses.address_hash(
-                        recipient.claims.recipient, settings.ADDRESS_HASH_KEY.encode()
-                    ),
-                    purpose=target.label,
-                    action=ConsentEvent.Action.GIVEN,
-                    channel=UnsubscribeRequest.Channel.PREFERENCE_CENTRE,
-                    wording=wording,
+                consent.grant_in_preference_centre(
+                    target=target,
+                    address=recipient.claims.recipient,
                     ip=evidence.ip,
-                    user_agent=evidence.user_agent[:500],
+                    user_agent=evidence.user_agent,
+                    wording=wording,
                 )
             changed.append(choice.key)
     return changed
