@@ -7,6 +7,9 @@ and one byte more.
 
 from __future__ import annotations
 
+import json
+
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, MultiPartParser
 
 from compliance.errors import ServiceError
@@ -61,3 +64,18 @@ class LimitedMultiPartParser(MultiPartParser):
         if length is not None and length > self.limit():
             raise too_large(self.limit(), self.what)
         return super().parse(stream, media_type, parser_context)
+
+
+class LimitedJSONParser(LimitedBodyParser):
+    """A JSON body of at most `limit()` bytes (Django's DATA_UPLOAD_MAX_MEMORY_SIZE is meant for
+    forms; an API that takes thousands of records per request names its own limit)."""
+
+    media_type = "application/json"
+    what = "a JSON body"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error: {exc}") from None

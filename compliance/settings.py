@@ -311,6 +311,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Apply a one-click opt-out inside its request (the embedded default), or record it and let a
 # worker's sweep apply it within seconds (with a broker: the web tier does one INSERT per click).
 UNSUBSCRIBE_APPLY_INLINE = env.bool("UNSUBSCRIBE_APPLY_INLINE", default=not CELERY_BROKER_URL)
+# Double opt-in: how long a confirmation link stays valid, and how many confirmation mails one
+# address may get in 24 hours (the API must not be a way to mail-bomb someone).
+# The largest body `POST /api/v1/consents` reads: 10,000 records with their evidence.
+CONSENT_MAX_BYTES = env.int("CONSENT_MAX_BYTES", default=50 * 1024 * 1024)
+CONSENT_CONFIRMATION_DAYS = env.int("CONSENT_CONFIRMATION_DAYS", default=7)
+CONSENT_CONFIRMATIONS_PER_DAY = env.int("CONSENT_CONFIRMATIONS_PER_DAY", default=3)
+
 CELERY_BEAT_SCHEDULE = {
     # One-click opt-outs recorded by the web tier are applied within seconds.
     "apply-pending-unsubscribes": {
@@ -321,6 +328,11 @@ CELERY_BEAT_SCHEDULE = {
     "check-complaint-rates": {
         "task": "fbl.check_complaint_rates",
         "schedule": 15 * 60.0,
+    },
+    # Double opt-ins nobody confirmed are marked expired once an hour.
+    "expire-consent-confirmations": {
+        "task": "consent.expire_confirmations",
+        "schedule": 60 * 60.0,
     },
 }
 

@@ -1,0 +1,132 @@
+"""Double opt-in: the sign-up is pending until the mailed link's button is pressed; a GET never
+confirms; a second click records nothing twice; links expire; mails per address are capped."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from urllib.parse import urlparse
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from compliance.consent import double_opt_in
+from compliance.consent.models import ConsentRecord, PendingConfirmation
+from compliance.consent.tasks import expire_confirmations
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the mail goes out on commit
+
+URL = "/api/v1/consents"
+
+
+def sign_up(address="pat@example.com", **evidence):
+    return {
+        "address": address,
+        "purpose": "marketing",
+        "action": "grant",
+        "basis": "consent",
+        "method": "double_opt_in",
+        "evidence": {
+            "ip": "192.0.2.10",
+            "page_url": "https://acme.example/signup",
+            "wording": "Send me the newsletter.",
+            "user_agent": "Mozilla/5.0",
+            **evidence,
+        },
+    }
+
+
+@pytest.fixture
+def writer(api_client, default_tenant):
+    return api_client("consent:write", "consent:read")
+
+
+def link_in(message) -> str:
+    return urlparse(re.search(r"https?://\S+/confirm/\S+", message.body).group(0)).path
+
+
+def test_a_sign_up_is_pending_and_mails_a_link(writer):
+    answer = writer.post(URL, sign_up(), format="json")
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["state"] == "pending"
+    assert not ConsentRecord.objects.exists()
+    (message,) = mail.outbox
+    assert message.to == ["pat@example.com"]
+    assert "Marketing" in message.subject
+    assert link_in(message).startswith("/confirm/")
+    assert PendingConfirmation.objects.get().status == "pending"
+
+
+def test_the_confirmation_mail_speaks_the_requests_language(writer):
+    writer.post(URL, sign_up(), format="json", HTTP_ACCEPT_LANGUAGE="de")
+    assert PendingConfirmation.objects.get().language == "de"
+
+
+def test_get_shows_a_button_and_confirms_nothing_post_confirms_once(writer, client):
+    writer.post(URL, sign_up(), format="json")
+    path = link_in(mail.outbox[0])
+
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "<button" in page.content.decode()
+    assert not ConsentRecord.objects.exists()
+
+    done = client.post(path, HTTP_USER_AGENT="Firefox", REMOTE_ADDR="198.51.100.7")
+    assert done.status_code == 200
+    assert "is confirmed" in done.content.decode()
+    record = ConsentRecord.objects.get()
+    assert (record.action, record.method, record.basis) == ("granted", "double_opt_in", "consent")
+    assert record.confirmed_ip == "198.51.100.7"
+    assert record.confirmed_at is not None
+    assert record.ip == "192.0.2.10"  # the sign-up's own evidence is kept
+    assert record.page_url == "https://acme.example/signup"
+    assert record.text.body == "Send me the newsletter."
+    state = writer.get(URL, {"address": "pat@example.com"}).json()
+    assert [p["state"] for p in state["purposes"]] == ["granted"]
+
+    again = client.post(path)
+    assert again.status_code == 200
+    assert "confirmed before" in again.content.decode()
+    assert ConsentRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize("token", ["x", "A" * 43, "A" * 500])
+def test_a_tampered_or_unknown_link_gets_a_4xx_page(client, writer, token):
+    writer.post(URL, sign_up(), format="json")
+    for method in (client.get, client.post):
+        page = method(f"/confirm/{token}")
+        assert page.status_code == 404
+        assert "not valid" in page.content.decode()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_an_expired_link_confirms_nothing(writer, client, monkeypatch):
+    writer.post(URL, sign_up(), format="json")
+    path = link_in(mail.outbox[0])
+    later = timezone.now() + datetime.timedelta(days=8)
+    monkeypatch.setattr(double_opt_in, "_now", lambda: later)
+
+    assert client.post(path).status_code == 410
+    assert not ConsentRecord.objects.exists()
+    assert expire_confirmations() == 1
+    assert PendingConfirmation.objects.get().status == "expired"
+
+
+def test_confirmation_mails_per_address_are_capped(writer, settings):
+    settings.CONSENT_CONFIRMATIONS_PER_DAY = 2
+    assert writer.post(URL, sign_up(), format="json").status_code == 202
+    assert writer.post(URL, sign_up(), format="json").status_code == 202
+    answer = writer.post(URL, sign_up(), format="json")
+    assert answer.status_code == 429
+    assert answer.json()["code"] == "too_many_confirmations"
+    assert len(mail.outbox) == 2
+    # Another address is not held back.
+    assert writer.post(URL, sign_up("sam@example.com"), format="json").status_code == 202
+
+
+def test_a_sign_up_without_its_evidence_is_refused(writer):
+    answer = writer.post(URL, sign_up(page_url=""), format="json")
+    assert answer.status_code == 400
+    assert "page_url" in answer.json()["detail"]
+    assert not mail.outbox
