@@ -26,7 +26,7 @@ class StreamInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "jurisdiction", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [StreamInline]
 

@@ -164,11 +164,14 @@ class ConsentsView(APIView):
         return Response(selectors.consent_of(tenant, query.validated_data["address"]))
 
 
-def _field_errors(errors: list[dict]) -> services.ConsentInvalid:
+def _field_errors(errors) -> services.ConsentInvalid:
     """DRF's per-record field errors in the shape the service's own refusals have."""
     found = []
     indexed = errors.items() if isinstance(errors, dict) else enumerate(errors)
     for index, fields in indexed:
+        if not isinstance(fields, dict):  # the record itself: null, not an object
+            found.append({"index": index, "field": "record", "detail": str(fields[0])})
+            continue
         for name, messages in fields.items():
             if isinstance(messages, dict):  # evidence: {field: [messages]}
                 found += [
