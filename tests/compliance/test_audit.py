@@ -23,6 +23,7 @@ def test_staff_change_in_the_admin_is_recorded_with_who_and_what(staff_client):
         {
             "slug": "acme",
             "name": "Acme Corp",
+            "jurisdiction": "EU",
             "streams-TOTAL_FORMS": "0",
             "streams-INITIAL_FORMS": "0",
             "streams-MIN_NUM_FORMS": "0",
