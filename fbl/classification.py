@@ -142,7 +142,10 @@ POLICY_TEXTS: Final = _rules(
     (r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found)", "5.1.8"),
     (r"not authori[sz]ed to send|access denied|refused by (?:the )?recipient|filtered", "5.7.1"),
     (
-        r"mail from .{0,40} (?:rejected|refused)|rate limit|too many (?:messages|connections)",
+        # "Too many messages" is a rate, unless it is what the mailbox holds (vpopmail's
+        # "User has too many messages on the server"): a full mailbox, see MAILBOX_FULL_TEXTS.
+        r"mail from .{0,40} (?:rejected|refused)|rate limit|too many connections|"
+        r"too many messages(?! (?:on the server|in (?:the |this |his |her |their )?mail ?box))",
         "5.7.1",
     ),
     (r"permission to post|not a member|members only|moderator", "5.7.1"),
@@ -209,6 +212,19 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"insufficient (?:disk |storage )?(?:space|storage)|mail ?folder is full|"
         # RFC 5321 4.2.2's text for 552.
         r"exceeded storage allocation|"
+        # The same, as other MTAs and providers word it: vpopmail's "User has too many messages
+        # on the server" and "userdisk quota exceeded", Courier's and Dovecot's "over disk
+        # quota" and "quota violation", Postfix local(8)'s "mail file size exceeds the maximum
+        # size allowed for mail delivery", Chinese providers' "the user's space has been used
+        # up", NTT docomo's "too much mail data", Orange's "boite du destinataire pleine".
+        r"mail ?box" + _NAMED + r"(?:is )?full|not (?:have )?enough (?:disk |storage )?space|"
+        r"full mail ?box|over (?:the |his |her |their |its )?(?:allowed |disk )+quota|"
+        r"quota violation|reached (?:the |its |their )?(?:disk |storage )?quota|"
+        r"(?:user|domain)disk quota|would exceed (?:the )?maximum allowed storage|"
+        r"too many messages (?:on the server|in (?:the |this |his |her |their )?mail ?box)|"
+        r"mail file size exceeds|space has been used up|too much mail data|"
+        r"exceeding (?:its |the |their )?receiving limits?|"
+        r"bo(?:i|î)te (?:du destinataire |aux lettres )?(?:est )?pleine|"
         # Japanese carriers and ISPs: "the mailbox capacity is exceeded" (容量超過 / 容量オーバー)
         # and "the mailbox is full" (メールボックスがいっぱい).
         r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックスが(?:いっぱい|一杯|満杯)",

@@ -216,6 +216,36 @@ def test_a_full_mailbox_under_5_1_1_is_transient(text):
     assert classify("5.1.1", text) == "transient"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "552 User has too many messages on the server",  # vpopmail
+        "Maildir delivery failed: userdisk quota 2000000 exceeded",  # vpopmail
+        "552 a@example.com is over disk quota",  # Courier, Dovecot
+        "552 5.2.2 Quota violation for a@example.com",
+        "552 5.2.2 Recipient rejected: mailbox would exceed maximum allowed storage",
+        "cannot update mailbox /var/mail/a for user a. mail file size exceeds the maximum size "
+        "allowed for mail delivery",  # Postfix local(8)
+        "552 The user's space has been used up.",  # Chinese providers
+        "550 Unknown user: too much mail data",  # NTT docomo
+        "552 Account(s) <a@example.com> does not have enough space",
+        "Message rejected. Not enough storage space in user's mailbox to accept message.",
+        "551 bounce as<the destination mailbox <a@example.com> is full> queue as 100.1.x",
+        "550 Boite du destinataire pleine.",  # Orange, Wanadoo
+        "550 full mailbox",
+        "550 5.2.1 Account disabled temporarly for exceeding receiving limits",
+    ],
+)
+def test_full_mailbox_wordings_are_transient(text):
+    # Read before the words for a dead address: "Unknown user: too much mail data" is full.
+    assert classify(infer_status(text, default_class="5"), text) == "transient"
+    assert classify("5.0.0", text) == "transient"
+
+
+def test_too_many_messages_sent_is_still_a_rate_limit():
+    assert classify("5.0.0", "421 Too many messages from your IP, slow down") == "policy"
+
+
 def test_a_full_mailbox_bounce_with_5_1_1_is_not_hard():
     recipient = only_recipient("postfix-5.1.1-mailbox-full.eml")
     assert (recipient.status, recipient.category, recipient.hard) == ("5.1.1", "transient", False)
