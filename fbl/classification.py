@@ -331,7 +331,13 @@ PERMANENT_TEXTS: Final = _rules(
         r"unbekannte[rs]? (?:benutzer|empf(?:ä|ae)nger)|(?:utilisateur|destinataire) inconnu|"
         r"adresse (?:e-?mail )?inexistante|usuario (?:desconocido|no existe)|"
         r"destinatario (?:sconosciuto|inesistente|desconocido)|"
-        # Exchange 2003: "The recipient name is not recognized".
+        # qmail's recipient lists (the badrcptto and validrcptto patches): "553 sorry, your
+        # envelope recipient is in my badrcptto list (#5.7.1)", "sorry, this recipient is not in
+        # my validrcptto list", "sorry, your envelope recipient has been denied"; vpopmail's
+        # "vdeliver: Invalid or unknown virtual user" and qmail-local's "user missing home
+        # directory".
+        r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|"
+        r"envelope recipient has been denied|unknown virtual user|missing home directory|"
         r"name is not recognized|"
         # A bare "Address rejected." (no reason after it) under a 5.1.x addressing code.
         r"(?:^|[\s#\d.])address rejected\.?\s*$",

@@ -86,6 +86,25 @@ def test_unknown_user_wordings_are_a_dead_address(text):
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        # qmail-smtpd with the badrcptto / validrcptto patches: a catch-all #5.7.1 code.
+        "553 sorry, your envelope recipient is in my badrcptto list (#5.7.1)",
+        "553 sorry, this recipient is not in my validrcptto list (#5.7.1)",
+        "553 sorry, this recipient is in my badrecipientto list (#5.7.1)",
+        "553 sorry, your envelope recipient has been denied (#5.7.1)",
+        "550 sorry, badrcptto",
+        "vdeliver: Invalid or unknown virtual user 'a'",  # vpopmail
+        "user missing home directory (#5.1.1)",  # qmail-local
+    ],
+)
+def test_qmail_recipient_lists_are_a_dead_address(text):
+    status = infer_status(text, default_class="5")
+    assert classify(status, text) == "permanent"
+    assert is_hard("permanent", status, "failed")
+
+
+@pytest.mark.parametrize(
     ("text", "status"),
     [
         ("550 recipient no longer on server", "5.1.6"),  # Apple iCloud
