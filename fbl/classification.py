@@ -331,6 +331,27 @@ PERMANENT_TEXTS: Final = _rules(
         r"unbekannte[rs]? (?:benutzer|empf(?:ä|ae)nger)|(?:utilisateur|destinataire) inconnu|"
         r"adresse (?:e-?mail )?inexistante|usuario (?:desconocido|no existe)|"
         r"destinatario (?:sconosciuto|inesistente|desconocido)|"
+        # A name between the noun and the verdict, or the address alone after the reply code:
+        # "User john was not found", "Recipient john was not found in LDAP", "RCPT <a@x> does
+        # not exist", "550 <a@x> not found", "550 a@x does not exist." (the masked address
+        # leaves its brackets).
+        r"\b(?:user|recipient|mailbox|rcpt) [^\s<>]{1,64} (?:was |is )?not found\b|"
+        r"\brcpt" + _NAMED + r"(?:does not|doesn'?t) exists?\b|"
+        r"(?:^|\s)[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?[<\[(\"']?\s*[>\])\"']?:?\s+"
+        r"(?:was |is )?(?:not found|(?:does not|doesn'?t) exist)|"
+        # Other terse wordings of the same (listed among Sisimai's "userunknown" texts, from
+        # many MTAs): "Unknown e-mail address", "Bad destination recipient", "Mailbox not
+        # present", "is not an active address at this host", "not a local address", "There is
+        # no one at this address", "Email address could not be found", "This email address is
+        # wrong or no longer valid", "Destination addresses were unknown", "No mail box
+        # available for this user", "Mailbox unavaiable" (sic), "No such person at this
+        # address"; Spanish "no existe dicha persona / ese usuario", Italian "nessun utente
+        # simile in questo indirizzo".
+        r"(?:unknown|invalid|bad) (?:e-?mail address|destination recipient)|"
+        r"(?:mailbox|address) not present|not an active address|not a local address|"
+        r"no one at this address|address could not be found|wrong or no longer valid|"
+        r"addresses? (?:were|was|is) unknown|no mail ?box available|mailbox unavaiable|"
+        r"no existe (?:dicha persona|ese usuario)|nessun utente simile|"
         # qmail's recipient lists (the badrcptto and validrcptto patches): "553 sorry, your
         # envelope recipient is in my badrcptto list (#5.7.1)", "sorry, this recipient is not in
         # my validrcptto list", "sorry, your envelope recipient has been denied"; vpopmail's

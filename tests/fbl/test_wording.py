@@ -78,6 +78,25 @@ def only_recipient(name: str):
         "550 宛先不明",
         "550 ユーザが存在しません",
         "該当するユーザーがいません",
+        # A name between the noun and its verdict, or the address alone after the code.
+        "550 User john was not found",
+        "550 5.1.1 Recipient john was not found in LDAP",
+        "550 RCPT <a@example.com> does not exist",
+        "550 <a@example.com> not found",
+        "550 a@example.com does not exist.",
+        "550 Unknown e-mail address",
+        "550 Bad destination recipient",
+        "550 5.1.1 Mailbox not present",
+        "550 a@example.com is not an active address at this host",
+        "550 a@example.com not a local address",
+        "550 There is no one at this address",
+        "550 Email address could not be found, or was misspelled",
+        "550 This email address is wrong or no longer valid",
+        "550 Destination addresses were unknown",
+        "550 No mail box available for this user",
+        "550 Mailbox unavaiable",
+        "550 No existe dicha persona",
+        "550 Nessun utente simile in questo indirizzo",
     ],
 )
 def test_unknown_user_wordings_are_a_dead_address(text):
@@ -115,6 +134,18 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
 def test_moved_and_closed_accounts(text, status):
     assert infer_status(text) == status
     assert classify("5.0.0", text) == "permanent"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 5.7.1 Message rejected: a@example.com sender not found in whitelist",
+        "550 Requested action not taken: message not found",
+        "550 5.7.1 <a@example.com>: Recipient address rejected: Access denied",
+    ],
+)
+def test_other_things_not_found_are_not_a_dead_address(text):
+    assert classify(infer_status(text, default_class="5"), text) != "permanent"
 
 
 def test_a_sender_address_said_unknown_is_about_us():
