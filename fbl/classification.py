@@ -117,7 +117,8 @@ DIRECTORY_REJECTION_TEXTS: Final = _rules(
     # NetEase (163.com, 126.com): "550 Mailbox not found or access denied". (Chinese
     # providers' help pages list it and many of the non-native wordings in PERMANENT_TEXTS as
     # their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
-    (r"mailbox not found or access denied", "5.1.1"),
+    # Also with the address between: "550 Mailbox a@example.com unavailable or access denied".
+    (r"mailbox(?: |" + _NAMED + r")(?:not found|unavailable) or access denied", "5.1.1"),
 )
 
 # Refusals for what the mail is or who sent it. They win over every other reading: a "5.1.1
@@ -272,7 +273,17 @@ PERMANENT_TEXTS: Final = _rules(
         r"user (?:account )?(?:is )?(?:disabled|deactivated|suspended)|disabled mailbox|"
         r"mailbox (?:is )?frozen|disabled or discontinued|administratively disabled|"
         # Mail.ru: "550 user is terminated".
-        r"(?:user|account|mailbox) (?:is |has been )?terminated",
+        r"(?:user|account|mailbox) (?:is |has been )?terminated|"
+        # Suspended and inactive accounts as other providers word them: "a@x is currently
+        # suspended", "Mailbox currently suspended", NetEase's "user suspended" and "recipient
+        # suspend the service", QQ Mail's "is a deactivated mailbox", eYou's "user is
+        # inactive", "invalid/inactive user", "User not active", "This address no longer
+        # accepts mail", vpopmail's "account is locked email bounced", Orange's "boite du
+        # destinataire archivee" (the mailbox is archived).
+        r"is currently suspended|mail ?box (?:is )?currently suspended|suspend the service|"
+        r"deactivated mail ?box|(?:user|mailbox|address) (?:is )?(?:not active|inactive)\b|"
+        r"inactive (?:user|account|mailbox)|invalid/inactive|no longer accepts mail|"
+        r"account is locked email bounced|bo(?:i|î)te du destinataire archiv(?:é|e)e",
         "5.2.1",
     ),
     (

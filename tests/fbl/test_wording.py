@@ -70,6 +70,7 @@ def only_recipient(name: str):
         "550 Local User [a@example.com] not found.",
         "550 5.1.1 a@example.com recipient rejected",
         "550 Mailbox not found or access denied",  # NetEase: not a policy refusal
+        "550 Mailbox a@example.com unavailable or access denied",
         "550 用户不存在",
         "550 존재하지 않는 계정입니다",
         "550 Benutzer unbekannt",
@@ -129,6 +130,17 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
         ("550 recipient no longer on server", "5.1.6"),  # Apple iCloud
         ("550 user is terminated", "5.2.1"),  # Mail.ru
         ("554 delivery error: dd This account has been disabled or discontinued", "5.2.1"),
+        # Suspended and inactive accounts.
+        ("550 a@example.com is currently suspended", "5.2.1"),
+        ("550 Mailbox currently suspended", "5.2.1"),
+        ("550 recipient suspend the service", "5.2.1"),  # NetEase
+        ("550 a@example.com is a deactivated mailbox", "5.2.1"),  # QQ Mail
+        ("553 user is inactive (eyou mta)", "5.2.1"),
+        ("550 invalid/inactive user", "5.2.1"),
+        ("550 User not active", "5.2.1"),
+        ("550 This address no longer accepts mail.", "5.2.1"),
+        ("vdelivermail: account is locked email bounced", "5.2.1"),  # vpopmail
+        ("550 Boite du destinataire archivee", "5.2.1"),  # Orange
     ],
 )
 def test_moved_and_closed_accounts(text, status):
