@@ -140,7 +140,14 @@ POLICY_TEXTS: Final = _rules(
     (r"not permitted to relay|unable to relay|we do not relay", "5.7.1"),
     (r"sender (?:address )?(?:rejected|denied|blocked|verify failed)|domain of sender", "5.7.1"),
     # Our own address, not the recipient's: "553 5.1.8 Sender address <a@example.com> unknown".
-    (r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found)", "5.1.8"),
+    # Also "550 5.1.0 <a@example.com> sender address does not exist E2110" and sender
+    # verification's "unroutable sender address": "does not exist" and "unroutable" are read
+    # as a dead recipient or domain otherwise.
+    (
+        r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found|"
+        r"(?:does not|doesn'?t) exist)|unroute?able sender",
+        "5.1.8",
+    ),
     (r"not authori[sz]ed to send|access denied|refused by (?:the )?recipient|filtered", "5.7.1"),
     (
         # "Too many messages" is a rate, unless it is what the mailbox holds (vpopmail's

@@ -162,6 +162,9 @@ def test_other_things_not_found_are_not_a_dead_address(text):
 
 def test_a_sender_address_said_unknown_is_about_us():
     assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
+    text = "550 5.1.0 <news@sender.example> sender address does not exist E2110"
+    assert classify(infer_status(text), text) == "policy"
+    assert classify("5.0.0", "550 unroutable sender address") == "policy"
     # Yahoo: too many unknown recipients from our server is a verdict on our sending.
     text = "451 VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)"
     assert classify("4.1.8", text) == "policy"
