@@ -261,6 +261,12 @@ PERMANENT_TEXTS: Final = _rules(
         # 5.4.310 DNS domain example.com does not exist [Message=InfoDomainNonexistent]".
         r"(?:domain|host)(?: name)? [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? (?:does not exist|not found)|"
         r"InfoDomainNonexistent|"
+        r"(?:domain|host)(?: name)? [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? is unknown|"
+        # Gmail's "DNS type 'mx' lookup of example.net responded with code NXDOMAIN" (RFC 8020:
+        # nothing exists under that name); the resolver library's words for the same
+        # (getaddrinfo's EAI_NONAME, as msmtp, nullmailer and smtplib report it); the
+        # recipient-domain check of receiving servers, "Recipient domain must exist".
+        r"\bnxdomain\b|name or service not known|recipient domain must exist|"
         r"no such domain|unknown (?:mail )?(?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"

@@ -206,6 +206,13 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
             "[Message=InfoDomainNonexistent]",
             "5.4.310",
         ),
+        (
+            "DNS Error: DNS type 'mx' lookup of nx.example responded with code NXDOMAIN",
+            "5.1.2",
+        ),  # Gmail
+        ("nx.example: Name or service not known", "5.1.2"),  # getaddrinfo(3)
+        ("550 Recipient domain must exist", "5.1.2"),
+        ("the domain nx.example is unknown", "5.1.2"),
         # Postfix for a null MX (RFC 7505).
         ("Domain nullmx.example does not accept mail (nullMX)", "5.1.10"),
     ],
