@@ -157,6 +157,9 @@ def read_notice(msg: Message) -> tuple[str, str]:
         ):
             texts.append(part_text(part, limit=200_000))
     text = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(markups)
+    # Mail comes with CRLF line ends (RFC 5322 2.1); the rules read lines ending in "\n", and
+    # a "\r" left before it hides an end of line from "$" (Sendmail's "<john>" alone on a line).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     cut = _cut_point(text)
     # DSN fields pasted into the text are read as fields, not as prose.
     return _DSN_FIELDS_IN_TEXT.sub("", text[:cut]), text[cut:]

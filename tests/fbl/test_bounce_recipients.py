@@ -303,6 +303,24 @@ def test_text_bounce_naming_a_local_part_the_original_cannot_complete():
     assert to_json(report)["recipients"][0]["address"] == "john"
 
 
+def test_local_parts_alone_on_their_lines_are_read_whatever_the_line_ends():
+    # Sendmail lists each failed address on its own line, as given: "<john>". `plain` writes
+    # CRLF line ends, as mail has on the wire.
+    raw = plain(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mail.corp.example>\n"
+        "To: news@sender.example\nSubject: Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\n<john>\n"
+        "    (reason: 550 5.1.1 <john>... User unknown)\n<mary>\n"
+        "    (reason: 552 5.2.2 <mary>... Mailbox full)\n\n"
+        "   ----- Original message follows -----\n"
+        "From: news@sender.example\nTo: Mary <mary@corp.example>, John <john@corp.example>\n"
+        "Subject: Offers\n\nHello\n",
+    )
+    assert b"\r\n" in raw
+    found = [(r.address, r.original_address, r.hard) for r in parse(raw).recipients]
+    assert found == [("john@corp.example", "john", True), ("mary@corp.example", "mary", False)]
+
+
 def test_original_recipient_with_a_domain_wins_over_a_final_recipient_without_one():
     block = "Final-Recipient: rfc822; john\nOriginal-Recipient: rfc822; john@corp.example\n"
     (only,) = parse(dsn(block + "Action: failed\nStatus: 5.1.1\n", enclosed=None)).recipients
