@@ -296,7 +296,12 @@ PERMANENT_TEXTS: Final = _rules(
         r"is currently suspended|mail ?box (?:is )?currently suspended|suspend the service|"
         r"deactivated mail ?box|(?:user|mailbox|address) (?:is )?(?:not active|inactive)\b|"
         r"inactive (?:user|account|mailbox)|invalid/inactive|no longer accepts mail|"
-        r"account is locked email bounced|bo(?:i|î)te du destinataire archiv(?:é|e)e",
+        r"account is locked email bounced|bo(?:i|î)te du destinataire archiv(?:é|e)e|"
+        # Italian, French and Spanish: "account non attivo", "compte désactivé", "cuenta
+        # suspendida".
+        r"(?:account|casella|utente) (?:non (?:è )?attiv[oa]|disattivat[oa]|sospes[oa])|"
+        r"compte (?:d(?:é|e)sactiv(?:é|e)|suspendu|ferm(?:é|e))|"
+        r"cuenta (?:desactivada|suspendida|deshabilitada|inactiva)",
         "5.2.1",
     ),
     (
@@ -355,6 +360,29 @@ PERMANENT_TEXTS: Final = _rules(
         r"unbekannte[rs]? (?:benutzer|empf(?:ä|ae)nger)|(?:utilisateur|destinataire) inconnu|"
         r"adresse (?:e-?mail )?inexistante|usuario (?:desconocido|no existe)|"
         r"destinatario (?:sconosciuto|inesistente|desconocido)|"
+        # The same for the address, the account or the mailbox, in the languages of the
+        # European, Russian and Japanese providers' own bounces: German "Adresse ist
+        # unbekannt", "Benutzer hat kein Postfach"; French "adresse inconnue", "cette adresse
+        # n'existe pas"; Spanish "la dirección no existe"; Portuguese "usuário desconhecido";
+        # Italian "utente inesistente", "indirizzo non esiste"; Dutch "gebruiker onbekend";
+        # Polish "nie ma takiego użytkownika"; Russian "пользователь не найден", "такого
+        # пользователя нет"; Japanese "存在しないメールアドレス" (a non-existent mail address).
+        r"(?:e-?mail-?)?(?:adresse|empf(?:ä|ae)ngeradresse) (?:ist |wurde )?(?:unbekannt|"
+        r"existiert nicht|nicht gefunden)|\bkein(?:e)? (?:solche[rs]? )?(?:benutzer|postfach)\b|"
+        r"adresse (?:e-?mail |(?:é|e)lectronique )?(?:inconnue|introuvable|n'existe pas)|"
+        r"(?:compte|bo(?:î|i)te aux lettres) (?:inexistante?|inconnue?|n'existe pas)|"
+        r"direcci(?:ó|o)n (?:de correo )?(?:electr(?:ó|o)nico )?no existe|"
+        r"cuenta (?:de correo )?no existe|usuario inexistente|"
+        r"usu(?:á|a)rio (?:desconhecido|inexistente|n(?:ã|a)o existe)|"
+        r"(?:conta|endere(?:ç|c)o) (?:de e-?mail )?(?:inexistente|n(?:ã|a)o existe)|"
+        r"utente (?:sconosciuto|inesistente|non esiste)|"
+        r"(?:indirizzo|casella) (?:e-?mail |di posta )?(?:inesistente|non esiste|sconosciut[oa])|"
+        r"gebruiker (?:is )?onbekend|(?:gebruiker|adres|mailbox) bestaat niet|"
+        r"onbekende (?:gebruiker|ontvanger)|nie ma takiego (?:u(?:ż|z)ytkownika|adresu|konta)|"
+        r"(?:u(?:ż|z)ytkownik|adres|konto) nie istnieje|"
+        r"пользовател[ья] (?:нет|не найден|не существует)|нет такого (?:пользователя|адреса|ящика)|"
+        r"такого (?:пользователя|адреса|ящика) нет|(?:адрес|ящик|аккаунт)[а-я]* не существует|"
+        r"存在しない(?:メール)?(?:アドレス|ユーザー?|宛先|アカウント)|受信者(?:が|は)?存在しません|"
         # A name between the noun and the verdict, or the address alone after the reply code:
         # "User john was not found", "Recipient john was not found in LDAP", "RCPT <a@x> does
         # not exist", "550 <a@x> not found", "550 a@x does not exist." (the masked address

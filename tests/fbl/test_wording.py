@@ -98,6 +98,19 @@ def only_recipient(name: str):
         "550 Mailbox unavaiable",
         "550 No existe dicha persona",
         "550 Nessun utente simile in questo indirizzo",
+        # The providers' own languages, without an enhanced code to lean on.
+        "550 Die Adresse ist unbekannt",
+        "550 Benutzer hat kein Postfach",
+        "550 Cette adresse n'existe pas",
+        "550 La dirección de correo no existe",
+        "550 Usuário desconhecido",
+        "550 Utente inesistente",
+        "550 Gebruiker onbekend",
+        "550 Nie ma takiego użytkownika",
+        "550 Пользователь не найден",
+        "550 Такого пользователя нет",
+        "550 存在しないメールアドレスです",
+        "550 受信者が存在しません",
     ],
 )
 def test_unknown_user_wordings_are_a_dead_address(text):
@@ -141,6 +154,9 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
         ("550 This address no longer accepts mail.", "5.2.1"),
         ("vdelivermail: account is locked email bounced", "5.2.1"),  # vpopmail
         ("550 Boite du destinataire archivee", "5.2.1"),  # Orange
+        ("550 Account non attivo", "5.2.1"),
+        ("550 Compte désactivé", "5.2.1"),
+        ("550 Cuenta suspendida", "5.2.1"),
     ],
 )
 def test_moved_and_closed_accounts(text, status):
