@@ -235,7 +235,20 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"bo(?:i|î)te (?:du destinataire |aux lettres )?(?:est )?pleine|"
         # Japanese carriers and ISPs: "the mailbox capacity is exceeded" (容量超過 / 容量オーバー)
         # and "the mailbox is full" (メールボックスがいっぱい).
-        r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックスが(?:いっぱい|一杯|満杯)",
+        r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックス(?:の容量)?(?:が|は)(?:いっぱい|一杯|満杯)|"
+        # European and Russian providers' own words: German "Postfach voll", "Speicherplatz
+        # überschritten"; French "boîte aux lettres pleine", "quota dépassé"; Spanish "buzón
+        # lleno", "cuota excedida"; Italian "casella piena"; Portuguese "caixa postal cheia";
+        # Dutch "mailbox vol"; Polish "skrzynka pełna"; Russian "ящик переполнен".
+        r"postfach (?:des empf(?:ä|ae)ngers )?(?:ist )?(?:voll|(?:ü|ue)berf(?:ü|ue)llt)|"
+        r"speicherplatz (?:des postfachs? )?(?:ist )?(?:(?:ü|ue)berschritten|ersch(?:ö|oe)pft)|"
+        r"bo(?:î|i)te(?: aux lettres)?(?: du destinataire)? (?:est )?pleine|"
+        r"quota (?:d(?:é|e)pass(?:é|e)|superad[oa]|superata|esaurita)|"
+        r"buz(?:ó|o)n (?:del destinatario )?(?:est(?:á|a) )?lleno|cuota (?:excedida|superada)|"
+        r"casella (?:di posta )?(?:del destinatario )?(?:(?:è|e') )?piena|"
+        r"caixa (?:postal |de correio )?(?:do destinat(?:á|a)rio )?(?:est(?:á|a) )?cheia|"
+        r"cota excedida|(?:mailbox|postvak) (?:is )?vol\b|"
+        r"skrzynka (?:pocztowa )?(?:jest )?pe(?:ł|l)na|ящик[а-я]* (?:[а-я]+ )?переполнен",
         "5.2.2",
     ),
 )

@@ -322,6 +322,16 @@ def test_a_full_mailbox_under_5_1_1_is_transient(text):
         "550 Boite du destinataire pleine.",  # Orange, Wanadoo
         "550 full mailbox",
         "550 5.2.1 Account disabled temporarly for exceeding receiving limits",
+        "552 Das Postfach des Empfängers ist voll",
+        "552 Quota dépassé",
+        "552 La boîte aux lettres du destinataire est pleine",
+        "552 El buzón del destinatario está lleno",
+        "552 La casella di posta del destinatario è piena",
+        "552 Caixa postal cheia",
+        "552 Mailbox vol",
+        "552 Skrzynka pocztowa jest pełna",
+        "552 Почтовый ящик переполнен",
+        "552 メールボックスの容量がいっぱいです",
     ],
 )
 def test_full_mailbox_wordings_are_transient(text):
