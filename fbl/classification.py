@@ -280,6 +280,8 @@ PERMANENT_TEXTS: Final = _rules(
         # (getaddrinfo's EAI_NONAME, as msmtp, nullmailer and smtplib report it); the
         # recipient-domain check of receiving servers, "Recipient domain must exist".
         r"\bnxdomain\b|name or service not known|recipient domain must exist|"
+        # hMailServer: "No mail servers appear to exists for the recipients address."
+        r"no mail ?servers? (?:appears? to )?exists? for|"
         r"no such domain|unknown (?:mail )?(?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"

@@ -38,6 +38,11 @@ def test_sample_names_every_failed_recipient(name):
     assert [r.address for r in report.recipients] == EXPECTED[name]
 
 
+def test_hmailserver_reads_each_recipient_with_its_own_error():
+    report = parse((SAMPLES / "hmailserver-no-mail-servers.eml").read_bytes())
+    assert [(r.status, r.hard) for r in report.recipients] == [("5.1.2", True), ("5.1.1", True)]
+
+
 # --- an address without a domain -----------------------------------------------------------
 
 DOMAINLESS = "Final-Recipient: rfc822; john\nAction: failed\nStatus: 5.1.1\n"

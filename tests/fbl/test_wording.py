@@ -227,6 +227,8 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
             "5.1.2",
         ),  # Gmail
         ("nx.example: Name or service not known", "5.1.2"),  # getaddrinfo(3)
+        # hMailServer
+        ("No mail servers appear to exists for the recipients address.", "5.1.2"),
         ("550 Recipient domain must exist", "5.1.2"),
         ("the domain nx.example is unknown", "5.1.2"),
         # Postfix for a null MX (RFC 7505).
