@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
@@ -331,7 +331,35 @@ def scan(notice: str, exclude: set[str]) -> list[_Candidate]:
                 continue
             context.append(line.strip()[:_LINE_LIMIT])
         out.append(_Candidate(address, " ".join(c for c in context if c).strip(), best > 0))
-    return out
+    return [_with_coded_mention(c, hits, chosen, lines) for c in out]
+
+
+def _with_coded_mention(
+    candidate: _Candidate,
+    hits: list[tuple[int, int, str, int]],
+    chosen: list[tuple[int, int, str]],
+    lines: list[str],
+) -> _Candidate:
+    """A candidate whose own text gives no SMTP code, with the text of a later mention of the
+    same address that does: Exchange's and Office 365's NDRs explain each recipient in words
+    first, then repeat it under "Diagnostic information for administrators" with the remote
+    server's reply ("Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'")."""
+    if _has_code(candidate.diagnostic):
+        return candidate
+    key = candidate.address.lower()
+    taken = {index for index, _, address in chosen if address.lower() == key}
+    for index, start, address, _ in hits:
+        if address.lower() != key or index in taken:
+            continue
+        context = [lines[index][start:_LINE_LIMIT].strip()]
+        for line in lines[index + 1 : index + 3]:
+            if not line.strip():
+                break
+            context.append(line.strip()[:_LINE_LIMIT])
+        text = " ".join(context)
+        if _has_code(text):
+            return replace(candidate, diagnostic=f"{candidate.diagnostic} {text}".strip())
+    return candidate
 
 
 def _line_before(lines: list[str], index: int) -> str:

@@ -43,6 +43,14 @@ def test_hmailserver_reads_each_recipient_with_its_own_error():
     assert [(r.status, r.hard) for r in report.recipients] == [("5.1.2", True), ("5.1.1", True)]
 
 
+def test_an_ndrs_administrator_section_gives_each_recipient_its_remote_code():
+    report = parse((SAMPLES / "office365-admin-diagnostics.eml").read_bytes())
+    assert [(r.status, r.hard) for r in report.recipients] == [
+        ("5.1.10", True),
+        ("5.2.2", False),
+    ]
+
+
 # --- an address without a domain -----------------------------------------------------------
 
 DOMAINLESS = "Final-Recipient: rfc822; john\nAction: failed\nStatus: 5.1.1\n"
