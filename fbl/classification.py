@@ -157,6 +157,11 @@ POLICY_TEXTS: Final = _rules(
         "5.7.1",
     ),
     (r"permission to post|not a member|members only|moderator", "5.7.1"),
+    # The recipient's own filter, not a host without mail service: "550 5.7.1 The recipient
+    # does not accept mail from your domain", "does not accept mail from unknown senders".
+    (r"(?:(?:does not|doesn'?t|do not) accept|not accepting) (?:e-?)?mail from", "5.7.1"),
+    # Our HELO name, not the recipient: Postfix's "Helo command rejected: Host not found".
+    (r"(?:helo|ehlo) (?:command |name |hostname )?(?:rejected|invalid)", "5.7.1"),
     # Outlook.com: "550 SC-001 ... Unfortunately, messages from [IP] weren't sent. ... Hotmail
     # does not relay dynamically-assigned IP ranges"; Gmail: "The user or domain that you are
     # sending to (or from) has a policy that prohibited the mail that you sent"; Yahoo: "451
@@ -263,7 +268,8 @@ PERMANENT_TEXTS: Final = _rules(
     ),
     # RFC 7504: 521 and 556 say the host or domain does not accept mail at all.
     (
-        r"null MX|does not accept mail|not accepting mail|accepts no mail|(?:^|\s)5(?:21|56)[ -]|"
+        r"null MX|(?:does not accept|not accepting) mail(?! from)|accepts no mail|"
+        r"(?:^|\s)5(?:21|56)[ -]|"
         # Exim's words for a null MX (RFC 7505): "an MX or SRV record indicated no SMTP service".
         r"record indicated no SMTP service",
         "5.1.10",

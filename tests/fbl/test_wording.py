@@ -176,6 +176,26 @@ def test_other_things_not_found_are_not_a_dead_address(text):
     assert classify(infer_status(text, default_class="5"), text) != "permanent"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Postfix's smtpd_helo_restrictions: our HELO name, whatever the words after it.
+        "550 5.7.1 <mx.sender.example>: Helo command rejected: Host not found",
+        "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
+        # The recipient's own filter, not a host without mail service (RFC 7505).
+        "550 5.7.1 The recipient does not accept mail from your domain",
+        "550 This recipient does not accept mail from this sender",
+        "550 Mail refused - a@example.com does not accept mail from unknown senders",
+    ],
+)
+def test_refusals_of_our_helo_or_by_the_recipients_filter_are_policy(text):
+    assert classify(infer_status(text, default_class="5"), text) == "policy"
+
+
+def test_a_host_that_accepts_no_mail_at_all_is_still_a_dead_address():
+    assert classify("5.0.0", "550 Host does not accept mail") == "permanent"
+
+
 def test_a_sender_address_said_unknown_is_about_us():
     assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
     text = "550 5.1.0 <news@sender.example> sender address does not exist E2110"
