@@ -253,7 +253,7 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"casella (?:di posta )?(?:del destinatario )?(?:(?:è|e') )?piena|"
         r"caixa (?:postal |de correio )?(?:do destinat(?:á|a)rio )?(?:est(?:á|a) )?cheia|"
         r"cota excedida|(?:mailbox|postvak) (?:is )?vol\b|"
-        r"skrzynka (?:pocztowa )?(?:jest )?pe(?:ł|l)na|ящик[а-я]* (?:[а-я]+ )?переполнен",
+        r"skrzynka (?:pocztowa )?(?:jest )?pe(?:ł|l)na|ящик[а-я]{0,3} (?:[а-я]{1,20} )?переполнен",
         "5.2.2",
     ),
 )
@@ -402,7 +402,7 @@ PERMANENT_TEXTS: Final = _rules(
         r"onbekende (?:gebruiker|ontvanger)|nie ma takiego (?:u(?:ż|z)ytkownika|adresu|konta)|"
         r"(?:u(?:ż|z)ytkownik|adres|konto) nie istnieje|"
         r"пользовател[ья] (?:нет|не найден|не существует)|нет такого (?:пользователя|адреса|ящика)|"
-        r"такого (?:пользователя|адреса|ящика) нет|(?:адрес|ящик|аккаунт)[а-я]* не существует|"
+        r"такого (?:пользователя|адреса|ящика) нет|(?:адрес|ящик|аккаунт)[а-я]{0,4} не существует|"
         r"存在しない(?:メール)?(?:アドレス|ユーザー?|宛先|アカウント)|受信者(?:が|は)?存在しません|"
         # A name between the noun and the verdict, or the address alone after the reply code:
         # "User john was not found", "Recipient john was not found in LDAP", "RCPT <a@x> does
@@ -410,8 +410,9 @@ PERMANENT_TEXTS: Final = _rules(
         # leaves its brackets).
         r"\b(?:user|recipient|mailbox|rcpt) [^\s<>]{1,64} (?:was |is )?not found\b|"
         r"\brcpt" + _NAMED + r"(?:does not|doesn'?t) exists?\b|"
-        r"(?:^|\s)[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?[<\[(\"']?\s*[>\])\"']?:?\s+"
-        r"(?:was |is )?(?:not found|(?:does not|doesn'?t) exist)|"
+        # (Bounded white space: a run of it must not be tried at every split.)
+        r"(?:^|\s)[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3} {1,3})?[<\[(\"']?\s{0,3}[>\])\"']?:?"
+        r"\s{1,3}(?:was |is )?(?:not found|(?:does not|doesn'?t) exist)|"
         # Other terse wordings of the same (listed among Sisimai's "userunknown" texts, from
         # many MTAs): "Unknown e-mail address", "Bad destination recipient", "Mailbox not
         # present", "is not an active address at this host", "not a local address", "There is
