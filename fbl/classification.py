@@ -322,7 +322,14 @@ PERMANENT_TEXTS: Final = _rules(
         # suspendida".
         r"(?:account|casella|utente) (?:non (?:è )?attiv[oa]|disattivat[oa]|sospes[oa])|"
         r"compte (?:d(?:é|e)sactiv(?:é|e)|suspendu|ferm(?:é|e))|"
-        r"cuenta (?:desactivada|suspendida|deshabilitada|inactiva)",
+        r"cuenta (?:desactivada|suspendida|deshabilitada|inactiva)|"
+        # "Recipient mailbox was disabled", "Mailbox disabled for this recipient", "Mailbox
+        # Locked or Suspended"; Spanish "El usuario esta en estado: inactivo", "Esta casilla ha
+        # expirado por falta de uso"; Italian "bloccato per inutilizzo"; Polish "konto ...
+        # nieaktywne"; German "Mailbox deaktiviert".
+        r"mail ?box (?:was |is )?disabled|mailbox locked or suspended|"
+        r"estado: ?inactivo|expirado por falta de uso|bloccato per inutilizzo|\bnieaktywne\b|"
+        r"(?:mailbox|postfach|konto) (?:ist |wurde )?deaktiviert",
         "5.2.1",
     ),
     (
@@ -426,6 +433,16 @@ PERMANENT_TEXTS: Final = _rules(
         r"no one at this address|address could not be found|wrong or no longer valid|"
         r"addresses? (?:were|was|is) unknown|no mail ?box available|mailbox unavaiable|"
         r"no existe (?:dicha persona|ese usuario)|nessun utente simile|"
+        # And as the PHP bounce handlers' tables list them (cfortune's BounceHandler): "No such
+        # email address", "No one with that email address here", "Email Address was not
+        # found", "unknown or illegal user", "Unknown account", "Invalid account", "Unable to
+        # find alias user", "server doesn't handle mail for that user", "No such mail drop
+        # defined", Gmail's "ADDRESS_NOT_FOUND"; Italian "destinatario errato" and "destin.
+        # sconosciuto", German "Adressat unbekannt".
+        r"no such (?:e-?mail address|mail ?drop)|no one with that (?:e-?mail )?address|"
+        r"e-?mail address was not found|unknown or illegal user|(?:unknown|invalid) account\b|"
+        r"unable to find alias|doesn'?t handle mail for that user|address_not_found|"
+        r"destin(?:atario|\.) (?:errato|sconosciuto)|adressat unbekannt|"
         # qmail's recipient lists (the badrcptto and validrcptto patches): "553 sorry, your
         # envelope recipient is in my badrcptto list (#5.7.1)", "sorry, this recipient is not in
         # my validrcptto list", "sorry, your envelope recipient has been denied"; vpopmail's

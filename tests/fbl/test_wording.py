@@ -98,6 +98,17 @@ def only_recipient(name: str):
         "550 Mailbox unavaiable",
         "550 No existe dicha persona",
         "550 Nessun utente simile in questo indirizzo",
+        # As PHP bounce handlers' tables list them.
+        "550 no such email address",
+        "550 No one with that email address here",
+        "550 Email Address was not found",
+        "550 unknown or illegal user",
+        "550 Unknown account",
+        "550 Unable to find alias user",
+        "550 server doesn't handle mail for that user",
+        "550 No such mail drop defined",
+        "550 Destinatario errato",
+        "550 Adressat unbekannt",
         # The providers' own languages, without an enhanced code to lean on.
         "550 Die Adresse ist unbekannt",
         "550 Benutzer hat kein Postfach",
@@ -157,6 +168,12 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
         ("550 Account non attivo", "5.2.1"),
         ("550 Compte désactivé", "5.2.1"),
         ("550 Cuenta suspendida", "5.2.1"),
+        ("550 Recipient mailbox was disabled", "5.2.1"),
+        ("550 Mailbox Locked or Suspended", "5.2.1"),
+        ("550 El usuario esta en estado: inactivo", "5.2.1"),
+        ("550 Esta casilla ha expirado por falta de uso", "5.2.1"),
+        ("550 Questo indirizzo e' bloccato per inutilizzo", "5.2.1"),
+        ("550 Podane konto jest zablokowane administracyjnie lub nieaktywne", "5.2.1"),
     ],
 )
 def test_moved_and_closed_accounts(text, status):
