@@ -471,7 +471,9 @@ TRANSIENT_TEXTS: Final = _rules(
         # for any host after a long failure period".
         r"retry time(?:out)? (?:exceeded|reached)|retry time not reached|"
         r"could not be delivered for|expired|"
-        r"have been failing for a long time|after (?:multiple|repeated) retries|giving up",
+        r"have been failing for a long time|after (?:multiple|repeated) retries|giving up|"
+        # qmail-send: "I'm not going to try again; this message has been in the queue too long."
+        r"in the queue too long",
         "4.4.7",
     ),
     # Network trouble, after the retries ran out too: the destination may answer tomorrow
@@ -481,7 +483,13 @@ TRANSIENT_TEXTS: Final = _rules(
     (
         r"timed? ?out|timeout|connection (?:refused|reset|lost|closed)|could not connect|"
         r"requests to connect|socket error|delivery temporarily suspended|no route to host|"
-        r"network is unreachable",
+        r"network is unreachable|"
+        # Postfix's "lost connection with HOST while receiving the initial server greeting",
+        # Gmail's "Could not initiate SMTP conversation with any hosts", Windows socket errors
+        # ("Network error: 10060"), "Remote host closed connection", "Unable to connect to
+        # remote host".
+        r"lost connection with|closed (?:the )?connection|unable to connect|"
+        r"could not initiate smtp conversation|network error",
         "4.4.1",
     ),
     (r"try again later|temporar|deferred|service (?:not )?(?:un)?available|busy", "4.0.0"),

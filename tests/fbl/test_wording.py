@@ -463,6 +463,19 @@ def test_a_policy_block_takes_its_own_5_7_code_over_a_catch_all():
         ("Network is unreachable", "4.4.1"),
         ("retry timeout exceeded", "4.4.7"),
         ("retry time not reached for any host after a long failure period", "4.4.7"),
+        (
+            "lost connection with mx.example.net[192.0.2.1] while receiving the initial "
+            "server greeting",
+            "4.4.1",
+        ),  # Postfix
+        ("Could not initiate SMTP conversation with any hosts", "4.4.1"),  # Gmail
+        ("Network error: 10060", "4.4.1"),
+        ("Remote host closed connection during the SMTP conversation", "4.4.1"),
+        ("Unable to connect to remote host", "4.4.1"),
+        (
+            "I'm not going to try again; this message has been in the queue too long.",
+            "4.4.7",
+        ),  # qmail-send
     ],
 )
 def test_network_errors_after_retries_are_transient(text, status):
