@@ -75,6 +75,10 @@ _NOT_RECIPIENT_LINE: Final = re.compile(
     # the sender in other languages: de, fr, es, it, pt, nl, ja
     r"absender|exp(?:é|e)diteur|remitente|mittente|remetente|afzender|差出人|送信者|送信元)\b|"
     r"contact|assistance|send mail to|please (?:send|write|e-?mail)|"
+    # the same in de, fr, es, it, pt, nl, ru, ja, zh: "wenden Sie sich an x", "écrivez à x"
+    r"wenden sie sich an|kontaktieren sie|schreiben sie an|(?:é|e)crive[zr] (?:à|a)|"
+    r"p(?:ó|o)ngase en contacto|escriba (?:a|al)|contatta|scrive(?:re|te) a|entre em contato|"
+    r"neem contact|свяж|обратитесь|問い合わせ|連絡|联系|"
     r"mail ?from:|from:|http[s]?://\S*@|^\s*(?:to|cc|subject|sent|date)\s*:"
 )
 _RECIPIENT_CONTEXT: Final = re.compile(

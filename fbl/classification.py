@@ -397,6 +397,8 @@ PERMANENT_TEXTS: Final = _rules(
         # пользователя нет"; Japanese "存在しないメールアドレス" (a non-existent mail address).
         r"(?:e-?mail-?)?(?:adresse|empf(?:ä|ae)ngeradresse) (?:ist |wurde )?(?:unbekannt|"
         r"existiert nicht|nicht gefunden)|\bkein(?:e)? (?:solche[rs]? )?(?:benutzer|postfach)\b|"
+        # and in a subordinate clause: "..., da die Adresse nicht existiert".
+        r"(?:adresse|empf(?:ä|ae)nger|benutzer|postfach) (?:nicht existiert|unbekannt ist)|"
         r"adresse (?:e-?mail |(?:é|e)lectronique )?(?:inconnue|introuvable|n'existe pas)|"
         r"(?:compte|bo(?:î|i)te aux lettres) (?:inexistante?|inconnue?|n'existe pas)|"
         r"direcci(?:ó|o)n (?:de correo )?(?:electr(?:ó|o)nico )?no existe|"

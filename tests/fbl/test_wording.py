@@ -109,6 +109,7 @@ def only_recipient(name: str):
         "550 No such mail drop defined",
         "550 Destinatario errato",
         "550 Adressat unbekannt",
+        "Ihre Nachricht konnte nicht zugestellt werden, da die Adresse nicht existiert.",
         # The providers' own languages, without an enhanced code to lean on.
         "550 Die Adresse ist unbekannt",
         "550 Benutzer hat kein Postfach",
