@@ -334,6 +334,17 @@ def test_local_parts_alone_on_their_lines_are_read_whatever_the_line_ends():
     assert found == [("john@corp.example", "john", True), ("mary@corp.example", "mary", False)]
 
 
+def test_postfix_names_the_failed_address_before_the_alias_it_was_expanded_from():
+    raw = plain(
+        "From: MAILER-DAEMON@mx.relay.example\nTo: news@sender.example\n"
+        "Subject: Undelivered Mail Returned to Sender",
+        "<real.person@dest.example> (expanded from <alias@relay.example>): host\n"
+        "    mx.dest.example[192.0.2.8] said: 550 5.1.1 User unknown (in reply to RCPT TO\n"
+        "    command)\n",
+    )
+    assert addresses(raw) == ["real.person@dest.example"]
+
+
 def test_original_recipient_with_a_domain_wins_over_a_final_recipient_without_one():
     block = "Final-Recipient: rfc822; john\nOriginal-Recipient: rfc822; john@corp.example\n"
     (only,) = parse(dsn(block + "Action: failed\nStatus: 5.1.1\n", enclosed=None)).recipients
