@@ -119,6 +119,9 @@ DIRECTORY_REJECTION_TEXTS: Final = _rules(
     # their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
     # Also with the address between: "550 Mailbox a@example.com unavailable or access denied".
     (r"mailbox(?: |" + _NAMED + r")(?:not found|unavailable) or access denied", "5.1.1"),
+    # Orange and La Poste (OFR_426, LPN007_426): "Le compte du destinataire est bloqué. The
+    # recipient account is blocked": the recipient's account is suspended, not our mail.
+    (r"compte du destinataire est bloqu|recipient account is ?blocked", "5.2.1"),
 )
 
 # Refusals for what the mail is or who sent it. They win over every other reading: a "5.1.1
@@ -157,6 +160,15 @@ POLICY_TEXTS: Final = _rules(
         "5.7.1",
     ),
     (r"permission to post|not a member|members only|moderator", "5.7.1"),
+    # Our sending, not the recipient: Spectrum's "rejected for having too many invalid
+    # recipients" (AUP#O-1560), GoDaddy's "too many invalid recipients" (IB112); QQ Mail's
+    # frequency limits, among them its "Mailbox unavailable or access denined" (sic,
+    # service.mail.qq.com/detail/122/166), which is not RFC 5321's "mailbox unavailable".
+    (
+        r"too many (?:invalid|unknown|bad|non-?existent) recipients|"
+        r"threshold of invalid recipients|frequency limited|access denined",
+        "5.7.1",
+    ),
     # The recipient's own filter, not a host without mail service: "550 5.7.1 The recipient
     # does not accept mail from your domain", "does not accept mail from unknown senders".
     (r"(?:(?:does not|doesn'?t|do not) accept|not accepting) (?:e-?)?mail from", "5.7.1"),
@@ -236,6 +248,8 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"(?:user|domain)disk quota|would exceed (?:the )?maximum allowed storage|"
         r"too many messages (?:on the server|in (?:the |this |his |her |their )?mail ?box)|"
         r"mail file size exceeds|space has been used up|too much mail data|"
+        # GoDaddy: "Account storage limit".
+        r"account storage limit|"
         r"exceeding (?:its |the |their )?receiving limits?|"
         r"bo(?:i|î)te (?:du destinataire |aux lettres )?(?:est )?pleine|"
         # Japanese carriers and ISPs: "the mailbox capacity is exceeded" (容量超過 / 容量オーバー)
@@ -329,7 +343,9 @@ PERMANENT_TEXTS: Final = _rules(
         # nieaktywne"; German "Mailbox deaktiviert".
         r"mail ?box (?:was |is )?disabled|mailbox locked or suspended|"
         r"estado: ?inactivo|expirado por falta de uso|bloccato per inutilizzo|\bnieaktywne\b|"
-        r"(?:mailbox|postfach|konto) (?:ist |wurde )?deaktiviert",
+        r"(?:mailbox|postfach|konto) (?:ist |wurde )?deaktiviert|"
+        # i.ua: "Mailbox was not used for more than 3 months".
+        r"(?:mailbox|account) (?:was |has )?not (?:been )?used for",
         "5.2.1",
     ),
     (

@@ -169,6 +169,7 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
         ("550 Account non attivo", "5.2.1"),
         ("550 Compte désactivé", "5.2.1"),
         ("550 Cuenta suspendida", "5.2.1"),
+        ("550 Mailbox was not used for more than 3 months. http://mail.i.ua/err/3", "5.2.1"),
         ("550 Recipient mailbox was disabled", "5.2.1"),
         ("550 Mailbox Locked or Suspended", "5.2.1"),
         ("550 El usuario esta en estado: inactivo", "5.2.1"),
@@ -361,6 +362,7 @@ def test_a_full_mailbox_under_5_1_1_is_transient(text):
         "551 bounce as<the destination mailbox <a@example.com> is full> queue as 100.1.x",
         "550 Boite du destinataire pleine.",  # Orange, Wanadoo
         "550 full mailbox",
+        "552 Account storage limit",  # GoDaddy
         "550 5.2.1 Account disabled temporarly for exceeding receiving limits",
         "552 Das Postfach des Empfängers ist voll",
         "552 Quota dépassé",
@@ -378,6 +380,30 @@ def test_full_mailbox_wordings_are_transient(text):
     # Read before the words for a dead address: "Unknown user: too much mail data" is full.
     assert classify(infer_status(text, default_class="5"), text) == "transient"
     assert classify("5.0.0", text) == "transient"
+
+
+def test_orange_and_la_postes_blocked_recipient_account_is_a_disabled_mailbox():
+    # LPN007_426: the recipient's account, not our mail, is blocked; whatever the code says.
+    for text in (
+        "550 5.5.0 Le compte du destinataire est bloque. The recipient account isblocked. "
+        "LPN007_426",
+        "550 5.5.0 Le compte du destinataire est bloqué. The recipient account is blocked.",
+    ):
+        assert classify("5.5.0", text) == "permanent"
+        assert infer_status(text) == "5.5.0"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 5.1.0 Your email was rejected for having too many invalid recipients AUP#O-1560",
+        "550 The sending IP address has exceeded the threshold of invalid recipients",
+        "550 Mailbox unavailable or access denined [MwsmQ==]",  # QQ Mail's frequency limit
+        "550 Connection frequency limited. http://service.mail.qq.com/",
+    ],
+)
+def test_limits_on_our_sending_are_not_a_dead_address(text):
+    assert classify(infer_status(text, default_class="5"), text) == "policy"
 
 
 def test_too_many_messages_sent_is_still_a_rate_limit():
