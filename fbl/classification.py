@@ -344,6 +344,8 @@ PERMANENT_TEXTS: Final = _rules(
         r"mail ?box (?:was |is )?disabled|mailbox locked or suspended|"
         r"estado: ?inactivo|expirado por falta de uso|bloccato per inutilizzo|\bnieaktywne\b|"
         r"(?:mailbox|postfach|konto) (?:ist |wurde )?deaktiviert|"
+        # Yahoo: "554 delivery error: dd a@example.com is no longer valid."
+        r"(?:dd|address|mailbox|account)" + _NAMED + r"(?:is )?no longer valid|"
         # i.ua: "Mailbox was not used for more than 3 months".
         r"(?:mailbox|account) (?:was |has )?not (?:been )?used for",
         "5.2.1",

@@ -170,6 +170,7 @@ def test_qmail_recipient_lists_are_a_dead_address(text):
         ("550 Compte désactivé", "5.2.1"),
         ("550 Cuenta suspendida", "5.2.1"),
         ("550 Mailbox was not used for more than 3 months. http://mail.i.ua/err/3", "5.2.1"),
+        ("554 delivery error: dd a@example.com is no longer valid. - mta1.example", "5.2.1"),
         ("550 Recipient mailbox was disabled", "5.2.1"),
         ("550 Mailbox Locked or Suspended", "5.2.1"),
         ("550 El usuario esta en estado: inactivo", "5.2.1"),
