@@ -460,7 +460,8 @@ PERMANENT_TEXTS: Final = _rules(
         # defined", Gmail's "ADDRESS_NOT_FOUND"; Italian "destinatario errato" and "destin.
         # sconosciuto", German "Adressat unbekannt".
         r"no such (?:e-?mail address|mail ?drop)|no one with that (?:e-?mail )?address|"
-        r"e-?mail address was not found|unknown or illegal user|(?:unknown|invalid) account\b|"
+        r"e-?mail address was not found|unknown or illegal user|"
+        r"(?:unknown|invalid) account\b(?! (?:or |and )?(?:password|credentials))|"
         r"unable to find alias|doesn'?t handle mail for that user|address_not_found|"
         r"destin(?:atario|\.) (?:errato|sconosciuto)|adressat unbekannt|"
         # qmail's recipient lists (the badrcptto and validrcptto patches): "553 sorry, your

@@ -189,6 +189,7 @@ def test_moved_and_closed_accounts(text, status):
     [
         "550 5.7.1 Message rejected: a@example.com sender not found in whitelist",
         "550 Requested action not taken: message not found",
+        "535 5.7.8 Invalid account or password",  # our smarthost login, not the recipient
         "550 5.7.1 <a@example.com>: Recipient address rejected: Access denied",
     ],
 )
