@@ -117,7 +117,11 @@ DIRECTORY_REJECTION_TEXTS: Final = _rules(
     # NetEase (163.com, 126.com): "550 Mailbox not found or access denied". (Chinese
     # providers' help pages list it and many of the non-native wordings in PERMANENT_TEXTS as
     # their "recipient does not exist" bounces, e.g. Coremail's and DBMail's.)
-    (r"mailbox not found or access denied", "5.1.1"),
+    # Also with the address between: "550 Mailbox a@example.com unavailable or access denied".
+    (r"mailbox(?: |" + _NAMED + r")(?:not found|unavailable) or access denied", "5.1.1"),
+    # Orange and La Poste (OFR_426, LPN007_426): "Le compte du destinataire est bloqué. The
+    # recipient account is blocked": the recipient's account is suspended, not our mail.
+    (r"compte du destinataire est bloqu|recipient account is ?blocked", "5.2.1"),
 )
 
 # Refusals for what the mail is or who sent it. They win over every other reading: a "5.1.1
@@ -139,13 +143,37 @@ POLICY_TEXTS: Final = _rules(
     (r"not permitted to relay|unable to relay|we do not relay", "5.7.1"),
     (r"sender (?:address )?(?:rejected|denied|blocked|verify failed)|domain of sender", "5.7.1"),
     # Our own address, not the recipient's: "553 5.1.8 Sender address <a@example.com> unknown".
-    (r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found)", "5.1.8"),
+    # Also "550 5.1.0 <a@example.com> sender address does not exist E2110" and sender
+    # verification's "unroutable sender address": "does not exist" and "unroutable" are read
+    # as a dead recipient or domain otherwise.
+    (
+        r"sender(?: address| domain)?" + _NAMED + r"(?:is )?(?:unknown|invalid|not found|"
+        r"(?:does not|doesn'?t) exist)|unroute?able sender",
+        "5.1.8",
+    ),
     (r"not authori[sz]ed to send|access denied|refused by (?:the )?recipient|filtered", "5.7.1"),
     (
-        r"mail from .{0,40} (?:rejected|refused)|rate limit|too many (?:messages|connections)",
+        # "Too many messages" is a rate, unless it is what the mailbox holds (vpopmail's
+        # "User has too many messages on the server"): a full mailbox, see MAILBOX_FULL_TEXTS.
+        r"mail from .{0,40} (?:rejected|refused)|rate limit|too many connections|"
+        r"too many messages(?! (?:on the server|in (?:the |this |his |her |their )?mail ?box))",
         "5.7.1",
     ),
     (r"permission to post|not a member|members only|moderator", "5.7.1"),
+    # Our sending, not the recipient: Spectrum's "rejected for having too many invalid
+    # recipients" (AUP#O-1560), GoDaddy's "too many invalid recipients" (IB112); QQ Mail's
+    # frequency limits, among them its "Mailbox unavailable or access denined" (sic,
+    # service.mail.qq.com/detail/122/166), which is not RFC 5321's "mailbox unavailable".
+    (
+        r"too many (?:invalid|unknown|bad|non-?existent) recipients|"
+        r"threshold of invalid recipients|frequency limited|access denined",
+        "5.7.1",
+    ),
+    # The recipient's own filter, not a host without mail service: "550 5.7.1 The recipient
+    # does not accept mail from your domain", "does not accept mail from unknown senders".
+    (r"(?:(?:does not|doesn'?t|do not) accept|not accepting) (?:e-?)?mail from", "5.7.1"),
+    # Our HELO name, not the recipient: Postfix's "Helo command rejected: Host not found".
+    (r"(?:helo|ehlo) (?:command |name |hostname )?(?:rejected|invalid)", "5.7.1"),
     # Outlook.com: "550 SC-001 ... Unfortunately, messages from [IP] weren't sent. ... Hotmail
     # does not relay dynamically-assigned IP ranges"; Gmail: "The user or domain that you are
     # sending to (or from) has a policy that prohibited the mail that you sent"; Yahoo: "451
@@ -209,9 +237,37 @@ MAILBOX_FULL_TEXTS: Final = _rules(
         r"insufficient (?:disk |storage )?(?:space|storage)|mail ?folder is full|"
         # RFC 5321 4.2.2's text for 552.
         r"exceeded storage allocation|"
+        # The same, as other MTAs and providers word it: vpopmail's "User has too many messages
+        # on the server" and "userdisk quota exceeded", Courier's and Dovecot's "over disk
+        # quota" and "quota violation", Postfix local(8)'s "mail file size exceeds the maximum
+        # size allowed for mail delivery", Chinese providers' "the user's space has been used
+        # up", NTT docomo's "too much mail data", Orange's "boite du destinataire pleine".
+        r"mail ?box" + _NAMED + r"(?:is )?full|not (?:have )?enough (?:disk |storage )?space|"
+        r"full mail ?box|over (?:the |his |her |their |its )?(?:allowed |disk )+quota|"
+        r"quota violation|reached (?:the |its |their )?(?:disk |storage )?quota|"
+        r"(?:user|domain)disk quota|would exceed (?:the )?maximum allowed storage|"
+        r"too many messages (?:on the server|in (?:the |this |his |her |their )?mail ?box)|"
+        r"mail file size exceeds|space has been used up|too much mail data|"
+        # GoDaddy: "Account storage limit".
+        r"account storage limit|"
+        r"exceeding (?:its |the |their )?receiving limits?|"
+        r"bo(?:i|î)te (?:du destinataire |aux lettres )?(?:est )?pleine|"
         # Japanese carriers and ISPs: "the mailbox capacity is exceeded" (容量超過 / 容量オーバー)
         # and "the mailbox is full" (メールボックスがいっぱい).
-        r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックスが(?:いっぱい|一杯|満杯)",
+        r"容量(?:を|が)?(?:超過|超え|オーバー)|メールボックス(?:の容量)?(?:が|は)(?:いっぱい|一杯|満杯)|"
+        # European and Russian providers' own words: German "Postfach voll", "Speicherplatz
+        # überschritten"; French "boîte aux lettres pleine", "quota dépassé"; Spanish "buzón
+        # lleno", "cuota excedida"; Italian "casella piena"; Portuguese "caixa postal cheia";
+        # Dutch "mailbox vol"; Polish "skrzynka pełna"; Russian "ящик переполнен".
+        r"postfach (?:des empf(?:ä|ae)ngers )?(?:ist )?(?:voll|(?:ü|ue)berf(?:ü|ue)llt)|"
+        r"speicherplatz (?:des postfachs? )?(?:ist )?(?:(?:ü|ue)berschritten|ersch(?:ö|oe)pft)|"
+        r"bo(?:î|i)te(?: aux lettres)?(?: du destinataire)? (?:est )?pleine|"
+        r"quota (?:d(?:é|e)pass(?:é|e)|superad[oa]|superata|esaurita)|"
+        r"buz(?:ó|o)n (?:del destinatario )?(?:est(?:á|a) )?lleno|cuota (?:excedida|superada)|"
+        r"casella (?:di posta )?(?:del destinatario )?(?:(?:è|e') )?piena|"
+        r"caixa (?:postal |de correio )?(?:do destinat(?:á|a)rio )?(?:est(?:á|a) )?cheia|"
+        r"cota excedida|(?:mailbox|postvak) (?:is )?vol\b|"
+        r"skrzynka (?:pocztowa )?(?:jest )?pe(?:ł|l)na|ящик[а-я]{0,3} (?:[а-я]{1,20} )?переполнен",
         "5.2.2",
     ),
 )
@@ -226,7 +282,8 @@ PERMANENT_TEXTS: Final = _rules(
     ),
     # RFC 7504: 521 and 556 say the host or domain does not accept mail at all.
     (
-        r"null MX|does not accept mail|not accepting mail|accepts no mail|(?:^|\s)5(?:21|56)[ -]|"
+        r"null MX|(?:does not accept|not accepting) mail(?! from)|accepts no mail|"
+        r"(?:^|\s)5(?:21|56)[ -]|"
         # Exim's words for a null MX (RFC 7505): "an MX or SRV record indicated no SMTP service".
         r"record indicated no SMTP service",
         "5.1.10",
@@ -237,6 +294,14 @@ PERMANENT_TEXTS: Final = _rules(
         # 5.4.310 DNS domain example.com does not exist [Message=InfoDomainNonexistent]".
         r"(?:domain|host)(?: name)? [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? (?:does not exist|not found)|"
         r"InfoDomainNonexistent|"
+        r"(?:domain|host)(?: name)? [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? is unknown|"
+        # Gmail's "DNS type 'mx' lookup of example.net responded with code NXDOMAIN" (RFC 8020:
+        # nothing exists under that name); the resolver library's words for the same
+        # (getaddrinfo's EAI_NONAME, as msmtp, nullmailer and smtplib report it); the
+        # recipient-domain check of receiving servers, "Recipient domain must exist".
+        r"\bnxdomain\b|name or service not known|recipient domain must exist|"
+        # hMailServer: "No mail servers appear to exists for the recipients address."
+        r"no mail ?servers? (?:appears? to )?exists? for|"
         r"no such domain|unknown (?:mail )?(?:host|domain)|host unknown|unrouteable|unroutable|"
         r"(?:mx|domain) lookup failed|name service error|no mx|"
         r"(?:bad|invalid) destination (?:system|domain)|"
@@ -256,7 +321,33 @@ PERMANENT_TEXTS: Final = _rules(
         r"user (?:account )?(?:is )?(?:disabled|deactivated|suspended)|disabled mailbox|"
         r"mailbox (?:is )?frozen|disabled or discontinued|administratively disabled|"
         # Mail.ru: "550 user is terminated".
-        r"(?:user|account|mailbox) (?:is |has been )?terminated",
+        r"(?:user|account|mailbox) (?:is |has been )?terminated|"
+        # Suspended and inactive accounts as other providers word them: "a@x is currently
+        # suspended", "Mailbox currently suspended", NetEase's "user suspended" and "recipient
+        # suspend the service", QQ Mail's "is a deactivated mailbox", eYou's "user is
+        # inactive", "invalid/inactive user", "User not active", "This address no longer
+        # accepts mail", vpopmail's "account is locked email bounced", Orange's "boite du
+        # destinataire archivee" (the mailbox is archived).
+        r"is currently suspended|mail ?box (?:is )?currently suspended|suspend the service|"
+        r"deactivated mail ?box|(?:user|mailbox|address) (?:is )?(?:not active|inactive)\b|"
+        r"inactive (?:user|account|mailbox)|invalid/inactive|no longer accepts mail|"
+        r"account is locked email bounced|bo(?:i|î)te du destinataire archiv(?:é|e)e|"
+        # Italian, French and Spanish: "account non attivo", "compte désactivé", "cuenta
+        # suspendida".
+        r"(?:account|casella|utente) (?:non (?:è )?attiv[oa]|disattivat[oa]|sospes[oa])|"
+        r"compte (?:d(?:é|e)sactiv(?:é|e)|suspendu|ferm(?:é|e))|"
+        r"cuenta (?:desactivada|suspendida|deshabilitada|inactiva)|"
+        # "Recipient mailbox was disabled", "Mailbox disabled for this recipient", "Mailbox
+        # Locked or Suspended"; Spanish "El usuario esta en estado: inactivo", "Esta casilla ha
+        # expirado por falta de uso"; Italian "bloccato per inutilizzo"; Polish "konto ...
+        # nieaktywne"; German "Mailbox deaktiviert".
+        r"mail ?box (?:was |is )?disabled|mailbox locked or suspended|"
+        r"estado: ?inactivo|expirado por falta de uso|bloccato per inutilizzo|\bnieaktywne\b|"
+        r"(?:mailbox|postfach|konto) (?:ist |wurde )?deaktiviert|"
+        # Yahoo: "554 delivery error: dd a@example.com is no longer valid."
+        r"(?:dd|address|mailbox|account)" + _NAMED + r"(?:is )?no longer valid|"
+        # i.ua: "Mailbox was not used for more than 3 months".
+        r"(?:mailbox|account) (?:was |has )?not (?:been )?used for",
         "5.2.1",
     ),
     (
@@ -315,7 +406,71 @@ PERMANENT_TEXTS: Final = _rules(
         r"unbekannte[rs]? (?:benutzer|empf(?:ä|ae)nger)|(?:utilisateur|destinataire) inconnu|"
         r"adresse (?:e-?mail )?inexistante|usuario (?:desconocido|no existe)|"
         r"destinatario (?:sconosciuto|inesistente|desconocido)|"
-        # Exchange 2003: "The recipient name is not recognized".
+        # The same for the address, the account or the mailbox, in the languages of the
+        # European, Russian and Japanese providers' own bounces: German "Adresse ist
+        # unbekannt", "Benutzer hat kein Postfach"; French "adresse inconnue", "cette adresse
+        # n'existe pas"; Spanish "la dirección no existe"; Portuguese "usuário desconhecido";
+        # Italian "utente inesistente", "indirizzo non esiste"; Dutch "gebruiker onbekend";
+        # Polish "nie ma takiego użytkownika"; Russian "пользователь не найден", "такого
+        # пользователя нет"; Japanese "存在しないメールアドレス" (a non-existent mail address).
+        r"(?:e-?mail-?)?(?:adresse|empf(?:ä|ae)ngeradresse) (?:ist |wurde )?(?:unbekannt|"
+        r"existiert nicht|nicht gefunden)|\bkein(?:e)? (?:solche[rs]? )?(?:benutzer|postfach)\b|"
+        # and in a subordinate clause: "..., da die Adresse nicht existiert".
+        r"(?:adresse|empf(?:ä|ae)nger|benutzer|postfach) (?:nicht existiert|unbekannt ist)|"
+        r"adresse (?:e-?mail |(?:é|e)lectronique )?(?:inconnue|introuvable|n'existe pas)|"
+        r"(?:compte|bo(?:î|i)te aux lettres) (?:inexistante?|inconnue?|n'existe pas)|"
+        r"direcci(?:ó|o)n (?:de correo )?(?:electr(?:ó|o)nico )?no existe|"
+        r"cuenta (?:de correo )?no existe|usuario inexistente|"
+        r"usu(?:á|a)rio (?:desconhecido|inexistente|n(?:ã|a)o existe)|"
+        r"(?:conta|endere(?:ç|c)o) (?:de e-?mail )?(?:inexistente|n(?:ã|a)o existe)|"
+        r"utente (?:sconosciuto|inesistente|non esiste)|"
+        r"(?:indirizzo|casella) (?:e-?mail |di posta )?(?:inesistente|non esiste|sconosciut[oa])|"
+        r"gebruiker (?:is )?onbekend|(?:gebruiker|adres|mailbox) bestaat niet|"
+        r"onbekende (?:gebruiker|ontvanger)|nie ma takiego (?:u(?:ż|z)ytkownika|adresu|konta)|"
+        r"(?:u(?:ż|z)ytkownik|adres|konto) nie istnieje|"
+        r"пользовател[ья] (?:нет|не найден|не существует)|нет такого (?:пользователя|адреса|ящика)|"
+        r"такого (?:пользователя|адреса|ящика) нет|(?:адрес|ящик|аккаунт)[а-я]{0,4} не существует|"
+        r"存在しない(?:メール)?(?:アドレス|ユーザー?|宛先|アカウント)|受信者(?:が|は)?存在しません|"
+        # A name between the noun and the verdict, or the address alone after the reply code:
+        # "User john was not found", "Recipient john was not found in LDAP", "RCPT <a@x> does
+        # not exist", "550 <a@x> not found", "550 a@x does not exist." (the masked address
+        # leaves its brackets).
+        r"\b(?:user|recipient|mailbox|rcpt) [^\s<>]{1,64} (?:was |is )?not found\b|"
+        r"\brcpt" + _NAMED + r"(?:does not|doesn'?t) exists?\b|"
+        # (Bounded white space: a run of it must not be tried at every split.)
+        r"(?:^|\s)[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3} {1,3})?[<\[(\"']?\s{0,3}[>\])\"']?:?"
+        r"\s{1,3}(?:was |is )?(?:not found|(?:does not|doesn'?t) exist)|"
+        # Other terse wordings of the same (listed among Sisimai's "userunknown" texts, from
+        # many MTAs): "Unknown e-mail address", "Bad destination recipient", "Mailbox not
+        # present", "is not an active address at this host", "not a local address", "There is
+        # no one at this address", "Email address could not be found", "This email address is
+        # wrong or no longer valid", "Destination addresses were unknown", "No mail box
+        # available for this user", "Mailbox unavaiable" (sic), "No such person at this
+        # address"; Spanish "no existe dicha persona / ese usuario", Italian "nessun utente
+        # simile in questo indirizzo".
+        r"(?:unknown|invalid|bad) (?:e-?mail address|destination recipient)|"
+        r"(?:mailbox|address) not present|not an active address|not a local address|"
+        r"no one at this address|address could not be found|wrong or no longer valid|"
+        r"addresses? (?:were|was|is) unknown|no mail ?box available|mailbox unavaiable|"
+        r"no existe (?:dicha persona|ese usuario)|nessun utente simile|"
+        # And as the PHP bounce handlers' tables list them (cfortune's BounceHandler): "No such
+        # email address", "No one with that email address here", "Email Address was not
+        # found", "unknown or illegal user", "Unknown account", "Invalid account", "Unable to
+        # find alias user", "server doesn't handle mail for that user", "No such mail drop
+        # defined", Gmail's "ADDRESS_NOT_FOUND"; Italian "destinatario errato" and "destin.
+        # sconosciuto", German "Adressat unbekannt".
+        r"no such (?:e-?mail address|mail ?drop)|no one with that (?:e-?mail )?address|"
+        r"e-?mail address was not found|unknown or illegal user|"
+        r"(?:unknown|invalid) account\b(?! (?:or |and )?(?:password|credentials))|"
+        r"unable to find alias|doesn'?t handle mail for that user|address_not_found|"
+        r"destin(?:atario|\.) (?:errato|sconosciuto)|adressat unbekannt|"
+        # qmail's recipient lists (the badrcptto and validrcptto patches): "553 sorry, your
+        # envelope recipient is in my badrcptto list (#5.7.1)", "sorry, this recipient is not in
+        # my validrcptto list", "sorry, your envelope recipient has been denied"; vpopmail's
+        # "vdeliver: Invalid or unknown virtual user" and qmail-local's "user missing home
+        # directory".
+        r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|"
+        r"envelope recipient has been denied|unknown virtual user|missing home directory|"
         r"name is not recognized|"
         # A bare "Address rejected." (no reason after it) under a 5.1.x addressing code.
         r"(?:^|[\s#\d.])address rejected\.?\s*$",
@@ -337,7 +492,9 @@ TRANSIENT_TEXTS: Final = _rules(
         # for any host after a long failure period".
         r"retry time(?:out)? (?:exceeded|reached)|retry time not reached|"
         r"could not be delivered for|expired|"
-        r"have been failing for a long time|after (?:multiple|repeated) retries|giving up",
+        r"have been failing for a long time|after (?:multiple|repeated) retries|giving up|"
+        # qmail-send: "I'm not going to try again; this message has been in the queue too long."
+        r"in the queue too long",
         "4.4.7",
     ),
     # Network trouble, after the retries ran out too: the destination may answer tomorrow
@@ -347,7 +504,13 @@ TRANSIENT_TEXTS: Final = _rules(
     (
         r"timed? ?out|timeout|connection (?:refused|reset|lost|closed)|could not connect|"
         r"requests to connect|socket error|delivery temporarily suspended|no route to host|"
-        r"network is unreachable",
+        r"network is unreachable|"
+        # Postfix's "lost connection with HOST while receiving the initial server greeting",
+        # Gmail's "Could not initiate SMTP conversation with any hosts", Windows socket errors
+        # ("Network error: 10060"), "Remote host closed connection", "Unable to connect to
+        # remote host".
+        r"lost connection with|closed (?:the )?connection|unable to connect|"
+        r"could not initiate smtp conversation|network error",
         "4.4.1",
     ),
     (r"try again later|temporar|deferred|service (?:not )?(?:un)?available|busy", "4.0.0"),

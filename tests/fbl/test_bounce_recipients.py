@@ -38,6 +38,19 @@ def test_sample_names_every_failed_recipient(name):
     assert [r.address for r in report.recipients] == EXPECTED[name]
 
 
+def test_hmailserver_reads_each_recipient_with_its_own_error():
+    report = parse((SAMPLES / "hmailserver-no-mail-servers.eml").read_bytes())
+    assert [(r.status, r.hard) for r in report.recipients] == [("5.1.2", True), ("5.1.1", True)]
+
+
+def test_an_ndrs_administrator_section_gives_each_recipient_its_remote_code():
+    report = parse((SAMPLES / "office365-admin-diagnostics.eml").read_bytes())
+    assert [(r.status, r.hard) for r in report.recipients] == [
+        ("5.1.10", True),
+        ("5.2.2", False),
+    ]
+
+
 # --- an address without a domain -----------------------------------------------------------
 
 DOMAINLESS = "Final-Recipient: rfc822; john\nAction: failed\nStatus: 5.1.1\n"
@@ -301,6 +314,35 @@ def test_text_bounce_naming_a_local_part_the_original_cannot_complete():
     (only,) = report.recipients
     assert (only.address, only.original_address) == (None, "john")  # no invented domain
     assert to_json(report)["recipients"][0]["address"] == "john"
+
+
+def test_local_parts_alone_on_their_lines_are_read_whatever_the_line_ends():
+    # Sendmail lists each failed address on its own line, as given: "<john>". `plain` writes
+    # CRLF line ends, as mail has on the wire.
+    raw = plain(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mail.corp.example>\n"
+        "To: news@sender.example\nSubject: Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\n<john>\n"
+        "    (reason: 550 5.1.1 <john>... User unknown)\n<mary>\n"
+        "    (reason: 552 5.2.2 <mary>... Mailbox full)\n\n"
+        "   ----- Original message follows -----\n"
+        "From: news@sender.example\nTo: Mary <mary@corp.example>, John <john@corp.example>\n"
+        "Subject: Offers\n\nHello\n",
+    )
+    assert b"\r\n" in raw
+    found = [(r.address, r.original_address, r.hard) for r in parse(raw).recipients]
+    assert found == [("john@corp.example", "john", True), ("mary@corp.example", "mary", False)]
+
+
+def test_postfix_names_the_failed_address_before_the_alias_it_was_expanded_from():
+    raw = plain(
+        "From: MAILER-DAEMON@mx.relay.example\nTo: news@sender.example\n"
+        "Subject: Undelivered Mail Returned to Sender",
+        "<real.person@dest.example> (expanded from <alias@relay.example>): host\n"
+        "    mx.dest.example[192.0.2.8] said: 550 5.1.1 User unknown (in reply to RCPT TO\n"
+        "    command)\n",
+    )
+    assert addresses(raw) == ["real.person@dest.example"]
 
 
 def test_original_recipient_with_a_domain_wins_over_a_final_recipient_without_one():
