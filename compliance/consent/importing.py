@@ -24,9 +24,11 @@ import datetime
 import hashlib
 import io
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -172,78 +174,148 @@ def import_consents(
     rows = _rows(names, reader)
     checker = _Checker(tenant)
     outcome = ImportOutcome()
-    write = _copy_chunk if connection.vendor == "postgresql" else _row_by_row_chunk
     try:
-        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            write(chunk, checker, outcome)
-            outcome.rows += len(chunk)
-            if on_progress:
-                on_progress(outcome)
+        if connection.vendor == "postgresql":
+            chunks = _copy_chunks(rows, checker)
+            if not connection.in_atomic_block:
+                # Inside a caller's transaction the checks must see its uncommitted rows, so
+                # only a free-standing import reads ahead on its own connection.
+                chunks = _read_ahead(chunks)
+            for chunk in chunks:
+                _write_copied(chunk, checker, outcome)
+                if on_progress:
+                    on_progress(outcome)
+        else:
+            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                _row_by_row_chunk(chunk, checker, outcome)
+                if on_progress:
+                    on_progress(outcome)
     except UnicodeDecodeError as exc:
         raise ServiceError(f"the file is not UTF-8 text: {exc}", code="invalid") from exc
     return outcome
 
 
-def _checked(chunk: list[_Row], checker: _Checker, outcome: ImportOutcome):
-    """(line, Prepared) for the chunk's good rows; bad ones go to the outcome."""
+def _checked(chunk: list[_Row], checker: _Checker, bad: list[tuple[int, str, str]]):
+    """(line, Prepared) for the chunk's good rows; bad ones are appended to `bad`."""
     for row in chunk:
         if row.item is None:
-            outcome.refuse(row.line, "", row.error)
+            bad.append((row.line, "", row.error))
             continue
         try:
             yield row.line, checker.check(row.item)
         except rules.ConsentInputError as exc:
-            outcome.refuse(row.line, row.item.get("address", ""), str(exc))
+            bad.append((row.line, row.item.get("address", ""), str(exc)))
 
 
-def _copy_chunk(chunk: list[_Row], checker: _Checker, outcome: ImportOutcome) -> None:
-    """PostgreSQL: the chunk's good rows as COPY data, then one statement."""
-    lines = []
-    for line, p in _checked(chunk, checker, outcome):
-        ev = p.evidence
-        lines.append(
-            sql.copy_line(
-                (
-                    line,
-                    import_key(p),
-                    p.address,
-                    p.address_hash,
-                    p.stream.pk,
-                    p.topic.pk if p.topic else None,
-                    p.action,
-                    p.basis,
-                    p.method,
-                    p.jurisdiction,
-                    p.occurred_at.isoformat(),
-                    ev.get("ip") or None,
-                    str(ev.get("user_agent") or "")[:500],
-                    str(ev.get("page_url") or "")[:2000],
-                    str(ev.get("form_id") or "")[:200],
-                    checker.text_id(str(ev.get("wording") or "")),
-                    str(ev.get("privacy_notice_version") or "")[:100],
+class _CopyChunk(NamedTuple):
+    """A chunk of the file as COPY data (`good` rows of `rows`), and its bad rows."""
+
+    rows: int
+    good: int
+    data: str
+    bad: list[tuple[int, str, str]]
+
+
+def _copy_chunks(rows: Iterator[_Row], checker: _Checker) -> Iterator[_CopyChunk]:
+    """PostgreSQL: the file, CHUNK_ROWS at a time, checked and written as COPY data."""
+    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+        bad: list[tuple[int, str, str]] = []
+        lines = []
+        for line, p in _checked(chunk, checker, bad):
+            ev = p.evidence
+            lines.append(
+                sql.copy_line(
+                    (
+                        line,
+                        import_key(p),
+                        p.address,
+                        p.address_hash,
+                        p.stream.pk,
+                        p.topic.pk if p.topic else None,
+                        p.action,
+                        p.basis,
+                        p.method,
+                        p.jurisdiction,
+                        p.occurred_at.isoformat(),
+                        ev.get("ip") or None,
+                        str(ev.get("user_agent") or "")[:500],
+                        str(ev.get("page_url") or "")[:2000],
+                        str(ev.get("form_id") or "")[:200],
+                        checker.text_id(str(ev.get("wording") or "")),
+                        str(ev.get("privacy_notice_version") or "")[:100],
+                    )
                 )
             )
-        )
-    if not lines:
-        return
-    with transaction.atomic():
-        added, _ = sql.insert_copied_records(
-            "".join(lines),
-            tenant_id=checker.tenant.pk,
-            now=timezone.now(),
-            actor=audit.current_actor(),
-        )
+        yield _CopyChunk(len(chunk), len(lines), "".join(lines), bad)
+
+
+def _read_ahead(chunks: Iterator[_CopyChunk], depth: int = 2) -> Iterator[_CopyChunk]:
+    """`chunks`, made by a thread up to `depth` ahead: checking and hashing the next chunk
+    (Python) overlaps the database's insert of this one, during which this thread waits on the
+    socket without the GIL. The thread's few lookups use its own connection, closed at its end;
+    its errors are raised here."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=produce, name="consent-import-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _write_copied(chunk: _CopyChunk, checker: _Checker, outcome: ImportOutcome) -> None:
+    """PostgreSQL: one chunk's COPY data in, one statement, one transaction."""
+    added = 0
+    if chunk.good:
+        with transaction.atomic():
+            added, _ = sql.insert_copied_records(
+                chunk.data,
+                tenant_id=checker.tenant.pk,
+                now=timezone.now(),
+                actor=audit.current_actor(),
+            )
+    for line, address, error in chunk.bad:
+        outcome.refuse(line, address, error)
+    outcome.rows += chunk.rows
     outcome.added += added
-    outcome.existing += len(lines) - added
+    outcome.existing += chunk.good - added
 
 
 def _row_by_row_chunk(chunk: list[_Row], checker: _Checker, outcome: ImportOutcome) -> None:
     """SQLite (the embedded default): each new row through the service."""
+    bad: list[tuple[int, str, str]] = []
     with transaction.atomic():
-        for _, prepared in _checked(chunk, checker, outcome):
+        for _, prepared in _checked(chunk, checker, bad):
             key = import_key(prepared)
             if ConsentRecord.objects.filter(import_key=key).exists():
                 outcome.existing += 1
                 continue
             services.record_prepared([replace(prepared, import_key=key)])
             outcome.added += 1
+    for line, address, error in bad:
+        outcome.refuse(line, address, error)
+    outcome.rows += len(chunk)

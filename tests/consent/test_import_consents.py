@@ -297,3 +297,24 @@ def test_the_admin_upload_is_for_staff_only(default_tenant, client, django_user_
     django_user_model.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
     client.login(username="clerk", password="pw")
     assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_checks_ahead_with_the_same_result(
+    default_tenant, csv_file
+):
+    # Committed data: the command, run on its own, checks the next chunk on a second connection.
+    path = csv_file(
+        web_form_row("ann@example.com"),
+        web_form_row("bob@example.com", purpose="nosuchstream"),
+        web_form_row("cat@example.com", action="withdraw"),
+    )
+
+    out, err = run(path)
+    again, _ = run(path)
+
+    assert "added 2, already recorded 0, bad 1" in out
+    assert err.startswith("line 3: unknown stream 'nosuchstream'")
+    assert "added 0, already recorded 2, bad 1" in again
+    assert ConsentRecord.objects.filter(text__body=WORDING).count() == 2
+    assert ConsentState.objects.count() == 2
