@@ -133,7 +133,7 @@ class _Checker:
     def __init__(self, tenant: Tenant):
         self.tenant = tenant
         self.now = timezone.now()
-        self.texts: dict = {}  # wording -> ConsentText, those named by id
+        self.texts: dict = {}  # _prepare_one's: wording -> ConsentText named by id
         self.known: dict = {}
         self.text_ids: dict[str, int] = {}
 
@@ -150,14 +150,12 @@ class _Checker:
         )
 
     def text_id(self, wording: str) -> int | None:
-        """The stored text's id: the one named by wording_id, else stored once by text_for."""
+        """The id of the stored text of `wording`, stored once by text_for."""
         if not wording:
             return None
         found = self.text_ids.get(wording)
         if found is None:
-            named = self.texts.get(wording)
-            found = named.pk if named else services.text_for(self.tenant, wording).pk
-            self.text_ids[wording] = found
+            found = self.text_ids[wording] = services.text_for(self.tenant, wording).pk
         return found
 
 
@@ -241,7 +239,7 @@ def _copy_chunks(rows: Iterator[_Row], checker: _Checker) -> Iterator[_CopyChunk
                         str(ev.get("user_agent") or "")[:500],
                         str(ev.get("page_url") or "")[:2000],
                         str(ev.get("form_id") or "")[:200],
-                        checker.text_id(str(ev.get("wording") or "")),
+                        p.text_id or checker.text_id(str(ev.get("wording") or "")),
                         str(ev.get("privacy_notice_version") or "")[:100],
                     )
                 )

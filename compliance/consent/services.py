@@ -180,10 +180,12 @@ def _prepare_one(
         raise rules.ConsentInputError(str(exc), field="jurisdiction") from None
     evidence = dict(item.get("evidence") or {})
     wording_id = evidence.pop("wording_id", None)
+    text_id = None
     if wording_id not in (None, ""):
         text = _wording_of(tenant, wording_id, known)
         evidence["wording"] = text.body
         texts[text.body] = text
+        text_id = text.pk
     missing = rules.missing_evidence(method, action, evidence)
     if missing:
         raise rules.ConsentInputError(
@@ -217,6 +219,7 @@ def _prepare_one(
         jurisdiction=jurisdiction,
         occurred_at=occurred_at,
         evidence=evidence,
+        text_id=text_id,
     )
 
 
@@ -253,7 +256,7 @@ def _text_ids(prepared: Iterable[Prepared]) -> dict[tuple[int, str], int]:
     ids = {}
     for item in prepared:
         body = str(item.evidence.get("wording") or "")
-        if body and (item.tenant.pk, body) not in ids:
+        if item.text_id is None and body and (item.tenant.pk, body) not in ids:
             ids[(item.tenant.pk, body)] = text_for(item.tenant, body).pk
     return ids
 
@@ -295,7 +298,9 @@ def record_prepared(prepared: Sequence[Prepared]) -> list[ConsentRecord]:
         rows = [
             _record_row(
                 item,
-                text_ids.get((item.tenant.pk, str(item.evidence.get("wording") or ""))),
+                # A wording named by id is that text, even one shared by all tenants.
+                item.text_id
+                or text_ids.get((item.tenant.pk, str(item.evidence.get("wording") or ""))),
                 actor_fields,
             )
             for item in prepared

@@ -219,7 +219,7 @@ def test_a_newer_imported_withdrawal_moves_the_state(default_tenant, csv_file):
 def test_topics_wording_ids_and_missing_optional_columns(default_tenant, csv_file):
     marketing = default_tenant.streams.get(slug="marketing")
     Topic.objects.create(stream=marketing, slug="news", name="News")
-    text = services.text_for(default_tenant, "Old wording, v1")
+    text = services.text_for(None, "Old wording shared by every tenant, v1")
     path = csv_file(
         f"ann@example.com,marketing/news,grant,consent,import,2023-01-01T00:00:00,{text.pk}\n",
         header="address,purpose,action,basis,method,collected_at,wording_id\n",
@@ -230,7 +230,8 @@ def test_topics_wording_ids_and_missing_optional_columns(default_tenant, csv_fil
     assert "added 1" in out, err
     record = ConsentRecord.objects.get()
     assert record.purpose == "marketing/news"
-    assert record.text_id == text.pk
+    assert record.text_id == text.pk  # the text named, not a copy of it
+    assert ConsentText.objects.count() == 1
     assert record.jurisdiction == default_tenant.jurisdiction
     assert (record.ip, record.user_agent) == (None, "")
 
