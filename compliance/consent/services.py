@@ -139,7 +139,8 @@ def _purpose_of(tenant: Tenant, text: str, known: dict) -> tuple[Stream, Topic |
             found = rules.ConsentInputError(exc.message, field="purpose")
         known[("purpose", text)] = found
     if isinstance(found, rules.ConsentInputError):
-        raise found
+        # A fresh error each time: raising the kept one again would grow its traceback.
+        raise rules.ConsentInputError(str(found), field=found.field)
     return found
 
 
