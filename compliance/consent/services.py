@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from compliance import audit, jurisdictions
-from compliance.consent import rules
+from compliance.consent import rules, sql
 from compliance.consent.models import ConsentRecord, ConsentState, ConsentText
 from compliance.errors import ServiceError
 from compliance.models import OptOutRequest, Stream, Tenant, Topic
@@ -123,7 +123,46 @@ def _when(value, *, field_name: str) -> datetime.datetime:
     return moment
 
 
-def _prepare_one(tenant: Tenant, item: dict, *, now: datetime.datetime, texts: dict) -> Prepared:
+def _purpose_of(tenant: Tenant, text: str, known: dict) -> tuple[Stream, Topic | None]:
+    """The stream and topic `text` names; raises ConsentInputError. `known` keeps each answer
+    (refusals too), so a file naming a few purposes a million times asks the database a few
+    times."""
+    found = known.get(("purpose", text))
+    if found is None:
+        try:
+            purpose = rules.Purpose.parse(text)
+            stream = stream_of(tenant, purpose.stream)
+            found = (stream, topic_of(stream, purpose.topic) if purpose.topic else None)
+        except rules.ConsentInputError as exc:
+            found = exc
+        except ServiceError as exc:
+            found = rules.ConsentInputError(exc.message, field="purpose")
+        known[("purpose", text)] = found
+    if isinstance(found, rules.ConsentInputError):
+        # A fresh error each time: raising the kept one again would grow its traceback.
+        raise rules.ConsentInputError(str(found), field=found.field)
+    return found
+
+
+def _wording_of(tenant: Tenant, wording_id, known: dict) -> ConsentText:
+    """The stored text a record names by id; raises ConsentInputError."""
+    key = ("wording_id", str(wording_id))
+    if key not in known:
+        known[key] = (
+            ConsentText.objects.filter(pk=wording_id).first() if str(wording_id).isdigit() else None
+        )
+    text = known[key]
+    if text is None or text.tenant_id not in (None, tenant.pk):
+        raise rules.ConsentInputError(f"unknown wording id {wording_id!r}", field="evidence")
+    return text
+
+
+def _prepare_one(
+    tenant: Tenant, item: dict, *, now: datetime.datetime, texts: dict, known: dict | None = None
+) -> Prepared:
+    """Check one record (the API's and the import's one set of rules) and resolve its purpose,
+    wording and address; raises ConsentInputError. `known` memoises lookups across calls."""
+    known = {} if known is None else known
     verb = str(item.get("action") or "")
     basis = str(item.get("basis") or "")
     method = str(item.get("method") or "")
@@ -135,26 +174,19 @@ def _prepare_one(tenant: Tenant, item: dict, *, now: datetime.datetime, texts: d
         raise rules.ConsentInputError(
             f"invalid address {item.get('address')!r}: {exc.reason}", field="address"
         ) from None
-    purpose = rules.Purpose.parse(str(item.get("purpose") or ""))
-    try:
-        stream = stream_of(tenant, purpose.stream)
-        topic = topic_of(stream, purpose.topic) if purpose.topic else None
-    except ServiceError as exc:
-        raise rules.ConsentInputError(exc.message, field="purpose") from None
+    stream, topic = _purpose_of(tenant, str(item.get("purpose") or ""), known)
     try:
         jurisdiction = jurisdictions.normalise(item.get("jurisdiction") or tenant.jurisdiction)
     except jurisdictions.UnknownJurisdiction as exc:
         raise rules.ConsentInputError(str(exc), field="jurisdiction") from None
     evidence = dict(item.get("evidence") or {})
     wording_id = evidence.pop("wording_id", None)
+    text_id = None
     if wording_id not in (None, ""):
-        text = (
-            ConsentText.objects.filter(pk=wording_id).first() if str(wording_id).isdigit() else None
-        )
-        if text is None or text.tenant_id not in (None, tenant.pk):
-            raise rules.ConsentInputError(f"unknown wording id {wording_id!r}", field="evidence")
+        text = _wording_of(tenant, wording_id, known)
         evidence["wording"] = text.body
         texts[text.body] = text
+        text_id = text.pk
     missing = rules.missing_evidence(method, action, evidence)
     if missing:
         raise rules.ConsentInputError(
@@ -188,6 +220,7 @@ def _prepare_one(tenant: Tenant, item: dict, *, now: datetime.datetime, texts: d
         jurisdiction=jurisdiction,
         occurred_at=occurred_at,
         evidence=evidence,
+        text_id=text_id,
     )
 
 
@@ -224,7 +257,7 @@ def _text_ids(prepared: Iterable[Prepared]) -> dict[tuple[int, str], int]:
     ids = {}
     for item in prepared:
         body = str(item.evidence.get("wording") or "")
-        if body and (item.tenant.pk, body) not in ids:
+        if item.text_id is None and body and (item.tenant.pk, body) not in ids:
             ids[(item.tenant.pk, body)] = text_for(item.tenant, body).pk
     return ids
 
@@ -266,7 +299,9 @@ def record_prepared(prepared: Sequence[Prepared]) -> list[ConsentRecord]:
         rows = [
             _record_row(
                 item,
-                text_ids.get((item.tenant.pk, str(item.evidence.get("wording") or ""))),
+                # A wording named by id is that text, even one shared by all tenants.
+                item.text_id
+                or text_ids.get((item.tenant.pk, str(item.evidence.get("wording") or ""))),
                 actor_fields,
             )
             for item in prepared
@@ -276,16 +311,11 @@ def record_prepared(prepared: Sequence[Prepared]) -> list[ConsentRecord]:
     return rows
 
 
-_UPSERT = """
+_UPSERT = f"""
 INSERT INTO consent_consentstate
     (tenant_id, address_hash, stream_id, topic_id, action, basis, since, record_id)
-VALUES {values}
-ON CONFLICT (address_hash, tenant_id, stream_id, topic_key) DO UPDATE SET
-    action = excluded.action, basis = excluded.basis, since = excluded.since,
-    record_id = excluded.record_id
-WHERE excluded.since > consent_consentstate.since
-   OR (excluded.since = consent_consentstate.since
-       AND excluded.record_id > consent_consentstate.record_id)
+VALUES {{values}}
+{sql.STATE_ADVANCE}
 """
 _UPSERT_BATCH = 1000
 

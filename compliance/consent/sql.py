@@ -1,0 +1,128 @@
+"""The consent ledger's hand-written SQL in one place: moving the current state forward, and the
+bulk import (measured by bench/import_consents.py).
+
+PostgreSQL and SQLite both accept STATE_ADVANCE; the import's statements are PostgreSQL only
+(SQLite, the embedded default, imports row by row through the services).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import connection
+
+# A record becomes its purpose's state only if it is later than the state held (the ledger's
+# order breaks a tie): a record that arrives late, such as an import of old consents, never
+# overrides a newer state.
+STATE_ADVANCE = """
+ON CONFLICT (address_hash, tenant_id, stream_id, topic_key) DO UPDATE SET
+    action = excluded.action, basis = excluded.basis, since = excluded.since,
+    record_id = excluded.record_id
+WHERE excluded.since > consent_consentstate.since
+   OR (excluded.since = consent_consentstate.since
+       AND excluded.record_id > consent_consentstate.record_id)
+"""
+
+IMPORT_TEMP_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS consent_import_chunk (
+    line integer, import_key text, address text, address_hash bytea, stream_id bigint,
+    topic_id bigint, action text, basis text, method text, jurisdiction text,
+    occurred_at timestamptz, ip inet, user_agent text, page_url text, form_id text,
+    text_id bigint, privacy_notice_version text
+) ON COMMIT DELETE ROWS
+"""
+
+IMPORT_COLUMNS = (
+    "line",
+    "import_key",
+    "address",
+    "address_hash",
+    "stream_id",
+    "topic_id",
+    "action",
+    "basis",
+    "method",
+    "jurisdiction",
+    "occurred_at",
+    "ip",
+    "user_agent",
+    "page_url",
+    "form_id",
+    "text_id",
+    "privacy_notice_version",
+)
+IMPORT_COPY = f"COPY consent_import_chunk ({', '.join(IMPORT_COLUMNS)}) FROM STDIN"
+
+# One statement per chunk: the records whose import key is new (a row imported before, or twice
+# in the file, is left out), then the state of each purpose they touch, from the latest of them.
+IMPORT_INSERT = f"""
+WITH new AS (
+    INSERT INTO consent_consentrecord (
+        actor_user_id, actor_api_key_id, actor_label, via, tenant_id, stream_id, topic_id,
+        address, address_hash, action, basis, method, jurisdiction, occurred_at, recorded_at,
+        ip, user_agent, page_url, form_id, text_id, privacy_notice_version, cause, import_key)
+    SELECT %(actor_user)s, %(actor_api_key)s, %(actor_label)s, %(via)s, %(tenant)s,
+           c.stream_id, c.topic_id, c.address, c.address_hash, c.action, c.basis, c.method,
+           c.jurisdiction, c.occurred_at, %(now)s, c.ip, c.user_agent, c.page_url, c.form_id,
+           c.text_id, c.privacy_notice_version, '', c.import_key
+    FROM consent_import_chunk AS c
+    ORDER BY c.line
+    ON CONFLICT (import_key) DO NOTHING
+    RETURNING id, address_hash, stream_id, topic_id, action, basis, occurred_at
+), latest AS (
+    SELECT DISTINCT ON (address_hash, stream_id, coalesce(topic_id, 0)) *
+    FROM new
+    ORDER BY address_hash, stream_id, coalesce(topic_id, 0), occurred_at DESC, id DESC
+), states AS (
+    INSERT INTO consent_consentstate
+        (tenant_id, address_hash, stream_id, topic_id, action, basis, since, record_id)
+    SELECT %(tenant)s, address_hash, stream_id, topic_id, action, basis, occurred_at, id
+    FROM latest
+    {STATE_ADVANCE}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM states)
+"""
+
+_COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_field(value) -> str:
+    """One value in COPY's text format: None as NULL, bytes as bytea hex."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.translate(_COPY_SPECIALS)
+    return text
+
+
+def copy_line(values) -> str:
+    """A row of IMPORT_COPY's data, its values in IMPORT_COLUMNS order."""
+    return "\t".join(map(copy_field, values)) + "\n"
+
+
+def insert_copied_records(
+    data: str, *, tenant_id: int, now: datetime.datetime, actor
+) -> tuple[int, int]:
+    """Insert the new records among the COPY rows in `data` and advance their states; return
+    (records added, states written or moved). PostgreSQL only; call inside a transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(IMPORT_TEMP_TABLE)
+        with cursor.copy(IMPORT_COPY) as copy:
+            copy.write(data)
+        cursor.execute(
+            IMPORT_INSERT,
+            {
+                "tenant": tenant_id,
+                "now": now,
+                "actor_user": actor.user_id,
+                "actor_api_key": actor.api_key_id,
+                "actor_label": actor.label[:200],
+                "via": actor.via,
+            },
+        )
+        added, states = cursor.fetchone()
+    return added, states
