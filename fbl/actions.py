@@ -9,7 +9,7 @@
   for every tenant (a dead address is dead for everyone).
 - DSN transient (4.x.x, mailbox full): a soft bounce, recorded; past the threshold within the
   window a global soft-bounce entry (blocks commercial mail only) that expires.
-- DSN policy (5.7.x spam and policy blocks): a reputation signal, recorded, never a suppression.
+- DSN blocked (5.7.x spam and policy blocks): a reputation signal, recorded, never a suppression.
 - Auto-replies, unrecognised mail, delivered or relayed notices: nothing.
 
 A recipient whose address is missing or redacted cannot be acted on; it is reported as such.
@@ -26,7 +26,7 @@ from fbl.report import ParsedReport, Recipient
 
 __all__ = ["COMPLAINT_TYPES", "OPT_OUT_TYPES", "Action", "Verb", "actions_for"]
 
-Verb = Literal["complaint", "unsubscribe", "feedback", "hard_bounce", "soft_bounce", "policy"]
+Verb = Literal["complaint", "unsubscribe", "feedback", "hard_bounce", "soft_bounce", "blocked"]
 
 # RFC 5965 section 7.3 registers abuse, fraud, other, virus; RFC 6650 not-spam; RFC 6591
 # auth-failure. Only the first two say "this recipient does not want this mail".
@@ -37,7 +37,7 @@ OPT_OUT_TYPES: Final = frozenset({"opt-out", "optout", "unsubscribe"})
 _BOUNCE_VERBS: Final[dict[str, Verb]] = {
     "permanent": "hard_bounce",
     "transient": "soft_bounce",
-    "policy": "policy",
+    "blocked": "blocked",
 }
 
 

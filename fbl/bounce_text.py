@@ -658,7 +658,7 @@ def recipients_from_text(
             phase=phase_in(diagnostic, transcript),
             remote_host=remote_host_in(diagnostic, transcript),
         )
-        status = classification.policy_status(status, diagnostic, category=category)
+        status = classification.block_status(status, diagnostic, category=category)
         redacted = is_redacted(candidate.address)
         unusable = redacted or first_address(candidate.address) is None  # no domain
         out.append(

@@ -28,7 +28,7 @@ __all__ = [
     "explained",
     "failure_status",
     "infer_status",
-    "policy_status",
+    "block_status",
     "readable",
     "is_hard",
     "status_in",
@@ -51,8 +51,8 @@ STATUS_CATEGORIES: Final[dict[str, Category]] = {
     # the owner can make room, so it counts towards the soft-bounce threshold instead.
     "5.2.2": "transient",
     "5.1.4": "unknown",  # Destination mailbox address ambiguous
-    "5.1.7": "policy",  # Bad sender's mailbox address syntax: about us, not the recipient
-    "5.1.8": "policy",  # Bad sender's system address: about us
+    "5.1.7": "blocked",  # Bad sender's mailbox address syntax: about us, not the recipient
+    "5.1.8": "blocked",  # Bad sender's system address: about us
     "5.2.3": "unknown",  # Message length exceeds administrative limit: about this message
     "5.3.4": "unknown",  # Message too big for system: about this message
     "5.4.6": "unknown",  # Routing loop detected
@@ -69,8 +69,8 @@ SUBJECT_CATEGORIES: Final[dict[str, Category]] = {
     "5.3": "transient",  # mail system status: the destination system's trouble
     "5.4": "transient",  # network and routing
     "5.5": "unknown",  # protocol
-    "5.6": "policy",  # message content or media refused
-    "5.7": "policy",  # security or policy status
+    "5.6": "blocked",  # message content or media refused
+    "5.7": "blocked",  # security or policy status
 }
 
 # Codes whose words decide. 5.7.27 is "sender address has null MX" (RFC 7505 section 4.2),
@@ -126,7 +126,7 @@ DIRECTORY_REJECTION_TEXTS: Final = _rules(
 
 # Refusals for what the mail is or who sent it. They win over every other reading: a "5.1.1
 # ... refused due to recipient preferences" is a block, not a dead address.
-POLICY_TEXTS: Final = _rules(
+BLOCK_TEXTS: Final = _rules(
     (r"\bspam|junk mail|unsolicited|bulk mail", "5.7.1"),
     (r"block ?list|black ?list|deny ?list|\bblocked\b|\bRBL\b|spamhaus|spamcop|barracuda", "5.7.1"),
     (r"(?<!not )\blisted (?:at|on|in|by)\b|reputation|\bpoor (?:sender )?score", "5.7.1"),
@@ -605,11 +605,11 @@ def failure_status(status: str | None, text: str | None, *, action: str | None) 
     return inferred if inferred and inferred[0] in "45" else f"{klass}.0.0"
 
 
-def policy_status(status: str | None, text: str | None, *, category: str) -> str | None:
-    """A policy refusal under a catch-all code ("Status: 5.5.0" for "550 5.7.1 ... blocked"):
-    the security or policy code (RFC 3463 3.8, X.7.XXX) the text itself gives, in the same
-    class. Any other status is returned as it is."""
-    if category != "policy" or not status or not text or status[0] not in "45":
+def block_status(status: str | None, text: str | None, *, category: str) -> str | None:
+    """A block (a refusal for policy or spam) under a catch-all code ("Status: 5.5.0" for "550
+    5.7.1 ... blocked"): the security or policy code (RFC 3463 3.8, X.7.XXX) the text itself
+    gives, in the same class. Any other status is returned as it is."""
+    if category != "blocked" or not status or not text or status[0] not in "45":
         return status
     if status[2:4] == "7." or not (status in GENERIC_STATUSES or status[1:] == ".0.0"):
         return status
@@ -676,7 +676,7 @@ def _text_status(text: str) -> str | None:
     text = _masked(text)
     for table in (
         DIRECTORY_REJECTION_TEXTS,
-        POLICY_TEXTS,
+        BLOCK_TEXTS,
         TEMPORARY_TEXTS,
         MAILBOX_FULL_TEXTS,
         PERMANENT_TEXTS,
@@ -701,7 +701,7 @@ def _text_category(text: str, table: tuple[tuple[re.Pattern[str], str], ...]) ->
 # KDDI's au (ezweb.ne.jp, au.com) answers "550 : User unknown", with no address, when the
 # recipient's own domain filter refuses the sender; an address that does not exist gets
 # "550 <address>: User unknown". (Yahoo relays it as "550: : User unknown".)
-PROVIDER_POLICY_TEXTS: Final = _rules(
+PROVIDER_BLOCK_TEXTS: Final = _rules(
     (r"(?:^|\s)550:? : User unknown", "5.7.1"),
 )
 
@@ -737,12 +737,12 @@ def classify(
     # stays as worded: Yahoo reports unknown users there ("554 delivery error: dd This user
     # doesn't have a yahoo.com account").
     if phase in ("MAIL", "CONNECT") and category in ("permanent", "unknown"):
-        return "policy"
+        return "blocked"
     # After DATA the recipient was already accepted: what is refused then is the message.
     if phase == "DATA" and category == "unknown" and (status or "5")[0] == "5":
-        return "policy"
+        return "blocked"
     if phase == "DATA" and category == "permanent" and _filtering_host(remote_host):
-        return "policy"
+        return "blocked"
     return category
 
 
@@ -750,8 +750,8 @@ def _classify(status: str | None, text: str) -> Category:
     # The code may be in the Status field only: read it with the text.
     if text and _text_category(f"{status} {text}", DIRECTORY_REJECTION_TEXTS):
         return "permanent"
-    if text and (_text_category(text, POLICY_TEXTS) or _text_category(text, PROVIDER_POLICY_TEXTS)):
-        return "policy"
+    if text and (_text_category(text, BLOCK_TEXTS) or _text_category(text, PROVIDER_BLOCK_TEXTS)):
+        return "blocked"
     # Words beat a wrong code for conditions that clear: a "550 5.1.1" that says the mailbox
     # is full, or that the destination could not be reached, is not a dead address.
     if text and (
@@ -770,7 +770,7 @@ def _classify(status: str | None, text: str) -> Category:
             # A specific security or content code (5.7.26 DMARC, 5.6.1 media) outranks any
             # "recipient address rejected" wording that comes with it.
             if status[:3] in ("5.6", "5.7") and status not in WORDS_DECIDE:
-                return "policy"
+                return "blocked"
     if text:
         if _text_category(text, PERMANENT_TEXTS):
             return "permanent"

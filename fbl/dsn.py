@@ -271,7 +271,7 @@ def _recipient(
         phase=phase,
         remote_host=host or bounce_text.remote_host_in(diagnostic, transcript),
     )
-    status = classification.policy_status(status, diagnostic, category=category)
+    status = classification.block_status(status, diagnostic, category=category)
     redacted = is_redacted(address)
     unusable = redacted or first_address(address) is None  # "rfc822; kijitora" and worse
     return classification.bounced_recipient(
@@ -392,7 +392,7 @@ def parse_dsn(
             category = classification.classify(
                 status, fallback, phase=bounce_text.phase_in(fallback, notice)
             )
-            status = classification.policy_status(status, fallback, category=category)
+            status = classification.block_status(status, fallback, category=category)
             # With several addresses in the original's To: nothing says which one failed.
             hard = len(recovered) == 1 and classification.is_hard(category, status, "failed")
             recipients = [

@@ -38,12 +38,12 @@ KINDS: Final[tuple[Kind, ...]] = ("arf", "dsn", "autoreply", "unknown")
 # permanent: the address is dead ("user unknown / no such domain / moved / disabled"): suppress.
 # transient: a condition at the recipient's side that may clear (4.x.x, mailbox full): count
 #            towards the soft-bounce threshold.
-# policy:    the receiver refused the mail for what it is or who sent it (spam, blocklists,
+# blocked:   the receiver refused the mail for what it is or who sent it (spam, blocklists,
 #            authentication, content): a reputation signal, never a recipient suppression.
 # unknown:   nothing said about the recipient (message too big, protocol errors, delivered, or
 #            no status at all).
-Category = Literal["permanent", "transient", "policy", "unknown"]
-CATEGORIES: Final[tuple[Category, ...]] = ("permanent", "transient", "policy", "unknown")
+Category = Literal["permanent", "transient", "blocked", "unknown"]
+CATEGORIES: Final[tuple[Category, ...]] = ("permanent", "transient", "blocked", "unknown")
 
 # Which rule produced a recipient's address (fbl/recipients.py applies them in DESIGN.md order).
 FoundBy = Literal[

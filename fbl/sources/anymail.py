@@ -62,7 +62,7 @@ _FEEDBACK_TYPES: Final[dict[str, str]] = {
 }
 # Reject reasons (anymail.signals.RejectReason) that name a refusal of the mail, not of the
 # recipient.
-_POLICY_REASONS: Final = frozenset({RejectReason.BLOCKED, RejectReason.SPAM})
+_BLOCK_REASONS: Final = frozenset({RejectReason.BLOCKED, RejectReason.SPAM})
 _CONTEXT_KEYS: Final = ("tenant", "stream", "campaign")
 # The ESP will try a deferred message again: a temporary failure.
 _RETRIED: Final[dict[Category, Category]] = {"permanent": "transient", "unknown": "transient"}
@@ -190,7 +190,7 @@ def _bounce(event: AnymailTrackingEvent, recipient: str | None) -> ParsedReport:
                 status=status,
                 action="delayed" if deferred else "failed",
                 diagnostic=text,
-                category="policy" if event.reject_reason in _POLICY_REASONS else None,
+                category="blocked" if event.reject_reason in _BLOCK_REASONS else None,
                 instead=_RETRIED if deferred else None,
             ),
         ),

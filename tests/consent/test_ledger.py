@@ -284,6 +284,7 @@ def test_the_admin_shows_the_ledger_read_only(writer, staff_client):
     listing = staff_client.get("/admin/consent/consentrecord/", {"q": "PAT@example.com"})
     assert listing.status_code == 200
     assert "marketing" in listing.content.decode()
+    assert "/admin/consent/import/" in listing.content.decode()  # the CSV upload
     assert staff_client.get("/admin/consent/consentrecord/add/").status_code == 403
     change = staff_client.post(
         f"/admin/consent/consentrecord/{record.pk}/change/", {"basis": "contract"}

@@ -24,14 +24,14 @@ from fbl.classification import choose_status, classify, infer_status, is_hard, s
         ("4.1.1", "450 4.1.1 Recipient temporarily unavailable", "transient"),
         ("4.4.7", "Message expired", "transient"),
         # Policy and spam blocks are reputation signals, never suppressions.
-        ("5.7.1", "554 5.7.1 Message rejected as spam", "policy"),
-        ("5.7.26", "550 5.7.26 Unauthenticated email is not accepted due to DMARC", "policy"),
-        ("5.7.25", "550 5.7.25 The IP address has no PTR record", "policy"),
-        ("5.1.1", "550 5.1.1 Refused due to recipient preferences", "policy"),
-        ("5.0.0", "550 Your IP is listed at zen.spamhaus.org", "policy"),
-        ("4.7.0", "421 4.7.0 Blocked for spam, try later", "policy"),
-        ("5.1.8", "501 5.1.8 Sender address rejected", "policy"),
-        ("5.6.1", "550 5.6.1 Media not supported", "policy"),
+        ("5.7.1", "554 5.7.1 Message rejected as spam", "blocked"),
+        ("5.7.26", "550 5.7.26 Unauthenticated email is not accepted due to DMARC", "blocked"),
+        ("5.7.25", "550 5.7.25 The IP address has no PTR record", "blocked"),
+        ("5.1.1", "550 5.1.1 Refused due to recipient preferences", "blocked"),
+        ("5.0.0", "550 Your IP is listed at zen.spamhaus.org", "blocked"),
+        ("4.7.0", "421 4.7.0 Blocked for spam, try later", "blocked"),
+        ("5.1.8", "501 5.1.8 Sender address rejected", "blocked"),
+        ("5.6.1", "550 5.6.1 Media not supported", "blocked"),
         # Generic codes: the words decide.
         ("5.7.1", "553 Invalid recipient alice@example.com", "permanent"),
         ("5.0.0", "550 No such user here", "permanent"),
@@ -46,7 +46,7 @@ from fbl.classification import choose_status, classify, infer_status, is_hard, s
         ("5.4.4", "Name service error: Malformed or unexpected name server reply", "transient"),
         # RFC 7505: a recipient domain with a null MX is dead; a sender's is our problem.
         ("5.7.27", "550 Host does not accept mail", "permanent"),
-        ("5.7.27", "550 5.7.27 Sender address has null MX", "policy"),
+        ("5.7.27", "550 5.7.27 Sender address has null MX", "blocked"),
         # Nothing about the recipient.
         ("5.3.4", "552 5.3.4 Message too big", "unknown"),
         ("5.0.0", "554 A problem occurred", "unknown"),
@@ -60,19 +60,19 @@ def test_classification_table(status, diagnostic, category):
 
 def test_mailbox_names_do_not_speak_for_the_failure():
     assert classify("5.0.0", "550 <blocked@example.com>: no such user") == "permanent"
-    assert classify("5.0.0", "550 <userunknown@example.com>: relay denied") == "policy"
+    assert classify("5.0.0", "550 <userunknown@example.com>: relay denied") == "blocked"
 
 
 def test_refusal_of_mail_from_or_connection_is_not_about_the_recipient():
-    assert classify("5.1.2", "Domain does not exist", phase="MAIL") == "policy"
-    assert classify("5.0.0", "554 go away", phase="CONNECT") == "policy"
+    assert classify("5.1.2", "Domain does not exist", phase="MAIL") == "blocked"
+    assert classify("5.0.0", "554 go away", phase="CONNECT") == "blocked"
     assert classify("5.1.1", "User unknown", phase="RCPT") == "permanent"
 
 
 def test_unknown_user_after_data_is_a_filter_only_for_hosts_known_to_do_that():
     assert (
         classify("5.0.0", "550 Unknown user", phase="DATA", remote_host="mfsmax.docomo.ne.jp")
-        == "policy"
+        == "blocked"
     )
     # Yahoo answers unknown users after DATA too: the words stand elsewhere.
     assert (
@@ -94,7 +94,7 @@ def test_unknown_user_after_data_is_a_filter_only_for_hosts_known_to_do_that():
         ("permanent", "5.1.1", "delayed", False),
         ("permanent", "4.1.1", "failed", False),
         ("transient", "5.2.2", "failed", False),
-        ("policy", "5.7.1", "failed", False),
+        ("blocked", "5.7.1", "failed", False),
     ],
 )
 def test_hard_means_permanent_and_failed(category, status, action, hard):

@@ -103,7 +103,7 @@ def test_field_order_within_a_block_does_not_matter():
     (recipient,) = parse(dsn(block)).recipients
     assert recipient.address == "dave@example.com"
     # "5.1.1" with the recipient's own preferences as the reason is a block, not a dead address.
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 def test_recipients_run_together_without_blank_lines_are_split():
@@ -231,7 +231,7 @@ def test_rejected_at_mail_from_is_not_about_the_recipient():
     )
     (recipient,) = parse(raw).recipients
     assert recipient.address == "ken@example.edu"
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 def _transcript_bounce(reply_after_data: str, then: str) -> bytes:
@@ -251,7 +251,7 @@ def _transcript_bounce(reply_after_data: str, then: str) -> bytes:
 def test_docomo_unknown_user_after_data_is_its_filter_not_a_dead_address():
     raw = _transcript_bounce("550 Unknown user leo@mobile.example", "554 5.0.0 Service unavailable")
     (recipient,) = parse(raw).recipients
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 def test_pipelined_rcpt_refusal_is_still_a_dead_address():
@@ -269,7 +269,7 @@ def test_au_domain_filter_answer_is_policy():
         "Diagnostic-Code: smtp; 550 : User unknown\n"
     )
     (recipient,) = parse(dsn(block)).recipients
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 def test_forwarded_bounce_is_read_from_the_enclosure():

@@ -163,7 +163,7 @@ def test_policy_refusal_from_kumomtas_own_bounce_test_is_policy_not_a_hard_bounc
         )
     )
     recipient = only_recipient(event)
-    assert recipient.category == "policy"
+    assert recipient.category == "blocked"
     assert recipient.hard is False
     assert recipient.diagnostic == "550 5.7.1 no thanks"
 
@@ -171,7 +171,7 @@ def test_policy_refusal_from_kumomtas_own_bounce_test_is_policy_not_a_hard_bounc
 def test_spam_block_is_policy_even_with_a_5_1_1_code():
     content = "Message rejected due to recipient preferences: bulk mail from your IP is blocked"
     event = one(bounce(response=response(550, "5.1.1", content, "RCPT TO:<a@b>\r\n")))
-    assert only_recipient(event).category == "policy"
+    assert only_recipient(event).category == "blocked"
 
 
 def test_refusal_at_mail_from_never_judged_the_recipient():
@@ -179,7 +179,7 @@ def test_refusal_at_mail_from_never_judged_the_recipient():
     at_rcpt = one(bounce(response=response(550, None, text, "RCPT TO:<a@b.example>\r\n")))
     at_mail = one(bounce(response=response(550, None, text, "MAIL FROM:<s@x.example>\r\n")))
     assert only_recipient(at_rcpt).category == "permanent"
-    assert only_recipient(at_mail).category == "policy"
+    assert only_recipient(at_mail).category == "blocked"
     assert only_recipient(at_mail).hard is False
 
 
@@ -251,7 +251,7 @@ def test_rate_limit_transient_failure_stays_a_policy_signal():
         "originating from your IP address."
     )
     event = one(record(type="TransientFailure", response=response(421, "4.7.28", text)))
-    assert only_recipient(event).category == "policy"
+    assert only_recipient(event).category == "blocked"
 
 
 def test_relay_internal_failure_is_not_the_recipients_soft_bounce():

@@ -436,7 +436,7 @@ def test_bounced_policy_block_is_policy_not_a_hard_bounce():
     text = "550 5.7.1 [203.0.113.9] Message rejected due to spam content (blocked)"
     event = source_event(tracking("bounced", mta_response=text, event_id="e1"), "SendGrid")
     assert event.kind == "bounce"
-    assert only_recipient(event).category == "policy"
+    assert only_recipient(event).category == "blocked"
     assert only_recipient(event).hard is False
 
 
@@ -444,7 +444,7 @@ def test_bounced_with_a_blocked_reject_reason_is_policy_whatever_the_words():
     event = source_event(
         tracking("bounced", mta_response="550 user unknown", reject_reason="blocked"), "Mailgun"
     )
-    assert only_recipient(event).category == "policy"
+    assert only_recipient(event).category == "blocked"
 
 
 def test_bounced_user_unknown_is_hard():

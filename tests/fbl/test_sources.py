@@ -159,7 +159,7 @@ def test_a_refusal_of_mail_from_never_judged_the_recipient():
         diagnostic="550 5.1.1 user unknown",
         phase="MAIL",
     )
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 def test_the_source_may_know_the_category_or_rule_one_out():
@@ -168,9 +168,9 @@ def test_the_source_may_know_the_category_or_rule_one_out():
         status="5.1.1",
         action="failed",
         diagnostic="550 5.1.1 user unknown",
-        category="policy",
+        category="blocked",
     )
-    assert (known.category, known.hard) == ("policy", False)
+    assert (known.category, known.hard) == ("blocked", False)
     retried = bounced_recipient(
         "pat@example.com",
         status="4.1.1",

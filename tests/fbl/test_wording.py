@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from fbl.classification import (
+    block_status,
     classify,
     failure_status,
     infer_status,
     is_hard,
-    policy_status,
     readable,
 )
 from fbl.parse import parse
@@ -210,7 +210,7 @@ def test_other_things_not_found_are_not_a_dead_address(text):
     ],
 )
 def test_refusals_of_our_helo_or_by_the_recipients_filter_are_policy(text):
-    assert classify(infer_status(text, default_class="5"), text) == "policy"
+    assert classify(infer_status(text, default_class="5"), text) == "blocked"
 
 
 def test_a_host_that_accepts_no_mail_at_all_is_still_a_dead_address():
@@ -218,13 +218,13 @@ def test_a_host_that_accepts_no_mail_at_all_is_still_a_dead_address():
 
 
 def test_a_sender_address_said_unknown_is_about_us():
-    assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "policy"
+    assert classify("5.0.0", "553 Sender address <news@sender.example> unknown") == "blocked"
     text = "550 5.1.0 <news@sender.example> sender address does not exist E2110"
-    assert classify(infer_status(text), text) == "policy"
-    assert classify("5.0.0", "550 unroutable sender address") == "policy"
+    assert classify(infer_status(text), text) == "blocked"
+    assert classify("5.0.0", "550 unroutable sender address") == "blocked"
     # Yahoo: too many unknown recipients from our server is a verdict on our sending.
     text = "451 VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)"
-    assert classify("4.1.8", text) == "policy"
+    assert classify("4.1.8", text) == "blocked"
 
 
 def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
@@ -236,7 +236,7 @@ def test_exchange_online_directory_based_edge_blocking_is_user_unknown():
     assert classify("5.4.1", "550 Recipient address rejected: Access denied") == "permanent"
     assert (
         classify("5.7.1", "554 5.7.1 <a@example.com>: Recipient address rejected: Access denied")
-        == "policy"
+        == "blocked"
     )
     recipient = only_recipient("exchange-online-dbeb.eml")
     assert (recipient.status, recipient.category, recipient.hard) == ("5.4.1", "permanent", True)
@@ -326,11 +326,11 @@ def test_japanese_bounces_are_hard_whatever_their_encoding(name):
 
 def test_a_sender_rate_limit_under_5_1_1_is_not_a_dead_address():
     text = "550 5.1.1 <a@example.com>: sender exceeded the per-hour recipient limit"
-    assert classify("5.1.1", text) == "policy"
-    assert classify("5.1.1", "550 5.1.1 Recipient limit exceeded, try later") == "policy"
-    assert classify("5.1.1", "452 Number recipients per hour exceeded") == "policy"
+    assert classify("5.1.1", text) == "blocked"
+    assert classify("5.1.1", "550 5.1.1 Recipient limit exceeded, try later") == "blocked"
+    assert classify("5.1.1", "452 Number recipients per hour exceeded") == "blocked"
     recipient = only_recipient("postfix-5.1.1-rate-limit.eml")
-    assert (recipient.category, recipient.hard) == ("policy", False)
+    assert (recipient.category, recipient.hard) == ("blocked", False)
 
 
 @pytest.mark.parametrize(
@@ -405,11 +405,11 @@ def test_orange_and_la_postes_blocked_recipient_account_is_a_disabled_mailbox():
     ],
 )
 def test_limits_on_our_sending_are_not_a_dead_address(text):
-    assert classify(infer_status(text, default_class="5"), text) == "policy"
+    assert classify(infer_status(text, default_class="5"), text) == "blocked"
 
 
 def test_too_many_messages_sent_is_still_a_rate_limit():
-    assert classify("5.0.0", "421 Too many messages from your IP, slow down") == "policy"
+    assert classify("5.0.0", "421 Too many messages from your IP, slow down") == "blocked"
 
 
 def test_a_full_mailbox_bounce_with_5_1_1_is_not_hard():
@@ -467,13 +467,13 @@ def test_a_success_reply_quoted_before_the_refusal_is_not_the_status():
 
 def test_a_policy_block_takes_its_own_5_7_code_over_a_catch_all():
     text = "550-5.7.1 [192.0.2.10] Message blocked 550 5.5.0 Message rejected"
-    assert policy_status("5.5.0", text, category="policy") == "5.7.1"
+    assert block_status("5.5.0", text, category="blocked") == "5.7.1"
     # Only policy refusals, only catch-all codes, only a 5.7 code the text gives.
-    assert policy_status("5.5.0", text, category="unknown") == "5.5.0"
-    assert policy_status("5.1.8", "550 5.1.8 sender rejected 5.7.1", category="policy") == "5.1.8"
-    assert policy_status("5.5.0", "550 domain mismatches client ip", category="policy") == "5.5.0"
+    assert block_status("5.5.0", text, category="unknown") == "5.5.0"
+    assert block_status("5.1.8", "550 5.1.8 sender rejected 5.7.1", category="blocked") == "5.1.8"
+    assert block_status("5.5.0", "550 domain mismatches client ip", category="blocked") == "5.5.0"
     recipient = only_recipient("sendmail-policy-under-5.5.0.eml")
-    assert (recipient.status, recipient.category) == ("5.7.1", "policy")
+    assert (recipient.status, recipient.category) == ("5.7.1", "blocked")
 
 
 # --- network errors after the retries ---------------------------------------------------------
@@ -527,6 +527,6 @@ def test_an_unknown_user_beside_a_later_timeout_is_still_unknown():
 def test_wording_is_read_whatever_its_case():
     # The rules are matched against lower-cased text; capitals in a rule or a text change nothing.
     assert classify("5.0.0", "550 USER UNKNOWN") == "permanent"
-    assert classify("5.0.0", "554 Rejected: listed at ZEN.SPAMHAUS.ORG") == "policy"
+    assert classify("5.0.0", "554 Rejected: listed at ZEN.SPAMHAUS.ORG") == "blocked"
     assert classify("5.4.1", "550 5.4.1 RECIPIENT ADDRESS REJECTED: ACCESS DENIED") == "permanent"
     assert infer_status("CONNECTION TIMED OUT", default_class="5") == "4.4.1"
