@@ -59,8 +59,59 @@ def test_a_sign_up_is_pending_and_mails_a_link(writer):
 
 
 def test_the_confirmation_mail_speaks_the_requests_language(writer):
-    writer.post(URL, sign_up(), format="json", HTTP_ACCEPT_LANGUAGE="de")
+    writer.post(URL, sign_up(), format="json", HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
     assert PendingConfirmation.objects.get().language == "de"
+    (message,) = mail.outbox
+    assert message.subject == "Bitte bestätigen Sie Ihre Anmeldung für Marketing"
+    assert message.body.startswith("Guten Tag,\n\njemand – hoffentlich Sie – hat Default gebeten")
+    assert re.search(
+        r"Der Link ist gültig bis \d+\. \w+ \d{4} \d\d:\d\d \(UTC\)\. Falls", message.body
+    )
+    assert "/confirm/" in message.body
+
+
+@pytest.mark.parametrize("accept", [None, "fr-FR,fr;q=0.9"])
+def test_the_confirmation_mail_is_english_otherwise(writer, accept):
+    headers = {"HTTP_ACCEPT_LANGUAGE": accept} if accept else {}
+    writer.post(URL, sign_up(), format="json", **headers)
+    assert PendingConfirmation.objects.get().language == "en"
+    (message,) = mail.outbox
+    assert message.subject == "Please confirm your subscription to Marketing"
+    assert message.body.startswith("Hello,\n\nsomeone, hopefully you, asked Default")
+    # The expiry says its time zone (and a time ending in "p.m." gets no second full stop).
+    assert re.search(r"The link works until [^\n]+ \(UTC\)\. If", message.body)
+
+
+def test_the_page_speaks_the_browsers_language(writer, client):
+    # The mail was asked for in English; the page follows whoever opens it.
+    writer.post(URL, sign_up(), format="json")
+    path = link_in(mail.outbox[0])
+
+    page = client.get(path, HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9").content.decode()
+    assert '<html lang="de">' in page
+    assert "<title>Bitte bestätigen Sie Ihre Anmeldung</title>" in page
+    assert "um Marketing von Default zu erhalten" in page
+    assert "Ja, Anmeldung bestätigen</button>" in page
+    done = client.post(path, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Ihre Anmeldung für Marketing von Default ist bestätigt." in done
+    again = client.post(path, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "wurde bereits bestätigt" in again
+    assert (
+        "Dieser Link ist ungültig"
+        in client.get("/confirm/x", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    )
+
+    english = client.get(path, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert '<html lang="en">' in english and "Already confirmed" in english
+
+
+def test_an_expired_link_says_so_in_german(writer, client, monkeypatch):
+    writer.post(URL, sign_up(), format="json")
+    later = timezone.now() + datetime.timedelta(days=8)
+    monkeypatch.setattr(double_opt_in, "_now", lambda: later)
+    page = client.get(link_in(mail.outbox[0]), HTTP_ACCEPT_LANGUAGE="de")
+    assert page.status_code == 410
+    assert "Dieser Link ist abgelaufen" in page.content.decode()
 
 
 def test_get_shows_a_button_and_confirms_nothing_post_confirms_once(writer, client):
