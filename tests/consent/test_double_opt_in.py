@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 from urllib.parse import urlparse
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from compliance.consent import double_opt_in
 from compliance.consent.models import ConsentRecord, PendingConfirmation
 from compliance.consent.tasks import expire_confirmations
+from tests.support import require
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the mail goes out on commit
 
@@ -140,6 +143,53 @@ def test_get_shows_a_button_and_confirms_nothing_post_confirms_once(writer, clie
     assert again.status_code == 200
     assert "confirmed before" in again.content.decode()
     assert ConsentRecord.objects.count() == 1
+
+
+def test_a_head_request_confirms_nothing_and_other_methods_are_refused(writer, client):
+    writer.post(URL, sign_up(), format="json")
+    path = link_in(mail.outbox[0])
+    head = client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert "no-cache" in head["Cache-Control"]
+    assert not ConsentRecord.objects.exists()
+    for method in (client.put, client.delete, client.options):
+        refused = method(path)
+        assert refused.status_code == 405
+        assert refused["Allow"] == "GET, HEAD, POST"
+    assert PendingConfirmation.objects.get().status == "pending"
+
+
+def test_a_click_racing_another_finds_it_confirmed_and_records_nothing(writer, monkeypatch):
+    """Two clicks (a double click, two tabs) both find the sign-up pending; the one that takes
+    the row second sees the first one's grant and records nothing."""
+    require(connection.vendor == "postgresql", "PostgreSQL (row locks)")
+    writer.post(URL, sign_up(), format="json")
+    token = link_in(mail.outbox[0]).rsplit("/", 1)[1]
+    real_look_up = double_opt_in.look_up
+    other_click = []
+
+    def look_up_then_lose_the_race(token):
+        found = real_look_up(token)
+        if not other_click:  # the other click runs to its commit between look-up and lock
+            other_click.append(None)
+            thread = threading.Thread(target=click_in_another_connection)
+            thread.start()
+            thread.join()
+        return found
+
+    def click_in_another_connection():
+        try:
+            other_click[0] = double_opt_in.confirm(token, ip="198.51.100.8").state
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(double_opt_in, "look_up", look_up_then_lose_the_race)
+    late = double_opt_in.confirm(token, ip="198.51.100.7")
+    assert other_click == ["confirmed_now"]
+    assert late.state == "confirmed"
+    record = ConsentRecord.objects.get()
+    assert record.confirmed_ip == "198.51.100.8"
 
 
 @pytest.mark.parametrize("token", ["x", "A" * 43, "A" * 500])
