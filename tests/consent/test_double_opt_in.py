@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import smtplib
 import threading
 from urllib.parse import urlparse
 
@@ -224,6 +225,33 @@ def test_confirmation_mails_per_address_are_capped(writer, settings):
     assert len(mail.outbox) == 2
     # Another address is not held back.
     assert writer.post(URL, sign_up("sam@example.com"), format="json").status_code == 202
+
+
+def test_a_mail_that_cannot_be_sent_keeps_no_sign_up_and_says_so(writer, settings, monkeypatch):
+    """The mail server refuses the second of three mails: the first sign-up stands, the other
+    two are not kept (nobody holds their links, and they must not count against the cap), and
+    the client is told to send them again."""
+    settings.CONSENT_CONFIRMATIONS_PER_DAY = 1
+    real_send_mail = double_opt_in.send_mail
+
+    def refuse_sam(subject, body, sender, to):
+        if to == ["sam@example.com"]:
+            raise smtplib.SMTPServerDisconnected("the relay hung up")
+        return real_send_mail(subject, body, sender, to)
+
+    monkeypatch.setattr(double_opt_in, "send_mail", refuse_sam)
+    batch = [sign_up("pat@example.com"), sign_up("sam@example.com"), sign_up("kim@example.com")]
+    answer = writer.post(URL, batch, format="json")
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "confirmation_mail_failed"
+    assert "sam@example.com" in answer.json()["detail"]
+    assert [m.to for m in mail.outbox] == [["pat@example.com"]]
+    assert [p.address for p in PendingConfirmation.objects.all()] == ["pat@example.com"]
+
+    monkeypatch.setattr(double_opt_in, "send_mail", real_send_mail)
+    again = writer.post(URL, batch[1:], format="json")
+    assert again.status_code == 202, again.content
+    assert [m.to for m in mail.outbox[1:]] == [["sam@example.com"], ["kim@example.com"]]
 
 
 def test_a_sign_up_without_its_evidence_is_refused(writer):
