@@ -168,6 +168,8 @@ def _field_errors(errors: list[dict]) -> services.ConsentInvalid:
     found = []
     indexed = errors.items() if isinstance(errors, dict) else enumerate(errors)
     for index, fields in indexed:
+        if isinstance(fields, list):  # the record is null, not an object
+            fields = {"non_field_errors": fields}
         for name, messages in fields.items():
             if isinstance(messages, dict):  # evidence: {field: [messages]}
                 found += [
