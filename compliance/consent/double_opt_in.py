@@ -96,9 +96,9 @@ def _keep(item: services.Prepared, language: str) -> tuple[PendingConfirmation, 
 
 
 def _mail_all(started: list[tuple[PendingConfirmation, str]]) -> None:
-    """Mail each link. A mail that cannot be sent drops its sign-up and those after it: nobody
-    holds their links, and they must not count against the cap when the client sends them
-    again (a failure inside on_commit also stops the callbacks after it)."""
+    """Mail each link (one on_commit callback for all, since a failing callback skips the ones
+    after it). A mail that cannot be sent drops its sign-up and those after it: nobody holds
+    their links, and they must not count against the cap when the client sends them again."""
     for done, (pending, token) in enumerate(started):
         try:
             _mail(pending, token)
