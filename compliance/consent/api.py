@@ -114,7 +114,8 @@ class ConsentsView(APIView):
         description="Record consents given or withdrawn, with their evidence: one record or a "
         f"list of up to {MAX_RECORDS:,}, all or none. 201 with each purpose's resulting state; "
         "202 with state `pending` when every record is a double opt-in whose confirmation mail "
-        "was sent.",
+        "was sent; 503 `confirmation_mail_failed` when one could not be sent (that double "
+        "opt-in and those after it are not kept, so sending them again is safe).",
     )
     def post(self, request):
         many = isinstance(request.data, list)
@@ -139,11 +140,9 @@ class ConsentsView(APIView):
             answers = selectors.answers_after(
                 services.record_prepared([p for p in prepared if p.method != rules.DOUBLE_OPT_IN])
             )
-            pending = [
-                double_opt_in.start(p, language=language)
-                for p in prepared
-                if p.method == rules.DOUBLE_OPT_IN
-            ]
+            pending = double_opt_in.start(
+                [p for p in prepared if p.method == rules.DOUBLE_OPT_IN], language=language
+            )
         results = _in_order(prepared, answers, pending)
         code = status.HTTP_202_ACCEPTED if not answers else status.HTTP_201_CREATED
         return Response(results if many else results[0], status=code)
@@ -178,6 +177,8 @@ def _field_errors(errors) -> services.ConsentInvalid:
                     {"index": index, "field": name, "detail": f"{name}.{inner}: {text[0]}"}
                     for inner, text in messages.items()
                 ]
+            elif name == "non_field_errors":  # the record itself is not an object
+                found.append({"index": index, "field": "record", "detail": str(messages[0])})
             else:
                 found.append({"index": index, "field": name, "detail": f"{name}: {messages[0]}"})
     return services.ConsentInvalid(found)

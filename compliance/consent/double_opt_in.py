@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
 
@@ -23,6 +24,8 @@ from django.utils import timezone, translation
 from compliance.consent import rules, services
 from compliance.consent.models import PendingConfirmation
 from compliance.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime.datetime:
@@ -42,42 +45,72 @@ class TooManyConfirmations(ServiceError):
     code = "too_many_confirmations"
 
 
-def start(item: services.Prepared, *, language: str = "") -> PendingConfirmation:
-    """Keep the sign-up and mail its confirmation link (after the transaction commits). Raises
-    TooManyConfirmations past CONSENT_CONFIRMATIONS_PER_DAY mails to this address."""
+class ConfirmationMailFailed(ServiceError):
+    status = 503
+    code = "confirmation_mail_failed"
+
+
+def start(items: list[services.Prepared], *, language: str = "") -> list[PendingConfirmation]:
+    """Keep the sign-ups and mail their confirmation links (after the transaction commits).
+    Raises TooManyConfirmations past CONSENT_CONFIRMATIONS_PER_DAY mails to an address, and
+    ConfirmationMailFailed when a mail cannot be sent."""
+    with transaction.atomic():
+        started = [_keep(item, language) for item in items]
+        if started:
+            transaction.on_commit(lambda: _mail_all(started))
+    return [pending for pending, _ in started]
+
+
+def _keep(item: services.Prepared, language: str) -> tuple[PendingConfirmation, str]:
     now = _now()
     cap = settings.CONSENT_CONFIRMATIONS_PER_DAY
-    with transaction.atomic():
-        sent_today = PendingConfirmation.objects.filter(
-            address_hash=item.address_hash, requested_at__gte=now - datetime.timedelta(days=1)
-        ).count()
-        if sent_today >= cap:
-            raise TooManyConfirmations(
-                f"{item.address} already got {cap} confirmation mails in the last 24 hours; "
-                "try again later"
-            )
-        token = secrets.token_urlsafe(32)
-        text = services.text_for(item.tenant, item.evidence["wording"])
-        evidence = {k: v for k, v in item.evidence.items() if k != "wording"}
-        if isinstance(evidence.get("collected_at"), datetime.datetime):
-            evidence["collected_at"] = evidence["collected_at"].isoformat()
-        pending = PendingConfirmation.objects.create(
-            token_hash=_hash(token),
-            tenant=item.tenant,
-            stream=item.stream,
-            topic=item.topic,
-            address=item.address,
-            address_hash=item.address_hash,
-            basis=item.basis,
-            jurisdiction=item.jurisdiction,
-            evidence=evidence,
-            text=text,
-            language=language if language in dict(settings.LANGUAGES) else "",
-            requested_at=now,
-            expires_at=now + datetime.timedelta(days=settings.CONSENT_CONFIRMATION_DAYS),
+    sent_today = PendingConfirmation.objects.filter(
+        address_hash=item.address_hash, requested_at__gte=now - datetime.timedelta(days=1)
+    ).count()
+    if sent_today >= cap:
+        raise TooManyConfirmations(
+            f"{item.address} already got {cap} confirmation mails in the last 24 hours; "
+            "try again later"
         )
-        transaction.on_commit(lambda: _mail(pending, token))
-    return pending
+    token = secrets.token_urlsafe(32)
+    text = services.text_for(item.tenant, item.evidence["wording"])
+    evidence = {k: v for k, v in item.evidence.items() if k != "wording"}
+    if isinstance(evidence.get("collected_at"), datetime.datetime):
+        evidence["collected_at"] = evidence["collected_at"].isoformat()
+    pending = PendingConfirmation.objects.create(
+        token_hash=_hash(token),
+        tenant=item.tenant,
+        stream=item.stream,
+        topic=item.topic,
+        address=item.address,
+        address_hash=item.address_hash,
+        basis=item.basis,
+        jurisdiction=item.jurisdiction,
+        evidence=evidence,
+        text=text,
+        language=language if language in dict(settings.LANGUAGES) else "",
+        requested_at=now,
+        expires_at=now + datetime.timedelta(days=settings.CONSENT_CONFIRMATION_DAYS),
+    )
+    return pending, token
+
+
+def _mail_all(started: list[tuple[PendingConfirmation, str]]) -> None:
+    """Mail each link (one on_commit callback for all, since a failing callback skips the ones
+    after it). A mail that cannot be sent drops its sign-up and those after it: nobody holds
+    their links, and they must not count against the cap when the client sends them again."""
+    for done, (pending, token) in enumerate(started):
+        try:
+            _mail(pending, token)
+        except Exception as exc:
+            unsent = [p.pk for p, _ in started[done:]]
+            PendingConfirmation.objects.filter(pk__in=unsent).delete()
+            log.exception("confirmation mail to double opt-in #%s failed", pending.pk)
+            raise ConfirmationMailFailed(
+                f"the confirmation mail to {pending.address} could not be sent "
+                f"({type(exc).__name__}); it and the double opt-ins after it in this request "
+                "were not kept (everything before it was): send them again"
+            ) from exc
 
 
 def _mail(pending: PendingConfirmation, token: str) -> None:

@@ -140,6 +140,16 @@ def test_unknown_values_are_refused_and_nothing_is_written(writer, change, field
     assert not ConsentRecord.objects.exists()
 
 
+@pytest.mark.parametrize(("record", "detail"), [(None, "may not be null"), (1, "Expected a")])
+def test_a_record_that_is_not_an_object_is_refused_by_index(writer, record, detail):
+    answer = writer.post(URL, [web_form(), record], format="json")
+    assert answer.status_code == 400, answer.content
+    (error,) = answer.json()["errors"]
+    assert (error["index"], error["field"]) == (1, "record")
+    assert detail in error["detail"]
+    assert not ConsentRecord.objects.exists()
+
+
 def test_an_unknown_tenant_is_refused(writer):
     answer = writer.post(URL, web_form(tenant="nobody"), format="json")
     assert answer.status_code == 400

@@ -70,6 +70,18 @@ def test_the_landing_page_renders_styled_with_nothing_blocked(watched, live_serv
     assert violations(watched) == []
 
 
+def test_the_double_opt_in_page_renders_styled_with_nothing_blocked(watched, confirm_link):
+    watched.goto(confirm_link)
+    button = watched.get_by_role("button", name="Yes, subscribe me")
+    assert button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(185, 28, 28)"
+    assert violations(watched) == []
+
+    # The form posts back to the page itself, which the policy's form-action allows.
+    button.click()
+    watched.wait_for_selector("text=is confirmed")
+    assert violations(watched) == []
+
+
 def test_an_injected_script_on_the_landing_page_is_refused(watched, live_server, mint):
     watched.goto(live_server.url + urlparse(mint("reader@example.com").url).path)
     watched.evaluate(
