@@ -71,14 +71,20 @@ class ConsentText(models.Model):
 
 
 class ConsentRecord(ActorStamped):
-    """One consent given or withdrawn, with its evidence (GDPR Art. 7(1))."""
+    """One consent given or withdrawn, with its evidence (GDPR Art. 7(1)).
+
+    Read by (address hash, tenant) only: the tenant, stream and topic columns carry no index of
+    their own, which would slow every import for lookups nobody makes (deleting a stream that
+    has consents is refused anyway)."""
 
     # Personal fields: an erasure blanks these and nothing else (the database allows only that).
     PERSONAL_FIELDS = ("address", "ip", "user_agent", "page_url", "confirmed_ip")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
-    topic = models.ForeignKey(Topic, null=True, on_delete=models.PROTECT, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+", db_index=False)
+    topic = models.ForeignKey(
+        Topic, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # NULL, not "", once erased: "no address" must not look like an address.
     address = models.CharField(max_length=320, null=True, help_text="Empty once erased.")  # noqa: DJ001
     address_hash = models.BinaryField(max_length=32)
@@ -119,16 +125,22 @@ class ConsentRecord(ActorStamped):
 
 
 class ConsentState(models.Model):
-    """The latest record per (tenant, address hash, stream, topic): what a decision reads."""
+    """The latest record per (tenant, address hash, stream, topic): what a decision reads,
+    through the unique key alone (no index on the foreign keys, for the same reason as the
+    ledger's)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     address_hash = models.BinaryField(max_length=32)
-    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")
-    topic = models.ForeignKey(Topic, null=True, on_delete=models.CASCADE, related_name="+")
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+", db_index=False)
+    topic = models.ForeignKey(
+        Topic, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     action = models.CharField(max_length=10, choices=Action.choices)
     basis = models.CharField(max_length=20, choices=Basis.choices)
     since = models.DateTimeField()
-    record = models.ForeignKey(ConsentRecord, on_delete=models.DO_NOTHING, related_name="+")
+    record = models.ForeignKey(
+        ConsentRecord, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+    )
     topic_key = _key_of("topic")
 
     class Meta:
