@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("suppression.urls")),
     path("api/v1/", include("unsubscribe.api_urls")),
     path("api/v1/", include("fbl.api_urls")),
+    path("api/v1/", include("compliance.consent.api_urls")),
     path("admin/", admin.site.urls),
     path("", include("unsubscribe.urls")),
 ]
