@@ -44,18 +44,29 @@ def consent_states(
         topic_id=topic.pk if topic else None,
     )
     purpose = rules.Purpose(stream.slug, topic.slug if topic else None)
-    events: dict[bytes, list[rules.Event]] = {}
+    found: dict[bytes, list[sql.StateRow]] = {}
     for row in rows:
-        events.setdefault(row.address_hash, []).append(
-            rules.Event(
-                purpose=purpose if row.topic_key else rules.Purpose(stream.slug),
-                action=row.action,
-                basis=row.basis,
-                occurred_at=row.since,
-                sequence=row.record_id,
-            )
-        )
-    return {digest: rules.state_of(purpose, found) for digest, found in events.items()}
+        found.setdefault(row.address_hash, []).append(row)
+    states = {}
+    for digest, own in found.items():
+        if len(own) == 1:
+            # The one event there is decides (what state_of returns), without building events:
+            # a batch has up to 100,000 of these.
+            row = own[0]
+            states[digest] = rules.State(purpose, row.action, row.basis, row.since)
+        else:
+            states[digest] = rules.state_of(purpose, [_event(row, stream, topic) for row in own])
+    return states
+
+
+def _event(row: sql.StateRow, stream: Stream, topic: Topic | None) -> rules.Event:
+    return rules.Event(
+        purpose=rules.Purpose(stream.slug, topic.slug if row.topic_key and topic else None),
+        action=row.action,
+        basis=row.basis,
+        occurred_at=row.since,
+        sequence=row.record_id,
+    )
 
 
 def decide_many(
