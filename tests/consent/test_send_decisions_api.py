@@ -19,13 +19,21 @@ READ = "consent:read"
 URL = "/api/v1/send-decisions"
 
 
-def grant(tenant: Tenant, address: str, *, purpose="marketing", basis="consent", age_days=1):
+def grant(
+    tenant: Tenant,
+    address: str,
+    *,
+    purpose="marketing",
+    basis="consent",
+    age_days=1,
+    action="grant",
+):
     collected = timezone.now() - datetime.timedelta(days=age_days)
     consent.record(
         tenant,
         [
             {
-                "action": "grant",
+                "action": action,
                 "basis": basis,
                 "method": "api",
                 "address": address,
@@ -144,11 +152,29 @@ def test_a_topic_is_decided_by_the_latest_of_its_own_and_its_streams_state(
     make_topic(default_tenant.streams.get(slug="marketing"), "offers")
     grant(default_tenant, "stream@example.com", age_days=2)
     grant(default_tenant, "topic@example.com", purpose="marketing/offers")
+    # Both states: the later one decides, whichever purpose it is for.
+    grant(default_tenant, "topic-off@example.com", age_days=3)
+    grant(default_tenant, "topic-off@example.com", purpose="marketing/offers", action="withdraw")
+    grant(default_tenant, "stream-off@example.com", purpose="marketing/offers", age_days=3)
+    grant(default_tenant, "stream-off@example.com", action="withdraw")
     client = api_client(READ)
-    on_topic = ask(client, ["stream@example.com", "topic@example.com"], topic="offers")
+    everyone = [
+        "stream@example.com",
+        "topic@example.com",
+        "topic-off@example.com",
+        "stream-off@example.com",
+    ]
+    on_topic = ask(client, everyone, topic="offers")
     assert on_topic["allowed"] == 2
-    # A grant for one topic is no grant for the whole stream.
-    assert reasons(ask(client, ["topic@example.com"])) == {"topic@example.com": "no_consent"}
+    assert reasons(on_topic) == {
+        "topic-off@example.com": "consent_withdrawn",
+        "stream-off@example.com": "consent_withdrawn",
+    }
+    # The stream as a whole: a topic's grant is no grant for it, nor its withdrawal one.
+    assert reasons(ask(client, everyone)) == {
+        "topic@example.com": "no_consent",
+        "stream-off@example.com": "consent_withdrawn",
+    }
 
 
 def test_transactional_mail_needs_no_consent_and_stops_only_for_never_mail(api_client, suppress):
