@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -94,22 +95,47 @@ def is_suppressed(*, stream: Stream, address: str, topic: Topic | None = None) -
     )
 
 
-def suppressed_among(
-    *, stream: Stream, addresses_: list[str], topic: Topic | None = None
-) -> BatchVerdict:
-    """Which of `addresses_` may not get mail of `stream`; malformed ones are listed apart."""
+class Blocked(NamedTuple):
+    """The entry that blocks one hash, as the batch check reports it."""
+
+    reason: str
+    scope: str
+    since: datetime.datetime
+
+
+def hashed_batch(addresses_: list[str]) -> tuple[dict[bytes, list[str]], list[tuple[str, str]]]:
+    """A batch of at most MAX_BATCH addresses normalised and hashed: ({hash: the given spellings},
+    [(invalid address, reason)]). Raises ServiceError (413) for a larger batch."""
     if len(addresses_) > MAX_BATCH:
         raise ServiceError(
             f"at most {MAX_BATCH} addresses per request, got {len(addresses_)}",
             code="batch_too_large",
             status=413,
         )
-    originals, invalid = addresses.hash_many(addresses_, settings.ADDRESS_HASH_KEY.encode())
-    rows = sql.blocking_rows(list(originals), _keys(stream, topic))
+    return addresses.hash_many(addresses_, settings.ADDRESS_HASH_KEY.encode())
+
+
+def blocked_among(
+    *, stream: Stream, hashes: Iterable[bytes], topic: Topic | None = None
+) -> dict[bytes, Blocked]:
+    """The blocking entry of each of `hashes` that may not get mail of `stream` (and `topic`):
+    the batch check's lookup, for callers that hashed the batch themselves (`hashed_batch`)."""
+    rows = sql.blocking_rows(list(hashes), _keys(stream, topic))
     label = _labeller(stream, topic)
-    suppressed = [
-        Verdict(raw, True, row.reason, label(row.scope_key), row.created_at)
+    return {
+        digest: Blocked(row.reason, label(row.scope_key), row.created_at)
         for digest, row in _winners(rows).items()
+    }
+
+
+def suppressed_among(
+    *, stream: Stream, addresses_: list[str], topic: Topic | None = None
+) -> BatchVerdict:
+    """Which of `addresses_` may not get mail of `stream`; malformed ones are listed apart."""
+    originals, invalid = hashed_batch(addresses_)
+    suppressed = [
+        Verdict(raw, True, entry.reason, entry.scope, entry.since)
+        for digest, entry in blocked_among(stream=stream, topic=topic, hashes=originals).items()
         for raw in originals[digest]
     ]
     return BatchVerdict(checked=len(addresses_), suppressed=suppressed, invalid=invalid)

@@ -1,11 +1,12 @@
 """The README's blocking table, run through every read path: each must give the same answer.
 
 The paths: the check API's single lookup (`selectors.is_suppressed`) and batch lookup
-(`selectors.suppressed_among`), the Postfix policy server's lookup
-(`policy_server.check_recipients`, called in this thread so it sees this module's transaction),
-the ORM path (`sql._blocking_rows_orm`, SQLite's path, run here on PostgreSQL) and the relay
-mirror's export (`mirror.blocking_hashes`). The expectation below is the README's table written
-out again, not `rules.blocks`.
+(`selectors.suppressed_among`), the send decisions (`compliance.consent.selectors.decide_many`,
+its denials for an entry), the Postfix policy server's lookup (`policy_server.check_recipients`,
+called in this thread so it sees this module's transaction), the ORM path
+(`sql._blocking_rows_orm`, SQLite's path, run here on PostgreSQL) and the relay mirror's export
+(`mirror.blocking_hashes`). The expectation below is the README's table written out again, not
+`rules.blocks`.
 
 One entry per (scope, reason, state), each for its own address, is built once for the module.
 """
@@ -22,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.consent import selectors as consent_selectors
 from compliance.models import Stream, Tenant, Topic
 from suppression import addresses, mirror, policy_server, rules, selectors, services, sql
 from suppression.scopes import parse_scope
@@ -183,9 +185,19 @@ def by_mirror_export(world, stream, topic, asked):
     return {world.by_hash.get(bytes(h), bytes(h).hex()) for h in hashes}
 
 
+def by_send_decisions(world, stream, topic, asked):
+    # US law, so that only the list denies (consent is for the consent tests); the denials
+    # that an entry caused, not the withdrawals that a lifted opt-out leaves in the ledger.
+    decided = consent_selectors.decide_many(
+        stream=stream, topic=topic, addresses_=asked, jurisdiction="US"
+    )
+    return {a for a, denial in decided.denied if denial.blocking is not None}
+
+
 PATHS = {
     "single": by_single_check,
     "batch": by_batch_check,
+    "send decisions": by_send_decisions,
     "policy server": by_policy_server,
     "orm": by_orm,
     "mirror": by_mirror_export,
