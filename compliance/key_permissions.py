@@ -10,6 +10,8 @@ class KeyPermission(models.TextChoices):
     UNSUBSCRIBE_MINT = "unsubscribe:mint", "Mint List-Unsubscribe headers"
     CONSENT_READ = "consent:read", "Read consent state and history"
     CONSENT_WRITE = "consent:write", "Record consent events"
+    DSR_READ = "dsr:read", "Read data-subject requests and their exports"
+    DSR_WRITE = "dsr:write", "Open data-subject requests"
 
 
 ALL_PERMISSIONS = frozenset(KeyPermission.values)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "compliance.consent",
     "unsubscribe",
     "fbl",
+    "compliance.dsr",
 ]
 
 MIDDLEWARE = [
@@ -315,6 +316,10 @@ UNSUBSCRIBE_APPLY_INLINE = env.bool("UNSUBSCRIBE_APPLY_INLINE", default=not CELE
 # address may get in 24 hours (the API must not be a way to mail-bomb someone).
 # The largest body `POST /api/v1/consents` reads: 10,000 records with their evidence.
 CONSENT_MAX_BYTES = env.int("CONSENT_MAX_BYTES", default=50 * 1024 * 1024)
+# Data-subject requests: days the verification link works, and days the requester's download
+# of an access export works.
+DSR_VERIFICATION_DAYS = env.int("DSR_VERIFICATION_DAYS", default=14)
+DSR_EXPORT_DAYS = env.int("DSR_EXPORT_DAYS", default=7)
 CONSENT_CONFIRMATION_DAYS = env.int("CONSENT_CONFIRMATION_DAYS", default=7)
 CONSENT_CONFIRMATIONS_PER_DAY = env.int("CONSENT_CONFIRMATIONS_PER_DAY", default=3)
 
@@ -330,6 +335,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15 * 60.0,
     },
     # Double opt-ins nobody confirmed are marked expired once an hour.
+    # Unverified data-subject requests expire; verified ones not yet carried out are retried.
+    "data-subject-requests": {
+        "task": "dsr.sweep",
+        "schedule": 10 * 60.0,
+    },
     "expire-consent-confirmations": {
         "task": "consent.expire_confirmations",
         "schedule": 60 * 60.0,

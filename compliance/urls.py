@@ -20,8 +20,10 @@ urlpatterns = [
     path("api/v1/", include("unsubscribe.api_urls")),
     path("api/v1/", include("fbl.api_urls")),
     path("api/v1/", include("compliance.consent.api_urls")),
+    path("api/v1/", include("compliance.dsr.api_urls")),
     path("admin/", include("compliance.consent.admin_urls")),
     path("admin/", admin.site.urls),
     path("", include("compliance.consent.urls")),
+    path("", include("compliance.dsr.urls")),
     path("", include("unsubscribe.urls")),
 ]

@@ -420,3 +420,13 @@ def test_a_hard_bounce_is_not_a_withdrawal(suppress):
     suppress("pat@example.com", "hard_bounce")
     assert not ConsentRecord.objects.exists()
     assert not ConsentState.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the MTA pipe is another process
+def test_a_mailto_unsubscribe_withdraws(mint, settings):
+    from tests.unsubscribe.test_mailto import ingest, message_to
+
+    settings.UNSUBSCRIBE_MAILTO_DOMAIN = "unsub.example.com"
+    address = mint("writer@example.com").mailto
+    assert ingest(message_to(address), recipient=address).returncode == 0
+    assert withdrawals("writer@example.com") == [("marketing", "unsubscribe")]

@@ -1,0 +1,121 @@
+"""Staff work data-subject requests here: verify one with a note (how the requester showed control
+of the address), extend its deadline with a reason, refuse it with a reason, carry it out, or
+record that a rectification or restriction was done. Every action is a step in its history."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+
+from compliance.dsr import services
+from compliance.dsr.models import DataSubjectRequest, RequestStep
+from compliance.errors import ServiceError
+
+Status = DataSubjectRequest.Status
+
+
+class StepInline(admin.TabularInline):
+    model = RequestStep
+    fields = ["occurred_at", "step", "note", "actor_label", "via"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    months = forms.IntegerField(min_value=1, max_value=2, required=False)
+
+
+def _with_note(action: str, title: str, *, months: bool = False):
+    """An admin action that asks for a note first, then calls `action(row, note, months, user)`."""
+
+    def run(modeladmin, request, queryset):
+        form = NoteForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            for row in queryset:
+                try:
+                    ACTIONS[action](
+                        row,
+                        form.cleaned_data["note"],
+                        form.cleaned_data["months"] or 1,
+                        request.user,
+                    )
+                except ServiceError as exc:
+                    modeladmin.message_user(request, f"{row}: {exc.message}", messages.ERROR)
+                else:
+                    modeladmin.message_user(request, f"{row}: done", messages.SUCCESS)
+            return None
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "rows": queryset,
+            "action": action,
+            "asks_months": months,
+            "opts": modeladmin.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/dsr/note_confirm.html", context)
+
+    run.__name__ = action
+    run.short_description = title
+    return run
+
+
+def _carry_out_now(row, note, months, user):
+    if row.kind in (DataSubjectRequest.Kind.RECTIFICATION, DataSubjectRequest.Kind.RESTRICTION):
+        if row.status not in (
+            DataSubjectRequest.Status.VERIFIED,
+            DataSubjectRequest.Status.IN_PROGRESS,
+        ):
+            raise ServiceError("verify the request first", code="not_verified")
+        services.fulfil(row, note)
+    else:
+        services.carry_out(row)
+
+
+ACTIONS = {
+    "verify": lambda row, note, months, user: services.verify_by_staff(row, user=user, note=note),
+    "extend": lambda row, note, months, user: services.extend(row, months=months, reason=note),
+    "refuse": lambda row, note, months, user: services.refuse(row, reason=note),
+    "carry_out": _carry_out_now,
+}
+
+
+@admin.register(DataSubjectRequest)
+class DataSubjectRequestAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "kind", "tenant", "status", "received_at", "due", "handled_by"]
+    list_filter = ["status", "kind", "tenant"]
+    date_hierarchy = "received_at"
+    inlines = [StepInline]
+    fields = [
+        "kind",
+        "tenant",
+        "address",
+        "status",
+        "status_reason",
+        "received_at",
+        "due",
+        "extended_by_months",
+        "extension_reason",
+        "verified_at",
+        "fulfilled_at",
+        "handled_by",
+    ]
+    readonly_fields = [f for f in fields if f != "handled_by"]
+    actions = [
+        _with_note("verify", "Verify (say how the requester showed control of the address)"),
+        _with_note("extend", "Extend the deadline (give the reason)", months=True),
+        _with_note("refuse", "Refuse (give the reason)"),
+        _with_note("carry_out", "Carry out now (note what was done for rectification/restriction)"),
+    ]
+
+    def has_add_permission(self, request):
+        return False  # requests come from the requester, through the API
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,98 @@
+"""`POST /api/v1/data-subject-requests` and `GET /api/v1/data-subject-requests/{id}`."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import selectors as core
+from compliance.dsr import services
+from compliance.dsr.models import DataSubjectRequest
+from compliance.errors import NotFound, PermissionDenied, ServiceError
+from compliance.key_permissions import KeyPermission
+from compliance.permissions import PermissionRequired
+
+
+class RequestIn(serializers.Serializer):
+    address = serializers.CharField(max_length=320)
+    kind = serializers.CharField(max_length=20, help_text=", ".join(DataSubjectRequest.Kind.values))
+    tenant = serializers.CharField(
+        max_length=50, required=False, help_text="omitted: every tenant (unbound keys only)"
+    )
+
+
+class RequestOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    due = serializers.DateField()
+    received_at = serializers.DateTimeField()
+    tenant = serializers.CharField(allow_null=True)
+    extended_by_months = serializers.IntegerField()
+    history = serializers.ListField(child=serializers.DictField())
+
+
+def answer(request: DataSubjectRequest, *, full: bool = True) -> dict:
+    body = {"id": request.pk, "status": request.status, "due": request.due}
+    if full:
+        body |= {
+            "kind": request.kind,
+            "received_at": request.received_at,
+            "tenant": request.tenant.slug if request.tenant_id else None,
+            "extended_by_months": request.extended_by_months,
+            "history": [
+                {"step": s.step, "at": s.occurred_at, "note": s.note}
+                for s in request.steps.order_by("occurred_at", "id")
+            ],
+        }
+    return body
+
+
+def _tenant(api_key, slug: str | None):
+    """A bound key acts for its tenant; an unbound key for the one it names, or for all."""
+    if api_key is not None and api_key.tenant_id is not None:
+        return core.tenant_for(api_key=api_key, slug=slug)
+    if not slug:
+        return None
+    try:
+        return core.tenant_for(api_key=api_key, slug=slug)
+    except NotFound as exc:  # a value in the body, not a resource in the URL
+        raise ServiceError(exc.message, code="unknown_tenant") from None
+
+
+def visible(api_key, pk: int) -> DataSubjectRequest:
+    request = get_object_or_404(DataSubjectRequest.objects.select_related("tenant"), pk=pk)
+    if api_key is not None and api_key.tenant_id is not None:
+        if request.tenant_id != api_key.tenant_id:
+            raise PermissionDenied("this request belongs to another tenant")
+    return request
+
+
+class RequestsView(APIView):
+    permission_classes = [PermissionRequired]
+    required_permissions = {"POST": KeyPermission.DSR_WRITE}
+
+    @extend_schema(request=RequestIn, responses={201: RequestOut})
+    def post(self, request):
+        body = RequestIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        opened = services.open_request(
+            address=data["address"],
+            kind=data["kind"],
+            tenant=_tenant(request.auth, data.get("tenant")),
+            language=getattr(request, "LANGUAGE_CODE", ""),
+        )
+        return Response(answer(opened, full=False), status=status.HTTP_201_CREATED)
+
+
+class RequestView(APIView):
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.DSR_READ}
+
+    @extend_schema(responses=RequestOut)
+    def get(self, request, pk: int):
+        return Response(answer(visible(request.auth, pk)))

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from compliance.dsr import api
+
+urlpatterns = [
+    path("data-subject-requests", api.RequestsView.as_view(), name="dsr-list"),
+    path("data-subject-requests/<int:pk>", api.RequestView.as_view(), name="dsr-detail"),
+]

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from compliance.dsr import pages
+
+urlpatterns = [
+    path("dsr/<str:token>", pages.verify, name="dsr-verify"),
+]
