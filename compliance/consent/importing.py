@@ -24,8 +24,6 @@ import datetime
 import hashlib
 import io
 import itertools
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, NamedTuple
@@ -38,6 +36,7 @@ from compliance.consent import rules, services, sql
 from compliance.consent.models import ConsentRecord
 from compliance.errors import ServiceError
 from compliance.models import Tenant
+from compliance.read_ahead import read_ahead
 
 __all__ = ["COLUMNS", "ImportOutcome", "import_consents", "import_key"]
 
@@ -178,7 +177,7 @@ def import_consents(
             if not connection.in_atomic_block:
                 # Inside a caller's transaction the checks must see its uncommitted rows, so
                 # only a free-standing import reads ahead on its own connection.
-                chunks = _read_ahead(chunks)
+                chunks = read_ahead(chunks, name="consent-import-read-ahead")
             for chunk in chunks:
                 _write_copied(chunk, checker, outcome)
                 if on_progress:
@@ -245,44 +244,6 @@ def _copy_chunks(rows: Iterator[_Row], checker: _Checker) -> Iterator[_CopyChunk
                 )
             )
         yield _CopyChunk(len(chunk), len(lines), "".join(lines), bad)
-
-
-def _read_ahead(chunks: Iterator[_CopyChunk], depth: int = 2) -> Iterator[_CopyChunk]:
-    """`chunks`, made by a thread up to `depth` ahead: checking and hashing the next chunk
-    (Python) overlaps the database's insert of this one, during which this thread waits on the
-    socket without the GIL. The thread's few lookups use its own connection, closed at its end;
-    its errors are raised here."""
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        ready.put(chunk, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(done)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            ready.put(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=produce, name="consent-import-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := ready.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def _write_copied(chunk: _CopyChunk, checker: _Checker, outcome: ImportOutcome) -> None:

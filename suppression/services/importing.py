@@ -12,8 +12,6 @@ import datetime
 import gzip
 import io
 import itertools
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -26,6 +24,7 @@ from django.utils import timezone
 from compliance import audit
 from compliance.errors import ServiceError
 from compliance.models import Tenant
+from compliance.read_ahead import read_ahead
 from suppression import addresses, import_formats, rules, sql
 from suppression.models import ImportJob, Origin, Suppression
 from suppression.scopes import Target, parse_scope
@@ -207,41 +206,6 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
         yield _CopyChunk(len(chunk), "".join(lines), bad, pairs, members)
 
 
-def _read_ahead(chunks: Iterator[_CopyChunk], depth: int = 2) -> Iterator[_CopyChunk]:
-    """`chunks`, produced by a thread up to `depth` ahead: reading and hashing the next chunk
-    (Python) overlaps the database's insert of this one, during which this thread waits on the
-    socket without the GIL. Errors in the thread are raised here."""
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        ready.put(chunk, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(done)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            ready.put(exc)
-
-    thread = threading.Thread(target=produce, name="import-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := ready.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
 class _Entry(NamedTuple):
     line: int
     address_hash: bytes
@@ -315,7 +279,8 @@ def run_import(
         _, rows = import_formats.read_rows(text, format_name=job.format_name)
         key = settings.ADDRESS_HASH_KEY.encode()
         if connection.vendor == "postgresql":
-            run_chunk, chunks = _copy_chunk, _read_ahead(_copy_chunks(rows, key))
+            chunks = read_ahead(_copy_chunks(rows, key), name="import-read-ahead")
+            run_chunk = _copy_chunk
         else:
             run_chunk, chunks = _row_by_row_chunk, _hashed_chunks(rows, key)
         with audit.acting_as(actor):
