@@ -262,3 +262,12 @@ def test_an_excerpt_keeps_the_lines_around_the_address_only():
         "line 51",
         "line 52",
     ]
+
+
+def test_a_german_requester_gets_the_link_in_german(dsr_client, client):
+    request_id = open_request(dsr_client)
+    client.post(link_in(mail.outbox[0]), HTTP_ACCEPT_LANGUAGE="de")
+    message = export_mail()
+    assert message.subject == "Ihre Daten stehen zum Download bereit"
+    assert "Die Links sind gültig bis" in message.body
+    assert client.get(link_in(message, "/export")).json()["request"] == request_id
