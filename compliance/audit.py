@@ -115,3 +115,23 @@ def track(model: type[models.Model], *, redact: Iterable[str] = ()) -> None:
     pre_save.connect(before_save, sender=model, weak=False, dispatch_uid=uid)
     post_save.connect(after_save, sender=model, weak=False, dispatch_uid=uid)
     post_delete.connect(after_delete, sender=model, weak=False, dispatch_uid=uid)
+
+
+def record_access(what: str, *, subject_hash: bytes, request=None) -> None:
+    """Record that someone saw personal data about `subject_hash` (an export, a download): who,
+    from where, and what they saw. `request` (an HttpRequest) supplies the client address when
+    the actor carries none."""
+    from compliance.middleware import client_ip
+    from compliance.models import AuditEvent
+
+    actor = current_actor()
+    remote_addr = actor.remote_addr or (client_ip(request) if request is not None else None)
+    AuditEvent.objects.create(
+        **AuditEvent.actor_fields(actor),
+        remote_addr=remote_addr,
+        action=AuditEvent.Action.VIEW,
+        model="personal data",
+        object_pk=bytes(subject_hash).hex()[:64],
+        object_repr=what[:300],
+        changes={},
+    )

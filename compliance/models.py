@@ -188,12 +188,14 @@ class ActorStamped(AppendOnlyModel):
 
 
 class AuditEvent(ActorStamped):
-    """One create, change or delete made by staff, an API client or a command. Append-only."""
+    """One create, change or delete made by staff, an API client or a command, or one view of
+    an address's personal data (an export). Append-only."""
 
     class Action(models.TextChoices):
         CREATE = "create", "Created"
         UPDATE = "update", "Changed"
         DELETE = "delete", "Deleted"
+        VIEW = "view", "Viewed personal data"
 
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True)

@@ -1,13 +1,19 @@
 """Staff work data-subject requests here: verify one with a note (how the requester showed control
 of the address), extend its deadline with a reason, refuse it with a reason, carry it out, or
-record that a rectification or restriction was done. Every action is a step in its history."""
+record that a rectification or restriction was done. Every action is a step in its history.
+A verified access request's page links to its export as a ZIP of CSV files, one per kind of
+record."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from compliance.dsr import services
+from compliance.dsr import access, downloads, services
 from compliance.dsr.models import DataSubjectRequest, RequestStep
 from compliance.errors import ServiceError
 
@@ -105,6 +111,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         "verified_at",
         "fulfilled_at",
         "handled_by",
+        "csv_bundle",
     ]
     readonly_fields = [f for f in fields if f != "handled_by"]
     actions = [
@@ -119,3 +126,31 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/export.zip",
+                self.admin_site.admin_view(self.export_view),
+                name="dsr_datasubjectrequest_export",
+            )
+        ]
+        return own + super().get_urls()
+
+    @admin.display(description="Export")
+    def csv_bundle(self, obj):
+        if obj is None or not access.is_releasable(obj):
+            return "Only a verified access request has an export."
+        url = reverse("admin:dsr_datasubjectrequest_export", args=[obj.pk])
+        return format_html('<a href="{}">Download CSV bundle</a>', url)
+
+    def export_view(self, request, pk: int):
+        row = get_object_or_404(DataSubjectRequest.objects.select_related("tenant"), pk=pk)
+        if not self.has_view_permission(request, row):
+            raise PermissionDenied
+        try:
+            access.require_releasable(row)
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect("admin:dsr_datasubjectrequest_change", row.pk)
+        return downloads.zip_file(row, http_request=request, via="admin")

@@ -1,15 +1,17 @@
-"""`POST /api/v1/data-subject-requests` and `GET /api/v1/data-subject-requests/{id}`."""
+"""`POST /api/v1/data-subject-requests`, `GET /api/v1/data-subject-requests/{id}` and
+`GET /api/v1/data-subject-requests/{id}/export`."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compliance import audit
 from compliance import selectors as core
-from compliance.dsr import services
+from compliance.dsr import access, services
 from compliance.dsr.models import DataSubjectRequest
 from compliance.errors import NotFound, PermissionDenied, ServiceError
 from compliance.key_permissions import KeyPermission
@@ -33,6 +35,30 @@ class RequestOut(serializers.Serializer):
     tenant = serializers.CharField(allow_null=True)
     extended_by_months = serializers.IntegerField()
     history = serializers.ListField(child=serializers.DictField())
+
+
+class ExportOut(serializers.Serializer):
+    request = serializers.IntegerField()
+    address = serializers.CharField(allow_null=True)
+    tenant = serializers.CharField(allow_null=True)
+    generated_at = serializers.DateTimeField()
+    consents = serializers.ListField(
+        child=serializers.DictField(), help_text="each record with its evidence and wording"
+    )
+    consent_states = serializers.ListField(child=serializers.DictField())
+    suppressions = serializers.ListField(
+        child=serializers.DictField(), help_text="each entry with its history"
+    )
+    opt_outs = serializers.ListField(
+        child=serializers.DictField(), help_text="when each was received and applied"
+    )
+    unsubscribe_requests = serializers.ListField(child=serializers.DictField())
+    reports = serializers.ListField(
+        child=serializers.DictField(), help_text="reports naming the address, with an excerpt"
+    )
+    requests = serializers.ListField(
+        child=serializers.DictField(), help_text="data-subject requests with their steps"
+    )
 
 
 def answer(request: DataSubjectRequest, *, full: bool = True) -> dict:
@@ -96,3 +122,31 @@ class RequestView(APIView):
     @extend_schema(responses=RequestOut)
     def get(self, request, pk: int):
         return Response(answer(visible(request.auth, pk)))
+
+
+class ExportView(APIView):
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.DSR_READ}
+
+    @extend_schema(
+        responses={
+            200: ExportOut,
+            409: OpenApiResponse(
+                response={"$ref": "#/components/schemas/Error"},
+                description="Not an access request, or not verified (nothing is released "
+                "before the requester shows control of the address).",
+            ),
+        },
+        description="Everything held about the address of a verified access request (GDPR "
+        "Art. 15). Each call is recorded in the audit trail.",
+    )
+    def get(self, request, pk: int):
+        dsr = visible(request.auth, pk)
+        access.require_releasable(dsr)
+        export = access.export_of(dsr)
+        audit.record_access(
+            f"access export of request #{dsr.pk} (JSON, API)",
+            subject_hash=dsr.address_hash,
+            request=request._request,
+        )
+        return Response(export)
