@@ -5,4 +5,5 @@ from compliance.dsr import api
 urlpatterns = [
     path("data-subject-requests", api.RequestsView.as_view(), name="dsr-list"),
     path("data-subject-requests/<int:pk>", api.RequestView.as_view(), name="dsr-detail"),
+    path("proof", api.ProofView.as_view(), name="proof-api"),
 ]
