@@ -61,8 +61,20 @@ def _lines(details: dict, indent: str = "") -> list[str]:
     return lines
 
 
+class _ProofPDF(FPDF):
+    """Every page numbered "n of N" and naming the address, so a loose page is still placed."""
+
+    footer_text = ""
+
+    def footer(self):
+        self.set_y(-12)
+        self.set_font("Helvetica", "I", 8)
+        self.cell(0, 5, f"{self.footer_text}  page {self.page_no()} of {{nb}}", align="C")
+
+
 def to_pdf(proof: Proof, *, generated_at: datetime.datetime) -> bytes:
-    pdf = FPDF(format="A4")
+    pdf = _ProofPDF(format="A4")
+    pdf.footer_text = _latin1(f"Proof of compliance for {proof.address}")
     pdf.set_title(_latin1(f"Proof of compliance: {proof.address}"))
     pdf.set_creator("compliance service")
     pdf.set_auto_page_break(auto=True, margin=15)
