@@ -7,6 +7,9 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         # checks: registers the settings' system checks; schema: the OpenAPI scheme.
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
         from compliance import audit, checks, schema  # noqa: F401
         from compliance.models import ApiKey, SendingIdentity, Stream, Tenant, Topic
 
@@ -17,3 +20,13 @@ class ComplianceConfig(AppConfig):
         audit.track(Topic)
         audit.track(ApiKey, redact=("key_hash",))
         audit.track(SendingIdentity)
+
+        # Who may do what is audited like the data itself: staff users, groups, the permissions
+        # and groups they are given, and every login.
+        user = get_user_model()
+        audit.track(user, redact=("password",), ignore=("last_login",))
+        audit.track(Group)
+        audit.track_memberships(user.groups, field="groups")
+        audit.track_memberships(user.user_permissions, field="user_permissions")
+        audit.track_memberships(Group.permissions, field="permissions")
+        audit.track_logins()

@@ -188,18 +188,23 @@ class ActorStamped(AppendOnlyModel):
 
 
 class AuditEvent(ActorStamped):
-    """One create, change or delete made by staff, an API client or a command, or one view of
-    an address's personal data (an export). Append-only."""
+    """One create, change or delete made by staff, an API client or a command; a login, logout or
+    failed login; a read of someone's personal data. Append-only."""
 
     class Action(models.TextChoices):
         CREATE = "create", "Created"
         UPDATE = "update", "Changed"
         DELETE = "delete", "Deleted"
-        VIEW = "view", "Viewed personal data"
+        ADD = "add", "Added to"
+        REMOVE = "remove", "Removed from"
+        LOGIN = "login", "Logged in"
+        LOGOUT = "logout", "Logged out"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        ACCESS = "access", "Viewed personal data"
 
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True)
-    action = models.CharField(max_length=10, choices=Action.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
     model = models.CharField(max_length=100, db_index=True)
     object_pk = models.CharField(max_length=64)
     object_repr = models.CharField(max_length=300)

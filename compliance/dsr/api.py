@@ -1,17 +1,17 @@
 """`POST /api/v1/data-subject-requests`, `GET /api/v1/data-subject-requests/{id}` and
-`GET /api/v1/data-subject-requests/{id}/export`."""
+`GET /api/v1/data-subject-requests/{id}/export` and `GET /api/v1/proof`."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import audit
 from compliance import selectors as core
-from compliance.dsr import access, services
+from compliance.dsr import access, proof, services
 from compliance.dsr.models import DataSubjectRequest
 from compliance.errors import NotFound, PermissionDenied, ServiceError
 from compliance.key_permissions import KeyPermission
@@ -145,8 +145,58 @@ class ExportView(APIView):
         access.require_releasable(dsr)
         export = access.export_of(dsr)
         audit.record_access(
-            f"access export of request #{dsr.pk} (JSON, API)",
-            subject_hash=dsr.address_hash,
+            audit.ACCESS_EXPORT,
+            dsr.address_hash,
+            tenant=dsr.tenant,
+            detail={"request": dsr.pk, "form": "json", "via": "api"},
             request=request._request,
         )
         return Response(export)
+
+
+class ProofQuery(serializers.Serializer):
+    address = serializers.CharField(max_length=320)
+    tenant = serializers.CharField(max_length=50, required=False)
+
+
+class ProofEntryOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=proof.KINDS)
+    summary = serializers.CharField()
+    details = serializers.DictField(help_text="what the entry holds, by kind")
+
+
+class ProofOut(serializers.Serializer):
+    address = serializers.CharField()
+    tenant = serializers.CharField(allow_null=True)
+    entries = ProofEntryOut(many=True)
+
+
+class ProofView(APIView):
+    permission_classes = [PermissionRequired]
+    required_permissions = {"GET": KeyPermission.CONSENT_READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("address", str, required=True),
+            OpenApiParameter(
+                "tenant", str, required=False, description="omitted: every tenant (unbound keys)"
+            ),
+        ],
+        responses=ProofOut,
+        description="The address's compliance timeline, oldest first: consents with evidence, "
+        "opt-outs with the time they took to apply against 48 hours and 10 US business days, "
+        "suppressions and their history, reports that named it, data-subject requests. A key "
+        "bound to a tenant sees that tenant's entries and shared ones. Each call is recorded in "
+        "the audit trail.",
+    )
+    def get(self, request):
+        query = ProofQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        slug = query.validated_data.get("tenant")
+        api_key = request.auth
+        bound = api_key is not None and api_key.tenant_id is not None
+        tenant = core.tenant_for(api_key=api_key, slug=slug) if bound or slug else None
+        found = proof.proof_of(query.validated_data["address"], tenant=tenant)
+        audit.record_access(audit.PROOF_API, found.address_hash, tenant=tenant)
+        return Response(found.as_dict())

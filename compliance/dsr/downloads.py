@@ -20,8 +20,10 @@ def _attachment(response: HttpResponse, name: str) -> HttpResponse:
 def json_file(dsr: DataSubjectRequest, *, http_request, via: str) -> HttpResponse:
     export = access.export_of(dsr)
     audit.record_access(
-        f"access export of request #{dsr.pk} (JSON, {via})",
-        subject_hash=dsr.address_hash,
+        audit.ACCESS_EXPORT,
+        dsr.address_hash,
+        tenant=dsr.tenant,
+        detail={"request": dsr.pk, "form": "json", "via": via},
         request=http_request,
     )
     response = JsonResponse(export, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
@@ -31,8 +33,10 @@ def json_file(dsr: DataSubjectRequest, *, http_request, via: str) -> HttpRespons
 def zip_file(dsr: DataSubjectRequest, *, http_request, via: str) -> HttpResponse:
     export = access.export_of(dsr)
     audit.record_access(
-        f"access export of request #{dsr.pk} (CSV bundle, {via})",
-        subject_hash=dsr.address_hash,
+        audit.ACCESS_EXPORT,
+        dsr.address_hash,
+        tenant=dsr.tenant,
+        detail={"request": dsr.pk, "form": "csv", "via": via},
         request=http_request,
     )
     response = HttpResponse(bundle.zip_of(export, access.KINDS), content_type="application/zip")

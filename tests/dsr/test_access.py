@@ -141,7 +141,7 @@ def test_nothing_is_released_before_verification(dsr_client, client, everything_
     assert answer.json()["code"] == "not_verified"
     assert PAT not in answer.content.decode()
     assert not [m for m in mail.outbox if "/export" in m.body]
-    assert not AuditEvent.objects.filter(action="view").exists()
+    assert not AuditEvent.objects.filter(action="access").exists()
 
 
 def test_only_an_access_request_has_an_export(dsr_client, client):
@@ -191,7 +191,7 @@ def test_every_export_is_in_the_audit_trail_with_who_and_where(
     client.get(link_in(export_mail(), "/export"), REMOTE_ADDR="203.0.113.9")
     staff_client.get(f"/admin/dsr/datasubjectrequest/{request_id}/export.zip")
 
-    views = AuditEvent.objects.filter(action="view").order_by("id")
+    views = AuditEvent.objects.filter(action="access").order_by("id")
     assert [(v.via, v.remote_addr) for v in views] == [
         ("api", "198.51.100.7"),
         ("web", "203.0.113.9"),
