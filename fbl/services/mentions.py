@@ -47,17 +47,3 @@ def index_relay_event(event: RelayEvent) -> None:
     hashes = _hashes(redaction.addresses_in_text(text))
     Mention.objects.bulk_create(Mention(address_hash=h, relay_event_id=event.pk) for h in hashes)
 
-
-def index_existing(batch: int = 500) -> int:
-    """Index messages and events stored before the index existed; returns how many were read.
-    Safe to run again: what is already indexed is skipped."""
-    done = 0
-    indexed = Mention.objects.filter(message_id__isnull=False).values("message_id")
-    for message in InboundMessage.objects.exclude(pk__in=indexed).iterator(chunk_size=batch):
-        index_message(message, message.raw())
-        done += 1
-    indexed = Mention.objects.filter(relay_event_id__isnull=False).values("relay_event_id")
-    for event in RelayEvent.objects.exclude(pk__in=indexed).iterator(chunk_size=batch):
-        index_relay_event(event)
-        done += 1
-    return done

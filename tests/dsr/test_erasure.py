@@ -25,6 +25,8 @@ from fbl.models import InboundMessage, Mention
 from suppression import rules
 from suppression.models import Suppression, SuppressionEvent
 from tests.fbl.messages import ENCLOSED, arf, crlf, dsn
+from tests.fbl.test_kumomta import bounce as hard_bounce
+from tests.fbl.test_kumomta import response
 
 pytestmark = pytest.mark.django_db
 
@@ -102,8 +104,8 @@ def consent(address: str, method: str = "web_form") -> dict:
 @pytest.fixture
 def everywhere(api_client, client, mint, default_tenant):
     """The address in a suppression, a one-click unsubscribe, an ARF complaint, DSN bounces
-    (one with encoded parts), a consent with evidence, a pending double opt-in, an import job
-    and the audit trail."""
+    (one with encoded parts), a relay's bounce event, a consent with evidence, a pending double
+    opt-in, an import job and the audit trail."""
     writer = api_client("suppression:write", "consent:write")
     answer = writer.post(
         "/api/v1/suppressions/",
@@ -121,6 +123,16 @@ def everywhere(api_client, client, mint, default_tenant):
     assert answer.status_code == 200
     for raw in (complaint(ADDRESS), bounce(ADDRESS), encoded_bounce(ADDRESS)):
         ingest.receive(raw, source="pipe", envelope_sender=ADDRESS.upper())
+    relay = api_client("reports:write")
+    event = hard_bounce(
+        recipient=mixed_case(ADDRESS),
+        meta={"tenant": "default", "stream": "marketing"},
+        response=response(550, "5.1.1", f"<{ADDRESS}>: user unknown", f"RCPT TO:<{ADDRESS}>"),
+    )
+    answer = relay.post(
+        "/api/v1/events/kumomta", data=json.dumps(event), content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
     assert writer.post("/api/v1/consents", consent(ADDRESS), format="json").status_code == 201
     pending = consent(ADDRESS, method="double_opt_in")
     assert writer.post("/api/v1/consents", pending, format="json").status_code == 202
@@ -193,6 +205,7 @@ def test_the_scan_finds_the_address_before_an_erasure(everywhere):
         "suppression.ImportJob.content",
         "unsubscribe.UnsubscribeRequest.address",
         "fbl.InboundMessage.raw_gzip",
+        "fbl.RelayEvent.record",
         "consent.ConsentRecord.address",
         "consent.PendingConfirmation.address",
         "compliance.AuditEvent.changes",
