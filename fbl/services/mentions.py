@@ -46,4 +46,3 @@ def index_relay_event(event: RelayEvent) -> None:
     text = json.dumps(event.record, ensure_ascii=False)
     hashes = _hashes(redaction.addresses_in_text(text))
     Mention.objects.bulk_create(Mention(address_hash=h, relay_event_id=event.pk) for h in hashes)
-
