@@ -7,3 +7,4 @@ class FblConfig(AppConfig):
 
     def ready(self) -> None:
         from fbl import checks  # noqa: F401  (registers the ESP webhook checks)
+        from fbl.services import erasure  # noqa: F401  (registers its erasure steps)

@@ -272,3 +272,34 @@ class DeliveryBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.batch_id} ({self.deliveries} deliveries on {self.day})"
+
+
+class Mention(models.Model):
+    """A stored message or relay event that names an address, by the address's hash: how an
+    erasure finds what to redact without reading every stored body (README, erasure). Written
+    with the message or event (fbl.services.mentions); removed once that address is erased."""
+
+    address_hash = models.BinaryField(max_length=32)
+    # Read by hash only: no index (nor constraint) on the references, so ingestion pays for one.
+    message = models.ForeignKey(
+        InboundMessage,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_index=False,
+        db_constraint=False,
+        related_name="+",
+    )
+    relay_event = models.ForeignKey(
+        RelayEvent,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_index=False,
+        db_constraint=False,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["address_hash"], name="fbl_mention_hash")]
+
+    def __str__(self) -> str:
+        return f"mention in {'message' if self.message_id else 'relay event'}"

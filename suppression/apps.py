@@ -7,3 +7,4 @@ class SuppressionConfig(AppConfig):
 
     def ready(self) -> None:
         from suppression import checks  # noqa: F401  (registers the settings checks)
+        from suppression.services import erasure  # noqa: F401  (registers its erasure steps)

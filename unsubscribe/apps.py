@@ -10,6 +10,7 @@ class UnsubscribeConfig(AppConfig):
         from suppression.models import SuppressionEvent
         from unsubscribe import checks  # noqa: F401  (registers the settings checks)
         from unsubscribe.receivers import retire_repeats_on_lift
+        from unsubscribe.services import erasure  # noqa: F401  (registers its erasure steps)
 
         post_save.connect(
             retire_repeats_on_lift, sender=SuppressionEvent, dispatch_uid="unsubscribe-lift"

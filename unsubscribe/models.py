@@ -63,6 +63,8 @@ class UnsubscribeRequest(models.Model):
         ordering = ["-received_at"]
         verbose_name = "unsubscribe request"
         indexes = [
+            # An erasure finds the requester's rows by hash.
+            models.Index(fields=["address_hash"], name="unsubscribe_address_hash"),
             models.Index(
                 fields=["received_at"],
                 condition=models.Q(applied_at__isnull=True),

@@ -9,4 +9,4 @@ class ConsentConfig(AppConfig):
 
     def ready(self):
         # Every opt-out the suppression list records is also a withdrawal here.
-        from compliance.consent import receivers  # noqa: F401
+        from compliance.consent import erasure, receivers  # noqa: F401  (erasure: its steps)

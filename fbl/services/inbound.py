@@ -12,6 +12,7 @@ from django.db.models import F
 from fbl.models import InboundMessage
 from fbl.provenance import OPERATOR, Provenance
 from fbl.report import without_nul
+from fbl.services import mentions
 
 
 def store_inbound_message(
@@ -43,6 +44,7 @@ def store_inbound_message(
                 truncated=len(raw) > limit,
                 sha256=digest,
             )
+            mentions.index_message(message, raw[:limit])
     except IntegrityError:  # delivered twice at the same moment
         existing.update(times_received=F("times_received") + 1)
         return existing.get(), False

@@ -33,6 +33,7 @@ from fbl.models import InboundMessage, RelayEvent, SoftBounce
 from fbl.parse import parse
 from fbl.provenance import Provenance, tied_to_our_mail
 from fbl.report import ParsedReport, to_json
+from fbl.services import mentions
 from fbl.services.complaint_rates import count_for_rates
 from suppression import rules
 from suppression import services as suppression
@@ -376,6 +377,7 @@ def record_relay_event(event: SourceEvent, *, provenance: Provenance) -> str:
                     occurred_at=event.context.occurred_at,
                     record=event.record,
                 )
+                mentions.index_relay_event(row)
         except IntegrityError:
             return "duplicate"
         attribution = ours.attribute_context(event.context)

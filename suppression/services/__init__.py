@@ -13,6 +13,7 @@ from suppression.services.entries import (
     normalise_and_hash,
     reasons_in_force,
     suppress,
+    suppress_erased,
 )
 from suppression.services.importing import create_job, queue_import, run_import
 
@@ -27,4 +28,5 @@ __all__ = [
     "reasons_in_force",
     "run_import",
     "suppress",
+    "suppress_erased",
 ]

@@ -121,6 +121,48 @@ def suppress(
     if reason not in rules.PRECEDENCE:
         raise ServiceError(f"unknown reason {reason!r}", code="unknown_reason")
     normalised, digest = normalise_and_hash(address)
+    return _suppress(
+        target,
+        normalised,
+        digest,
+        reason=reason,
+        origin=origin,
+        evidence=evidence,
+        evidence_note=evidence_note,
+        created_at=created_at,
+        expires_at=expires_at,
+        channel=channel,
+    )
+
+
+def suppress_erased(*, address_hash: bytes, evidence: Model | None, evidence_note: str) -> Outcome:
+    """The global never-mail `erasure` entry of an erased address, known by its hash alone: the
+    row keeps no address, and checks, the policy server, the mirror and re-imports of the
+    address keep blocking it (GDPR Art. 17, DESIGN.md: keep only a keyed hash)."""
+    return _suppress(
+        Target(None, rules.GLOBAL),
+        None,
+        bytes(address_hash),
+        reason=rules.ERASURE,
+        origin=Origin.RECIPIENT,
+        evidence=evidence,
+        evidence_note=evidence_note,
+    )
+
+
+def _suppress(
+    target: Target,
+    normalised: str | None,
+    digest: bytes,
+    *,
+    reason: str,
+    origin: str,
+    evidence: Model | None = None,
+    evidence_note: str = "",
+    created_at: datetime.datetime | None = None,
+    expires_at: datetime.datetime | None = None,
+    channel: str | None = None,
+) -> Outcome:
     now = _now()
     evidence_fields = _evidence_fields(evidence)
     with transaction.atomic():
@@ -228,7 +270,12 @@ def _apply_to_existing(
         row.evidence_note = evidence_note[:500]
         row.evidence_type = evidence_fields["evidence_type"]
         row.evidence_id = evidence_fields["evidence_id"]
-        if row.address is None and reason != rules.ERASURE and row.reason != rules.ERASURE:
+        if (
+            row.address is None
+            and normalised
+            and reason != rules.ERASURE
+            and row.reason != rules.ERASURE
+        ):
             row.address = normalised
         row.updated_at = now
         row.save()
