@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from compliance.consent.models import ConsentRecord, PendingConfirmation
-from compliance.dsr import erasure
+from suppression import erasure_steps as erasure
 
 
 @erasure.register("consent_records", order=80)

@@ -1,11 +1,12 @@
 """Carrying out an erasure (GDPR Art. 17): the address leaves every table and stored message,
 its keyed hash stays where a row must, and a global never-mail `erasure` entry keeps it blocked.
 
-Each app that keeps the address registers its own steps here from its AppConfig.ready (this
-module imports none of them: dependencies point one way). A step works in batches: each batch is
-one transaction that also records in `request.progress` when the step is finished, so an
-erasure interrupted by a database outage stays in progress, never half-applied within a batch,
-and the next run (the task's retry or the sweep) resumes at the first unfinished step.
+Each app that keeps the address registers its own steps (suppression/erasure_steps.py) from
+its AppConfig.ready (this module imports none of them: dependencies point one way). A step works
+in batches: each batch is one transaction that also records in `request.progress` when the step
+is finished, so an erasure interrupted by a database outage stays in progress, never
+half-applied within a batch, and the next run (the task's retry or the sweep) resumes at the
+first unfinished step.
 
 Nothing recorded says whether anything was found: an unknown address is fulfilled the same way.
 """
@@ -13,19 +14,16 @@ Nothing recorded says whether anything was found: an unknown address is fulfille
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import reduce
-from operator import or_
 
 from django.contrib.admin.models import LogEntry
 from django.db import transaction
-from django.db.models import Q
 
+from compliance import audit
 from compliance.dsr import services
 from compliance.dsr.models import DataSubjectRequest, RequestStep
 from compliance.models import AuditEvent
 from suppression import erased
+from suppression.erasure_steps import Subject, mentions_q, register, steps
 
 # Rows a batch changes in one transaction: small enough to keep locks short.
 BATCH = 500
@@ -36,54 +34,6 @@ NOTE = (
     "audit trail and data-subject requests; its keyed hash stays blocked for all mail by a "
     "global erasure entry"
 )
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Whose data is erased: the normalised address (None once the request itself forgot it),
-    its keyed hash, and the text that replaces the address where a row keeps its text."""
-
-    address: str | None
-    address_hash: bytes
-    request: DataSubjectRequest
-
-    @property
-    def placeholder(self) -> str:
-        return erased.placeholder_for(self.address_hash)
-
-
-def mentions_q(field: str, address: str) -> Q:
-    """Rows whose text `field` holds any spelling of `address`, in any letter case."""
-    return reduce(or_, (Q(**{f"{field}__icontains": s}) for s in erased.spellings(address)))
-
-
-# A step takes the subject and a batch size and returns how many rows it changed; fewer than
-# the batch means it is finished.
-StepFunction = Callable[[Subject, int], int]
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    order: int
-    run: StepFunction
-
-
-_steps: dict[str, Step] = {}
-
-
-def register(name: str, order: int) -> Callable[[StepFunction], StepFunction]:
-    """Register an erasure step; lower `order` runs first."""
-
-    def decorate(function: StepFunction) -> StepFunction:
-        _steps[name] = Step(name, order, function)
-        return function
-
-    return decorate
-
-
-def steps() -> list[Step]:
-    return sorted(_steps.values(), key=lambda step: (step.order, step.name))
 
 
 def _done(request: DataSubjectRequest) -> list[str]:
@@ -126,7 +76,14 @@ def erase_for(request: DataSubjectRequest, *, batch: int = BATCH) -> None:
                 if changed < batch:
                     _mark_done(request, step.name)
                     break
-    services.fulfil(request, NOTE)
+    with transaction.atomic():
+        services.fulfil(request, NOTE)
+        audit.record_access(
+            audit.ERASURE,
+            subject.address_hash,
+            tenant=request.tenant,
+            detail={"request": request.pk},
+        )
 
 
 def _redact_json(value, address: str, placeholder: str):

@@ -8,10 +8,10 @@ from __future__ import annotations
 import gzip
 import json
 
-from compliance.dsr import erasure
 from fbl import redaction
 from fbl.models import InboundMessage, Mention, RelayEvent
 from suppression import erased
+from suppression import erasure_steps as erasure
 
 
 def _redact_json(value, address: str, placeholder: str):

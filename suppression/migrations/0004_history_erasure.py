@@ -49,7 +49,7 @@ def forbid_all(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("suppression", "0003_leaner_indexes"),
-        ("compliance", "0012_audit_erasure"),
+        ("compliance", "0013_audit_erasure"),
     ]
 
     operations = [migrations.RunPython(allow_erasure, forbid_all)]

@@ -11,8 +11,8 @@ import re
 
 from django.db.models import Q
 
-from compliance.dsr import erasure
 from suppression import erased
+from suppression import erasure_steps as erasure
 from suppression.models import ImportJob, Suppression, SuppressionEvent
 from suppression.services import entries
 

@@ -17,12 +17,12 @@ from django.apps import apps
 from django.db import DatabaseError, connection, models, transaction
 
 from compliance.consent.models import ConsentRecord, PendingConfirmation
-from compliance.dsr import erasure, services
+from compliance.dsr import services
 from compliance.dsr.models import DataSubjectRequest
-from compliance.models import SendingIdentity
+from compliance.models import AuditEvent, SendingIdentity
 from fbl import ingest
 from fbl.models import InboundMessage, Mention
-from suppression import rules
+from suppression import erasure_steps, rules
 from suppression.models import Suppression, SuppressionEvent
 from tests.fbl.messages import ENCLOSED, arf, crlf, dsn
 from tests.fbl.test_kumomta import bounce as hard_bounce
@@ -234,6 +234,9 @@ def test_after_an_erasure_the_address_is_nowhere_and_still_suppressed(everywhere
     assert "@erased.invalid" in InboundMessage.objects.order_by("pk").first().raw().decode()
     assert not Mention.objects.filter(address_hash=request.address_hash).exists()
     assert PendingConfirmation.objects.get().evidence == {}
+    # The erasure itself is in the audit trail, by hash.
+    erasure = AuditEvent.objects.get(action="access", changes__what="erasure")
+    assert erasure.object_pk == bytes(request.address_hash).hex()
 
 
 def test_a_reimport_of_an_erased_address_stays_blocked(everywhere, api_client):
@@ -266,10 +269,9 @@ def test_an_interrupted_erasure_stays_in_progress_and_resumes(everywhere, monkey
     def database_away(subject, batch):
         raise DatabaseError("the database went away")
 
-    real = erasure._steps["fbl_messages"]
-    monkeypatch.setitem(
-        erasure._steps, "fbl_messages", erasure.Step(real.name, real.order, database_away)
-    )
+    real = erasure_steps._steps["fbl_messages"]
+    failing = erasure_steps.Step(real.name, real.order, database_away)
+    monkeypatch.setitem(erasure_steps._steps, "fbl_messages", failing)
     request = services.open_request(address=ADDRESS, kind="erasure", tenant=None)
     services.verify_by_staff(request, user=None, note="identity shown at the desk")
     request.refresh_from_db()
@@ -288,7 +290,7 @@ def test_an_interrupted_erasure_stays_in_progress_and_resumes(everywhere, monkey
     )
     assert InboundMessage.objects.filter(raw_gzip__isnull=False).count() == 3
 
-    monkeypatch.setitem(erasure._steps, "fbl_messages", real)
+    monkeypatch.setitem(erasure_steps._steps, "fbl_messages", real)
     services.carry_out(request)
     request.refresh_from_db()
     assert request.status == DataSubjectRequest.Status.FULFILLED

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from compliance.dsr import erasure
+from suppression import erasure_steps as erasure
 from unsubscribe.models import UnsubscribeRequest
 
 

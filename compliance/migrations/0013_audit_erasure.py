@@ -48,6 +48,6 @@ def forbid_all(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("compliance", "0011_consent_moves_to_the_ledger")]
+    dependencies = [("compliance", "0012_audit_people_and_access")]
 
     operations = [migrations.RunPython(allow_erasure, forbid_all)]
