@@ -11,6 +11,10 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='unsubscriberequest',
-            index=models.Index(fields=['address_hash'], name='unsubscribe_address_hash'),
+            index=models.Index(
+                condition=models.Q(("applied_at__isnull", False)),
+                fields=["address_hash"],
+                name="unsubscribe_address_hash",
+            ),
         ),
     ]
