@@ -14,6 +14,7 @@ import hmac
 import math
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -712,3 +713,38 @@ def cpu_probe() -> float:
             hmac.digest(key, f"user{i}@example{i % 1000}.com".encode(), "sha256")
         best = min(best, time.perf_counter() - began)
     return best * 1000
+
+
+def timed_copy_into(table: str, columns: str, data: bytes, rows: int) -> float:
+    """COPY `data` into the (empty) `table`; time it, check it stored `rows`, then empty the
+    table again. The baseline of the import benchmarks."""
+    with connect() as conn:
+        began = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for start in range(0, len(data), 1 << 20):
+                    copy.write(data[start:start + (1 << 20)])
+        conn.commit()
+        elapsed = time.perf_counter() - began
+        count = table_rows(conn, table)
+        conn.execute(f"TRUNCATE {table} CASCADE")
+        conn.commit()
+    if count != rows:
+        raise BenchError(f"COPY into {table} stored {count} rows, expected {rows}")
+    return elapsed
+
+
+_IMPORT_OUTCOME = re.compile(r"added (\d+), already (?:listed|recorded) (\d+), bad (\d+)")
+
+
+def timed_import(command: str, path: Path) -> tuple[float, dict[str, int], str]:
+    """Run an import command on `path` for the default tenant: (seconds, its counts, its
+    output)."""
+    began = time.perf_counter()
+    proc = manage(command, str(path), "--tenant", "default")
+    elapsed = time.perf_counter() - began
+    found = _IMPORT_OUTCOME.search(proc.stdout)
+    if not found:
+        raise BenchError(f"could not read the import's outcome:\n{proc.stdout}")
+    added, existing, bad = (int(g) for g in found.groups())
+    return elapsed, {"added": added, "existing": existing, "bad": bad}, proc.stdout.strip()

@@ -22,8 +22,6 @@ import argparse
 import datetime
 import hashlib
 import os
-import re
-import time
 from pathlib import Path
 
 import common
@@ -126,35 +124,12 @@ def record_copy_data(rows: int, tenant_id: int, stream_id: int, text_ids: list[i
 
 
 def time_record_copy(data: bytes, rows: int) -> float:
-    """COPY `data` into the (empty) ledger; time it, then empty the ledger again."""
-    with common.connect() as conn:
-        began = time.perf_counter()
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY consent_consentrecord ({RECORD_COLUMNS}) FROM STDIN") as copy:
-                for start in range(0, len(data), 1 << 20):
-                    copy.write(data[start:start + (1 << 20)])
-        conn.commit()
-        elapsed = time.perf_counter() - began
-        count = common.table_rows(conn, "consent_consentrecord")
-        conn.execute("TRUNCATE consent_consentrecord CASCADE")
-        conn.commit()
-    if count != rows:
-        raise common.BenchError(f"COPY into the ledger stored {count} rows, expected {rows}")
-    return elapsed
-
-
-_OUTCOME = re.compile(r"added (\d+), already recorded (\d+), bad (\d+)")
+    """COPY `data` into (empty) the ledger; time it, then empty it again."""
+    return common.timed_copy_into("consent_consentrecord", RECORD_COLUMNS, data, rows)
 
 
 def time_import(path: Path) -> tuple[float, dict[str, int], str]:
-    began = time.perf_counter()
-    proc = common.manage("import_consents", str(path), "--tenant", "default")
-    elapsed = time.perf_counter() - began
-    found = _OUTCOME.search(proc.stdout)
-    if not found:
-        raise common.BenchError(f"could not read the import's outcome:\n{proc.stdout}")
-    added, existing, bad = (int(g) for g in found.groups())
-    return elapsed, {"added": added, "existing": existing, "bad": bad}, proc.stdout.strip()
+    return common.timed_import("import_consents", path)
 
 
 def counts() -> dict[str, int]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import time
 from pathlib import Path
 
@@ -113,35 +112,12 @@ def entry_copy_data(rows: int) -> bytes:
 
 
 def time_entry_copy(data: bytes, rows: int) -> float:
-    """COPY `data` into the (empty) suppression table; time it, then empty the table again."""
-    with common.connect() as conn:
-        began = time.perf_counter()
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY suppression_suppression ({ENTRY_COLUMNS}) FROM STDIN") as copy:
-                for start in range(0, len(data), 1 << 20):
-                    copy.write(data[start:start + (1 << 20)])
-        conn.commit()
-        elapsed = time.perf_counter() - began
-        count = common.table_rows(conn)
-        conn.execute("TRUNCATE suppression_suppression CASCADE")
-        conn.commit()
-    if count != rows:
-        raise common.BenchError(f"COPY into the list stored {count} rows, expected {rows}")
-    return elapsed
-
-
-_OUTCOME = re.compile(r"added (\d+), already listed (\d+), bad (\d+)")
+    """COPY `data` into (empty) the suppression table; time it, then empty it again."""
+    return common.timed_copy_into("suppression_suppression", ENTRY_COLUMNS, data, rows)
 
 
 def time_import(path: Path) -> tuple[float, dict[str, int], str]:
-    began = time.perf_counter()
-    proc = common.manage("import_suppressions", str(path), "--tenant", "default")
-    elapsed = time.perf_counter() - began
-    found = _OUTCOME.search(proc.stdout)
-    if not found:
-        raise common.BenchError(f"could not read the import's outcome:\n{proc.stdout}")
-    added, existing, bad = (int(g) for g in found.groups())
-    return elapsed, {"added": added, "existing": existing, "bad": bad}, proc.stdout.strip()
+    return common.timed_import("import_suppressions", path)
 
 
 def counts() -> dict[str, int]:
