@@ -20,7 +20,7 @@ from django.db.models import Sum
 
 from compliance.models import Stream, Tenant
 from fbl import rates as rules
-from fbl.models import DailyCount
+from fbl.models import DailyCount, InboundMessage, Mention
 
 __all__ = [
     "DIMENSIONS",
@@ -171,3 +171,10 @@ def rate_alert_recipients() -> list[str]:
         return configured
     users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
     return sorted(set(users.values_list("email", flat=True)))
+
+
+def messages_mentioning(address_hash: bytes):
+    """Stored messages that name the address anywhere (the erasure index, `fbl.Mention`): a
+    few indexed rows instead of a search of every stored parse result."""
+    mentioned = Mention.objects.filter(address_hash=address_hash, message__isnull=False)
+    return InboundMessage.objects.filter(pk__in=mentioned.values("message_id"))

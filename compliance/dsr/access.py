@@ -27,6 +27,7 @@ from compliance.dsr import services
 from compliance.dsr.models import DataSubjectRequest
 from compliance.errors import ServiceError
 from compliance.models import OptOutRequest
+from fbl import selectors as fbl_selectors
 from fbl.models import InboundMessage
 from suppression import addresses
 from suppression.models import Suppression, SuppressionEvent
@@ -237,9 +238,9 @@ def _names(message: InboundMessage, digest: bytes) -> list[dict]:
 def _reports(request: DataSubjectRequest, digest: bytes, suppressions) -> list[dict]:
     if not request.address:
         return []
-    local_part = request.address.rsplit("@", 1)[0]
-    # A cheap text match on the stored JSON first; the hash of each named recipient decides.
-    candidates = InboundMessage.objects.filter(parsed__recipients__icontains=local_part)
+    # The messages that mention the address (the erasure index); the hash of each recipient
+    # they name decides.
+    candidates = fbl_selectors.messages_mentioning(digest)
     if request.tenant_id is not None:
         # A report that came in for no tenant (the operator's own MTA) belongs to this tenant's
         # export only if it acted for the tenant: it is the evidence of one of its entries.

@@ -23,7 +23,7 @@ from compliance.consent.models import ConsentRecord
 from compliance.dsr.models import DataSubjectRequest
 from compliance.errors import ServiceError
 from compliance.models import OptOutRequest, Tenant
-from fbl.models import InboundMessage
+from fbl import selectors as fbl_selectors
 from suppression import addresses
 from suppression.models import Suppression
 
@@ -168,10 +168,10 @@ def _suppressions(digest: bytes, tenant: Tenant | None) -> list[Entry]:
     return entries
 
 
-def _reports(address: str, tenant: Tenant | None) -> list[Entry]:
-    # Inbound messages keep no hash of their recipients, so the stored parse result is searched
-    # for the address (a scan of the parsed JSON), then each match is checked exactly.
-    rows = InboundMessage.objects.filter(parsed__icontains=address).select_related("tenant")
+def _reports(address: str, digest: bytes, tenant: Tenant | None) -> list[Entry]:
+    # The messages that mention the address (the erasure index), each checked for naming it as
+    # a recipient.
+    rows = fbl_selectors.messages_mentioning(digest).select_related("tenant")
     if tenant is not None:
         rows = rows.filter(tenant=tenant)  # a report posted by another tenant is theirs alone
     entries = []
@@ -260,7 +260,7 @@ def proof_of(address: str, *, tenant: Tenant | None = None) -> Proof:
         *_consents(digest, tenant),
         *_opt_outs(digest, tenant),
         *_suppressions(digest, tenant),
-        *_reports(normalised, tenant),
+        *_reports(normalised, digest, tenant),
         *_requests(digest, tenant),
     ]
     entries.sort(key=lambda e: (e.at, KINDS.index(e.kind)))

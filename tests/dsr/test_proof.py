@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gzip
 import io
 import json
 import re
@@ -19,6 +20,7 @@ from compliance.dsr import proof
 from compliance.dsr import services as dsr_services
 from compliance.models import AuditEvent
 from fbl.models import InboundMessage
+from fbl.services import mentions
 from suppression.services import entries
 
 pytestmark = pytest.mark.django_db
@@ -54,12 +56,14 @@ def grant(tenant, address=ADDRESS, at=GRANTED):
 
 
 def report(tenant, address=ADDRESS, at=REPORTED) -> InboundMessage:
-    return InboundMessage.objects.create(
+    """A processed complaint naming `address`, stored with its erasure index as fbl stores one."""
+    raw = f"Feedback-Type: abuse\nOriginal-Rcpt-To: {address.upper()}\n\nreport\n".encode()
+    message = InboundMessage.objects.create(
         received_at=at,
         source=InboundMessage.Source.HTTP,
         tenant=tenant,
-        raw_gzip=b"",
-        size=0,
+        raw_gzip=gzip.compress(raw),
+        size=len(raw),
         sha256=f"{tenant.pk}-{address}",
         kind="arf",
         status=InboundMessage.Status.PROCESSED,
@@ -72,6 +76,8 @@ def report(tenant, address=ADDRESS, at=REPORTED) -> InboundMessage:
             "recipients": [{"address": address.upper(), "status": None, "hard": False}],
         },
     )
+    mentions.index_message(message, raw)
+    return message
 
 
 @pytest.fixture
