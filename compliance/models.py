@@ -1,10 +1,20 @@
 """Core domain: tenants, their mail streams and topics, API keys and the audit trail."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from compliance import jurisdictions
+from compliance import deadlines, jurisdictions
 from compliance.key_permissions import KeyPermission
+
+
+def validate_time_zone(value: str) -> None:
+    if not deadlines.is_time_zone(value):
+        raise ValidationError(
+            f"{value!r} is not a time zone; use an IANA name such as America/New_York or UTC",
+            code="invalid_time_zone",
+        )
 
 
 class Tenant(models.Model):
@@ -20,6 +30,23 @@ class Tenant(models.Model):
         "EU/EEA and UK need consent (or soft opt-in), CA express or recent implied consent, US "
         "an opt-out.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="An IANA time zone (America/New_York, Europe/Berlin): opt-out deadlines are "
+        "counted in business days of this zone.",
+    )
+    can_spam_business_days = models.PositiveSmallIntegerField(
+        default=deadlines.CAN_SPAM_BUSINESS_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Business days an opt-out may take everywhere (CAN-SPAM allows at most 10).",
+    )
+    provider_target_hours = models.PositiveSmallIntegerField(
+        default=48,
+        validators=[MinValueValidator(1), MaxValueValidator(48)],
+        help_text="Hours an opt-out may take everywhere for Gmail and Yahoo (they ask for 48).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -27,6 +54,20 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        # Every deadline of the tenant is counted in this zone: refuse one that does not exist
+        # however the tenant is saved, not only through a form.
+        validate_time_zone(self.time_zone)
+        super().save(*args, **kwargs)
+
+    @property
+    def opt_out_policy(self) -> deadlines.OptOutPolicy:
+        return deadlines.OptOutPolicy(
+            time_zone=self.time_zone,
+            business_days=self.can_spam_business_days,
+            target_hours=self.provider_target_hours,
+        )
 
 
 class Stream(models.Model):
@@ -243,10 +284,37 @@ class OptOutRequest(models.Model):
     scope_label = models.CharField(max_length=200, help_text="The scope as staff read it.")
     address_hash = models.BinaryField(max_length=32)
     applied_at = models.DateTimeField(null=True, blank=True, help_text="When it took effect here.")
+    provider_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Gmail and Yahoo's target: 48 hours by default."
+    )
+    can_spam_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The end of the last CAN-SPAM business day, in the tenant's time zone.",
+    )
+    propagated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When every downstream system had acknowledged it: the clock stops here.",
+    )
+    alert_state = models.PositiveSmallIntegerField(
+        default=0, help_text="The last deadline state staff were told of (deadlines.OptOutState)."
+    )
 
     class Meta:
         ordering = ["-received_at"]
         verbose_name = "opt-out request"
+        indexes = [
+            # The deadline sweep and the dashboard read only the opt-outs still open.
+            models.Index(
+                fields=["can_spam_due_at"],
+                condition=models.Q(propagated_at__isnull=True),
+                name="optout_open_by_due",
+            ),
+        ]
+        permissions = [
+            ("receive_deadline_alerts", "Receive mail about opt-outs and requests due or late"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} opt-out of {self.scope_label} at {self.received_at}"

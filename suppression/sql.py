@@ -192,6 +192,17 @@ class ImportTarget(NamedTuple):
     reason: str
     # Entries of this reason expire this long after their date (soft bounces); None: never.
     expires_after: datetime.timedelta | None = None
+    # The tenant's opt-out deadlines (compliance.deadlines.OptOutPolicy).
+    time_zone: str = "UTC"
+    target_hours: int = 48
+
+
+class DueDay(NamedTuple):
+    """The CAN-SPAM due time of an opt-out of `tenant_id` received on `day` (its local date)."""
+
+    tenant_id: int | None
+    day: datetime.date
+    due_at: datetime.datetime
 
 
 IMPORT_TEMP_TABLE = """
@@ -213,9 +224,12 @@ WITH targets AS (
     SELECT * FROM unnest(
         %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
         %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_reason)s::text[],
-        %(t_expires_after)s::interval[]
+        %(t_expires_after)s::interval[], %(t_zone)s::text[], %(t_target)s::interval[]
     ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, reason,
-           expires_after)
+           expires_after, time_zone, target)
+), due AS (
+    SELECT * FROM unnest(%(d_tenant)s::bigint[], %(d_day)s::date[], %(d_at)s::timestamptz[])
+        AS d(tenant_id, day, due_at)
 ), new AS (
     INSERT INTO suppression_suppression (
         tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
@@ -241,10 +255,15 @@ WITH targets AS (
     RETURNING 1
 ), opt_outs AS (
     INSERT INTO compliance_optoutrequest (
-        received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at)
+        received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at,
+        provider_due_at, can_spam_due_at, propagated_at, alert_state)
     SELECT new.created_at, 'import', new.tenant_id, new.scope_key, labels.scope_label,
-           new.address_hash, %(now)s
-    FROM new JOIN (SELECT DISTINCT scope_key, scope_label FROM targets) AS labels USING (scope_key)
+           new.address_hash, %(now)s, new.created_at + labels.target, due.due_at, %(now)s, 0
+    FROM new
+    JOIN (SELECT DISTINCT scope_key, scope_label, time_zone, target FROM targets) AS labels
+        USING (scope_key)
+    LEFT JOIN due ON due.tenant_id IS NOT DISTINCT FROM new.tenant_id
+        AND due.day = (new.created_at AT TIME ZONE labels.time_zone)::date
     WHERE new.reason = ANY(%(opt_outs)s)
     RETURNING 1
 )
@@ -269,6 +288,7 @@ def insert_copied_rows(
     data: str,
     targets: Sequence[ImportTarget],
     *,
+    due_days: Sequence[DueDay],
     now: datetime.datetime,
     evidence_type_id: int,
     evidence_id: str,
@@ -294,6 +314,11 @@ def insert_copied_rows(
                 "t_topic": [t.topic_id for t in targets],
                 "t_reason": [t.reason for t in targets],
                 "t_expires_after": [t.expires_after for t in targets],
+                "t_zone": [t.time_zone for t in targets],
+                "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
+                "d_tenant": [d.tenant_id for d in due_days],
+                "d_day": [d.day for d in due_days],
+                "d_at": [d.due_at for d in due_days],
                 "now": now,
                 "evidence_type": evidence_type_id,
                 "evidence_id": evidence_id,

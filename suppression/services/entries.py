@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from compliance import audit
+from compliance import audit, deadlines, propagation
 from compliance.errors import PermissionDenied, ServiceError
 from compliance.models import OptOutRequest
 from suppression import addresses, rules, signals
@@ -200,16 +200,9 @@ def _suppress(
             evidence=evidence_fields,
             evidence_note=evidence_note,
         )
+        signals.changed.send(sender=Suppression, suppression=row, action=action, address=normalised)
         if reason in rules.OPT_OUTS and action != SuppressionEvent.Action.REASON:
-            request = OptOutRequest.objects.create(
-                received_at=created_at or now,
-                channel=channel or CHANNEL_FOR_ORIGIN[origin],
-                tenant=target.tenant,
-                scope_key=target.key,
-                scope_label=target.label,
-                address_hash=digest,
-                applied_at=now,
-            )
+            request = _record_opt_out(target, digest, created_at or now, now, channel, origin)
             signals.opted_out.send(
                 sender=Suppression,
                 request=request,
@@ -218,6 +211,37 @@ def _suppress(
                 reason=reason,
             )
     return Outcome(row, action)
+
+
+def opt_out_policy(tenant) -> deadlines.OptOutPolicy:
+    """The deadlines an opt-out of `tenant` is held to; shared opt-outs keep the defaults."""
+    return tenant.opt_out_policy if tenant is not None else deadlines.OptOutPolicy()
+
+
+def _record_opt_out(target, digest, received_at, now, channel, origin) -> OptOutRequest:
+    channel = channel or CHANNEL_FOR_ORIGIN[origin]
+    due = deadlines.opt_out_due(received_at, opt_out_policy(target.tenant))
+    return OptOutRequest.objects.create(
+        received_at=received_at,
+        channel=channel,
+        tenant=target.tenant,
+        scope_key=target.key,
+        scope_label=target.label,
+        address_hash=digest,
+        applied_at=now,
+        provider_due_at=due.provider_due_at,
+        can_spam_due_at=due.can_spam_due_at,
+        propagated_at=None if _goes_downstream(target, channel) else now,
+    )
+
+
+def _goes_downstream(target: Target, channel: str) -> bool:
+    """Whether an opt-out's clock runs on until downstream systems acknowledge it. Imports are
+    never pushed downstream: a list imported from one system is usually that system's own, and
+    a million events are better sent as an export."""
+    if channel == Channel.IMPORT:
+        return False
+    return propagation.waits_for_downstream(target.tenant.pk if target.tenant else None)
 
 
 def _insert_or_lock(
@@ -324,5 +348,11 @@ def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
         row.save(update_fields=["lifted_at", "updated_at"])
         _append_event(
             row, SuppressionEvent.Action.LIFT, reason=row.reason, origin=row.origin, note=note
+        )
+        signals.changed.send(
+            sender=Suppression,
+            suppression=row,
+            action=SuppressionEvent.Action.LIFT,
+            address=row.address,
         )
     return row

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from compliance import audit
+from compliance import audit, deadlines
 from compliance.errors import ServiceError
 from compliance.models import Tenant
 from compliance.read_ahead import read_ahead
@@ -179,6 +179,10 @@ class _CopyChunk(NamedTuple):
     bad: list[dict]
     pairs: dict[int, tuple[str | None, str]]
     members: dict[int, list[tuple[int, str]]]
+    # The earliest and latest dates the rows give (None: no row gives one), so the chunk's
+    # opt-out deadlines are worked out once per day rather than once per row.
+    earliest: datetime.datetime | None = None
+    latest: datetime.datetime | None = None
 
 
 def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterator[_CopyChunk]:
@@ -188,6 +192,7 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
         lines, bad = [], []
         pairs: dict[int, tuple[str | None, str]] = {}
         members: dict[int, list[tuple[int, str]]] = {}
+        dates = []
         for item in chunk:
             row = item.row
             if item.error is not None:
@@ -199,11 +204,22 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
                 pairs[number] = pair
                 members[number] = []
             members[number].append((row.line, row.email))
-            created = row.created_at.isoformat() if row.created_at else None
+            created = None
+            if row.created_at:
+                dates.append(row.created_at)
+                created = row.created_at.isoformat()
             lines.append(
                 sql.import_copy_line(row.line, item.address_hash, item.address, number, created)
             )
-        yield _CopyChunk(len(chunk), "".join(lines), bad, pairs, members)
+        yield _CopyChunk(
+            len(chunk),
+            "".join(lines),
+            bad,
+            pairs,
+            members,
+            min(dates) if dates else None,
+            max(dates) if dates else None,
+        )
 
 
 class _Entry(NamedTuple):
@@ -331,6 +347,7 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
     requests."""
     bad = list(chunk.bad)
     good_targets = []
+    policies: dict[int | None, deadlines.OptOutPolicy] = {}
     for number, (scope, reason) in chunk.pairs.items():
         found = targets.get(scope, reason)
         if isinstance(found, str):
@@ -339,6 +356,7 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
                 for line, email in chunk.members[number]
             )
             continue
+        policy = entry_services.opt_out_policy(found.target.tenant)
         good_targets.append(
             sql.ImportTarget(
                 id=number,
@@ -350,20 +368,40 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
                 topic_id=found.topic_id,
                 reason=reason,
                 expires_after=_lifetime(reason),
+                time_zone=policy.time_zone,
+                target_hours=policy.target_hours,
             )
         )
+        policies[found.tenant_id] = policy
     bad.sort(key=lambda item: item["line"])
+    now = timezone.now()
     with transaction.atomic():
         added = sql.insert_copied_rows(
             chunk.data,
             good_targets,
-            now=timezone.now(),
+            due_days=_due_days(policies, chunk.earliest or now, chunk.latest or now, now),
+            now=now,
             evidence_type_id=evidence_type.pk,
             evidence_id=str(job.pk),
             note_prefix=f"import #{job.pk} line ",
             actor=actor,
         )
         _record_progress(job, rows=chunk.rows, added=added, good=chunk.rows - len(bad), bad=bad)
+
+
+def _due_days(policies, earliest, latest, now) -> list[sql.DueDay]:
+    """The CAN-SPAM due time of every day an opt-out of the chunk may have been received on,
+    per tenant: the rows' dates (a day either side, for time zones) and today."""
+    due = []
+    for tenant_id, policy in policies.items():
+        first = deadlines.local_date(min(earliest, now), policy) - datetime.timedelta(days=1)
+        last = deadlines.local_date(max(latest, now), policy) + datetime.timedelta(days=1)
+        day = first
+        while day <= last:
+            at = deadlines.opt_out_due_on(day, policy)
+            due.append(sql.DueDay(tenant_id, day, at))
+            day += datetime.timedelta(days=1)
+    return due
 
 
 def _row_by_row_chunk(job, chunk: list[_Hashed], targets, evidence_type, actor) -> None:
