@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "compliance",
     "suppression",
     "compliance.consent",
+    "compliance.webhooks",
     "unsubscribe",
     "fbl",
     "compliance.dsr",
@@ -323,7 +324,29 @@ DSR_EXPORT_DAYS = env.int("DSR_EXPORT_DAYS", default=7)
 CONSENT_CONFIRMATION_DAYS = env.int("CONSENT_CONFIRMATION_DAYS", default=7)
 CONSENT_CONFIRMATIONS_PER_DAY = env.int("CONSENT_CONFIRMATIONS_PER_DAY", default=3)
 
+# Downstream webhooks: each attempt's time limit, the waits between tries (seconds; about a day
+# in all, then a dead letter), how many POSTs run at once per endpoint and how many deliveries
+# one query claims, how long one task drains an endpoint before handing over, and how often a
+# process may queue a delivery task per endpoint (a burst of opt-outs queues a handful).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_DELAYS = env.list(
+    "WEBHOOK_RETRY_DELAYS",
+    cast=float,
+    default=[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800],
+)
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=8)
+WEBHOOK_BATCH = env.int("WEBHOOK_BATCH", default=200)
+WEBHOOK_RUN_SECONDS = env.float("WEBHOOK_RUN_SECONDS", default=60.0)
+WEBHOOK_KICK_SECONDS = env.float("WEBHOOK_KICK_SECONDS", default=1.0)
+# Endpoints must be HTTPS on public addresses; development and tests also reach loopback.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
+
 CELERY_BEAT_SCHEDULE = {
+    # Retries of downstream webhooks that fell due, and deliveries a nudge missed.
+    "deliver-webhooks": {
+        "task": "webhooks.sweep",
+        "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=5.0),
+    },
     # One-click opt-outs recorded by the web tier are applied within seconds.
     "apply-pending-unsubscribes": {
         "task": "unsubscribe.apply_pending",

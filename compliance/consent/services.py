@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from compliance import audit, jurisdictions
-from compliance.consent import rules, sql
+from compliance.consent import rules, signals, sql
 from compliance.consent.models import ConsentRecord, ConsentState, ConsentText
 from compliance.errors import ServiceError
 from compliance.models import OptOutRequest, Stream, Tenant, Topic
@@ -308,6 +308,9 @@ def record_prepared(prepared: Sequence[Prepared]) -> list[ConsentRecord]:
         ]
         rows = ConsentRecord.objects.bulk_create(rows)
         advance_states(rows)
+        withdrawals = [row for row in rows if row.action == rules.WITHDRAWN]
+        if withdrawals:
+            signals.withdrawn.send(sender=ConsentRecord, records=withdrawals)
     return rows
 
 

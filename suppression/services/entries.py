@@ -200,9 +200,18 @@ def _suppress(
             evidence=evidence_fields,
             evidence_note=evidence_note,
         )
-        signals.changed.send(sender=Suppression, suppression=row, action=action, address=normalised)
+        request = None
         if reason in rules.OPT_OUTS and action != SuppressionEvent.Action.REASON:
             request = _record_opt_out(target, digest, created_at or now, now, channel, origin)
+        signals.changed.send(
+            sender=Suppression,
+            suppression=row,
+            action=action,
+            address=normalised,
+            target=target,
+            opt_out=request,
+        )
+        if request is not None:
             signals.opted_out.send(
                 sender=Suppression,
                 request=request,
@@ -354,5 +363,7 @@ def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
             suppression=row,
             action=SuppressionEvent.Action.LIFT,
             address=row.address,
+            target=Target(row.tenant, row.scope, row.stream, row.topic),
+            opt_out=None,
         )
     return row

@@ -1,7 +1,8 @@
 """Dependencies between the apps point one way (DESIGN.md, Layout): `unsubscribe` and `fbl` use
 `suppression`, which uses `compliance`; `unsubscribe` plugs into `fbl` (fbl/plugins.py). The
 consent ledger (`compliance.consent`) sits between the list and the apps that record consent:
-it reads and writes the list, and hears of opt-outs through `suppression.signals`. Data-subject
+it reads and writes the list, and hears of opt-outs through `suppression.signals`. Downstream
+webhooks (`compliance.webhooks`) sit above it and hear of changes the same way. Data-subject
 requests (`compliance.dsr`) sit on top of everything. Read from the
 source, so a lazy import inside a function counts as much as one at the top."""
 
@@ -13,7 +14,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("compliance", "compliance.consent", "compliance.dsr", "suppression", "unsubscribe", "fbl")
+APPS = (
+    "compliance",
+    "compliance.consent",
+    "compliance.webhooks",
+    "compliance.dsr",
+    "suppression",
+    "unsubscribe",
+    "fbl",
+)
 
 # What each app may import (besides itself). compliance/urls.py, the project's URL
 # configuration, names the apps' URL modules as strings and imports none of them.
@@ -21,10 +30,19 @@ ALLOWED = {
     "compliance": set(),
     "suppression": {"compliance"},
     "compliance.consent": {"compliance", "suppression"},
+    # Downstream webhooks hear of opt-outs, suppressions and withdrawals through signals.
+    "compliance.webhooks": {"compliance", "suppression", "compliance.consent"},
     "fbl": {"compliance", "suppression", "compliance.consent"},
     "unsubscribe": {"compliance", "suppression", "fbl", "compliance.consent"},
     # Data-subject requests reach every app's data; nothing imports them.
-    "compliance.dsr": {"compliance", "compliance.consent", "suppression", "fbl", "unsubscribe"},
+    "compliance.dsr": {
+        "compliance",
+        "compliance.consent",
+        "compliance.webhooks",
+        "suppression",
+        "fbl",
+        "unsubscribe",
+    },
 }
 
 

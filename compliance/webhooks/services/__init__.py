@@ -1,0 +1,1 @@
+"""Every write of the downstream webhooks: endpoints, the event outbox, deliveries."""
