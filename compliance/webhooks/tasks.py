@@ -14,7 +14,9 @@ def deliver(endpoint_id: int) -> dict:
 
 @shared_task(name="webhooks.sweep")
 def sweep() -> int:
-    """Nudge every endpoint with a delivery due (retries, and anything a nudge missed)."""
+    """Nudge every endpoint with a delivery due (retries, and anything a nudge missed), and stop
+    the clocks a worker stopped on its way to doing so."""
     due = delivery.due_endpoints()
     dispatch.kick(due, force=True)
+    delivery.stop_open_clocks()
     return len(due)

@@ -165,21 +165,32 @@ def _record(outcomes: list[Outcome], now: datetime.datetime, tally: Tally) -> No
             if delay is not None:
                 fields["next_attempt_at"] = now + datetime.timedelta(seconds=delay)
             WebhookDelivery.objects.filter(pk__in=ids).update(**fields)
-        if propagated:
-            stop_clocks(propagated, now)
+    # After the commit, not in it: endpoints drained side by side each see the others' committed
+    # deliveries, so whichever commits last stops the clock.
+    if propagated:
+        stop_clocks(propagated, now)
 
 
 def stop_clocks(opt_out_ids, now: datetime.datetime) -> int:
     """Opt-outs whose every event has reached every endpoint are propagated: their deadline
-    clock stops."""
+    clock stops. `opt_out_ids` may be ids or a queryset of them."""
     open_deliveries = WebhookDelivery.objects.filter(event__opt_out_id=OuterRef("pk")).exclude(
         status=Status.DELIVERED
     )
     return (
-        OptOutRequest.objects.filter(pk__in=list(opt_out_ids), propagated_at__isnull=True)
+        OptOutRequest.objects.filter(pk__in=opt_out_ids, propagated_at__isnull=True)
         .exclude(Exists(open_deliveries))
         .update(propagated_at=now)
     )
+
+
+def stop_open_clocks(limit: int = 10_000) -> int:
+    """Stop the clock of open opt-outs whose deliveries are all done (a worker that died between
+    recording a delivery and stopping the clock leaves one open)."""
+    open_ids = OptOutRequest.objects.filter(propagated_at__isnull=True).values_list(
+        "pk", flat=True
+    )[:limit]
+    return stop_clocks(list(open_ids), timezone.now())
 
 
 def deliver_endpoint(endpoint_id: int, *, budget_seconds: float | None = None) -> Tally:
