@@ -43,7 +43,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 worker: $(RUN_STAMP)
-	$(DEV_ENV) $(BIN)/celery -A compliance worker --beat --loglevel INFO
+	$(DEV_ENV) $(BIN)/celery -A compliance worker --beat --queues celery,webhooks --loglevel INFO
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -170,11 +170,12 @@ def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def manage(*args: str, timeout: float = 3600, check: bool = True
-           ) -> subprocess.CompletedProcess:
-    """Run `python manage.py ARGS` with the benchmark environment; raise BenchError if it fails."""
+def manage(*args: str, timeout: float = 3600, check: bool = True,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python manage.py ARGS` with the benchmark environment (plus `env`); raise BenchError
+    if it fails."""
     proc = subprocess.run(
-        [str(PYTHON), "manage.py", *args], cwd=ROOT, env=bench_env(), capture_output=True,
+        [str(PYTHON), "manage.py", *args], cwd=ROOT, env=bench_env(env), capture_output=True,
         text=True, timeout=timeout,
     )
     if check and proc.returncode != 0:

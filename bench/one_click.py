@@ -12,6 +12,10 @@ hosts in production, starts after the burst here (two cores are not enough for b
 benchmark then waits until every recorded opt-out is applied, reports how long that took, and
 counts them.
 
+Three downstream endpoints (a local receiver, bench/webhook_receiver.py) are configured by
+default (`--endpoints`), as the deadlines issue asks: the worker applying the opt-outs also
+fans each out to them, and the summary says how long until every endpoint had every one.
+
 Target (DESIGN.md): at least 0.7 of the bare view's rate; every acknowledged opt-out present.
 Needs `wrk` (apt-get install wrk) and Redis on 127.0.0.1:6379 (database 14 is used).
 """
@@ -38,8 +42,10 @@ from bench.common import (  # noqa: E402
     connect,
     create_database,
     default_tenant_id,
+    free_port,
     gunicorn,
     log,
+    manage,
     median,
     print_summary,
     run_main,
@@ -132,6 +138,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--endpoints", type=int, default=3, help="downstream webhook endpoints (0: none)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (apt-get install wrk)")
@@ -147,6 +156,7 @@ def main() -> int:
             "CREATE TABLE bench_bare_insert (id bigserial PRIMARY KEY, token text, "
             "body text, at timestamptz DEFAULT now())"
         )
+    receiver = _add_endpoints(args.endpoints)
     per_run = 40_000  # more than a run can use, so every request has its own token
     results = {"bare": [], "one-click": []}
     acknowledged = {"bare": 0, "one-click": 0}
@@ -166,6 +176,8 @@ def main() -> int:
             "worker",
             "--concurrency",
             "1",
+            "--queues",
+            "celery,webhooks",
             "--loglevel",
             "WARNING",
             "--without-gossip",
@@ -175,18 +187,64 @@ def main() -> int:
             str(Path(tempfile.gettempdir()) / "bench-celerybeat"),
         ],
         cwd=ROOT,
-        env=bench_env({"CELERY_BROKER_URL": BROKER}),
+        env=bench_env({"CELERY_BROKER_URL": BROKER, **WEBHOOK_ENV}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         drain_seconds = _wait_applied(timeout=600)
+        delivered_seconds = _wait_delivered(timeout=600) if receiver else None
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    _summary(args, results, acknowledged, rates, drain_seconds)
+        if receiver:
+            receiver.terminate()
+            receiver.wait(timeout=10)
+    _summary(args, results, acknowledged, rates, drain_seconds, delivered_seconds)
     return 0
+
+
+WEBHOOK_ENV = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+
+
+def _add_endpoints(count: int) -> subprocess.Popen | None:
+    """Start the receiver and point `count` endpoints wanting every event type at it."""
+    if count <= 0:
+        return None
+    port = free_port()
+    receiver = subprocess.Popen(
+        [str(PYTHON), str(ROOT / "bench" / "webhook_receiver.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if receiver.stdout.readline().strip() != "ready":
+        raise BenchError("the webhook receiver did not start")
+    events = "optout.created,suppression.added,suppression.lifted,consent.withdrawn"
+    for n in range(count):
+        manage(
+            "add_downstream_endpoint",
+            f"http://127.0.0.1:{port}/hook/{n}",
+            "--events",
+            events,
+            env=WEBHOOK_ENV,
+        )
+    log(f"{count} downstream endpoints on 127.0.0.1:{port}")
+    return receiver
+
+
+def _wait_delivered(*, timeout: float) -> float:
+    """Seconds after every opt-out was applied until every endpoint had every event."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        with connect() as conn:
+            pending = conn.execute(
+                "SELECT count(*) FROM webhooks_webhookdelivery WHERE status <> 'delivered'"
+            ).fetchone()[0]
+        if pending == 0:
+            return time.monotonic() - began
+        time.sleep(0.5)
+    raise BenchError(f"{pending} webhook deliveries still not delivered after {timeout}s")
 
 
 def _wait_applied(*, timeout: float) -> float:
@@ -250,8 +308,11 @@ def _run(args, per_run, results, acknowledged, tenant_id, stream_id, web_env):
     return results
 
 
-def _summary(args, results, acknowledged, rates, drain_seconds):
+def _summary(args, results, acknowledged, rates, drain_seconds, delivered_seconds):
     with connect() as conn:
+        deliveries = conn.execute(
+            "SELECT count(*) FROM webhooks_webhookdelivery WHERE status = 'delivered'"
+        ).fetchone()[0]
         bare_rows = conn.execute("SELECT count(*) FROM bench_bare_insert").fetchone()[0]
         requests = conn.execute("SELECT count(*) FROM unsubscribe_unsubscriberequest").fetchone()[0]
         suppressed = conn.execute("SELECT count(*) FROM suppression_suppression").fetchone()[0]
@@ -284,6 +345,12 @@ def _summary(args, results, acknowledged, rates, drain_seconds):
                 f"{max(lost, 0)}  {'met' if lost <= 0 else 'MISSED'}",
             ),
             ("one worker then applied them all in", f"{drain_seconds:.1f} s"),
+            (
+                f"and delivered them to {args.endpoints} endpoints",
+                f"{deliveries:,} deliveries, the last {delivered_seconds:.1f} s after"
+                if delivered_seconds is not None
+                else "no endpoints",
+            ),
         ],
     )
     if acknowledged["bare"] > bare_rows:

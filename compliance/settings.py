@@ -341,6 +341,12 @@ WEBHOOK_KICK_SECONDS = env.float("WEBHOOK_KICK_SECONDS", default=1.0)
 # Endpoints must be HTTPS on public addresses; development and tests also reach loopback.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
 
+# Webhook deliveries wait on other systems: they have a queue of their own, so workers that
+# apply opt-outs never sit behind a slow endpoint (`celery worker -Q webhooks` consumes it;
+# `make worker` consumes both).
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="webhooks")
+CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOK_QUEUE}}
+
 CELERY_BEAT_SCHEDULE = {
     # Retries of downstream webhooks that fell due, and deliveries a nudge missed.
     "deliver-webhooks": {

@@ -1,0 +1,72 @@
+"""Deliveries run on a real Celery worker through the real broker, on their own queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from celery import Celery
+
+from compliance.models import OptOutRequest
+from compliance.webhooks import dispatch
+from compliance.webhooks.models import WebhookDelivery
+from tests.support import ROOT, require, same_database_env
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_on_a_real_worker_delivers_through_the_webhook_queue(
+    endpoint, receiver, suppress, monkeypatch
+):
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    require(broker.startswith(("redis://", "amqp://")), "a Celery broker (CELERY_BROKER_URL)")
+    monkeypatch.setattr(dispatch, "kick", lambda *args, **kwargs: None)  # the worker's job here
+    endpoint(types="optout.created")
+    suppress("pat@example.com", "unsubscribe")
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.PENDING
+
+    queue = f"test-{uuid.uuid4().hex}"
+    env = same_database_env(
+        CELERY_BROKER_URL=broker,
+        WEBHOOK_QUEUE=f"{queue}-webhooks",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "compliance",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            f"{queue},{queue}-webhooks",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    producer = Celery("producer", broker=broker)
+    try:
+        producer.send_task("webhooks.sweep", queue=queue)
+        (sent,) = receiver.wait_for("/hook", 1, timeout=60)
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+        producer.close()
+    assert sent.json["data"]["address"] == "pat@example.com"
+    assert "webhooks.deliver" in output  # the sweep queued the delivery on the webhook queue
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.DELIVERED
+    assert OptOutRequest.objects.get().propagated_at is not None
