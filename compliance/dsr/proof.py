@@ -121,6 +121,10 @@ def _opt_outs(digest: bytes, tenant: Tenant | None) -> list[Entry]:
                     "received_at": row.received_at,
                     "applied_at": row.applied_at,
                     **timing,
+                    # The tenant's own deadlines, and when every downstream system had it.
+                    "provider_due_at": row.provider_due_at,
+                    "can_spam_due_at": row.can_spam_due_at,
+                    "propagated_at": row.propagated_at,
                 },
             )
         )
