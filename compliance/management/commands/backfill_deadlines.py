@@ -24,7 +24,7 @@ class Command(BaseCommand):
         # The bar draws with carriage returns: it writes to the stream itself, not through
         # Django's wrapper, which would end every update with a newline.
         stream = getattr(self.stderr, "_out", self.stderr)
-        with tqdm(total=total, unit="opt-out", desc="due times", file=stream) as bar:
+        with tqdm(total=total, unit=" opt-outs", desc="due times", file=stream) as bar:
             filled = deadline_backfill.backfill(
                 OptOutRequest, Tenant, progress=bar.update, recompute=recompute
             )
