@@ -1,10 +1,11 @@
-"""Admin for compliance staff: tenants, streams, topics, API keys and the audit trail."""
+"""Admin for compliance staff: tenants, streams, topics, API keys, the audit trail and opt-outs
+with their deadlines."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from compliance import services
+from compliance import deadline_selectors, deadlines, services
 from compliance.errors import ServiceError
 from compliance.key_permissions import KeyPermission
 from compliance.models import (
@@ -26,7 +27,9 @@ class StreamInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "jurisdiction", "created_at"]
+    # The form shows every field, the deadlines' time zone, business days and hours included;
+    # the model refuses a time zone that does not exist, which the form shows as its error.
+    list_display = ["slug", "name", "jurisdiction", "time_zone", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [StreamInline]
 
@@ -181,9 +184,84 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DeadlineFilter(admin.SimpleListFilter):
+    """Opt-outs by where they stand against their deadlines, by queries on the stored due
+    times (compliance.deadline_selectors). "Past the 48-hour target" includes overdue ones."""
+
+    title = "deadline"
+    parameter_name = "deadline"
+    OPEN_VIEWS = ("open", "due_soon", "past_target", "overdue")
+
+    def lookups(self, request, model_admin):
+        return [
+            ("open", "open"),
+            ("due_soon", "due soon"),
+            ("past_target", "past the 48-hour target"),
+            ("overdue", "overdue"),
+            ("propagated", "propagated"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = deadlines._now()
+        match self.value():
+            case "open":
+                return queryset.filter(propagated_at__isnull=True)
+            case "due_soon":
+                days = deadline_selectors.warn_business_days()
+                return queryset.filter(deadline_selectors.due_soon(now, days))
+            case "past_target":
+                return queryset.filter(deadline_selectors.past_target(now))
+            case "overdue":
+                return queryset.filter(deadline_selectors.overdue(now))
+            case "propagated":
+                return queryset.filter(propagated_at__isnull=False)
+        return queryset
+
+
 @admin.register(OptOutRequest)
 class OptOutRequestAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "channel", "tenant", "scope_label", "applied_at"]
-    list_filter = ["channel", "tenant"]
+    list_display = [
+        "received_at",
+        "channel",
+        "tenant",
+        "scope_label",
+        "applied_at",
+        "propagated_at",
+        "target_due",
+        "can_spam_due",
+        "deadline",
+    ]
+    list_filter = [DeadlineFilter, "channel", "tenant"]
+    list_select_related = ["tenant"]
     date_hierarchy = "received_at"
+    ordering = ["-received_at", "-id"]
 
+    def get_ordering(self, request):
+        # Open opt-outs: the most urgent first (the partial index `optout_open_by_due` is in
+        # this order); everything else: the newest first.
+        if request.GET.get(DeadlineFilter.parameter_name) in DeadlineFilter.OPEN_VIEWS:
+            return ["can_spam_due_at", "received_at", "id"]
+        return super().get_ordering(request)
+
+    @admin.display(description="48-hour due", ordering="provider_due_at")
+    def target_due(self, obj):
+        return obj.provider_due_at
+
+    @admin.display(description="CAN-SPAM due", ordering="can_spam_due_at")
+    def can_spam_due(self, obj):
+        return obj.can_spam_due_at
+
+    @admin.display(description="deadline")
+    def deadline(self, obj):
+        if obj.propagated_at is not None:
+            if obj.can_spam_due_at is not None and obj.propagated_at > obj.can_spam_due_at:
+                return "propagated after the CAN-SPAM deadline"
+            return "propagated"
+        state = deadline_selectors.state_of(
+            obj, now=deadlines._now(), business_days=deadline_selectors.warn_business_days()
+        )
+        if state is None:
+            return "-"
+        if state >= deadlines.OptOutState.TARGET_MISSED:
+            return format_html("<strong>{}</strong>", state.label)
+        return state.label

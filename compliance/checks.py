@@ -163,6 +163,13 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
             0,
             False,
         ),
+        ("DEADLINE_WARNING_BUSINESS_DAYS", settings.DEADLINE_WARNING_BUSINESS_DAYS, 0, True),
+        (
+            "DEADLINE_SWEEP_EVERY_SECONDS",
+            settings.CELERY_BEAT_SCHEDULE["sweep-opt-out-deadlines"]["schedule"],
+            0,
+            False,
+        ),
     ]
 
 

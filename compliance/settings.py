@@ -153,6 +153,13 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="compliance@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+# Deadline alerts (opt-outs and data-subject requests due soon or late) go to these addresses
+# and to every active user with an address who holds the "receive deadline alerts" permission
+# (superusers included).
+COMPLIANCE_ALERT_EMAILS = env.list("COMPLIANCE_ALERT_EMAILS", default=[])
+# A deadline is "due soon" when it ends before the end of this many business days from today
+# (0: only once its last day has begun).
+DEADLINE_WARNING_BUSINESS_DAYS = env.int("DEADLINE_WARNING_BUSINESS_DAYS", default=1)
 
 # --- Security (production defaults; `manage.py check --deploy` is clean with DEBUG off) ---------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -368,6 +375,15 @@ CELERY_BEAT_SCHEDULE = {
     "data-subject-requests": {
         "task": "dsr.sweep",
         "schedule": 10 * 60.0,
+    },
+    # Opt-outs and data-subject requests due soon or late: staff are mailed once per change.
+    "sweep-opt-out-deadlines": {
+        "task": "compliance.sweep_deadlines",
+        "schedule": env.float("DEADLINE_SWEEP_EVERY_SECONDS", default=5 * 60.0),
+    },
+    "sweep-request-deadlines": {
+        "task": "dsr.sweep_deadlines",
+        "schedule": env.float("DEADLINE_SWEEP_EVERY_SECONDS", default=5 * 60.0),
     },
     "expire-consent-confirmations": {
         "task": "consent.expire_confirmations",

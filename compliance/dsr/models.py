@@ -63,6 +63,9 @@ class DataSubjectRequest(models.Model):
     export_expires_at = models.DateTimeField(null=True, blank=True)
     # Erasure: how far a resumable erasure has come (the steps done, by name).
     progress = models.JSONField(default=dict, blank=True, editable=False)
+    # The last deadline state staff were told of (compliance.deadlines.RequestState); back to 0
+    # when the request is extended, since its new due day is a new deadline.
+    alert_state = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["due", "received_at"]

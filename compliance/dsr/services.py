@@ -165,6 +165,7 @@ def extend(request: DataSubjectRequest, *, months: int, reason: str) -> None:
             extended_by_months=total,
             extension_reason=reason.strip(),
             due=deadlines.dsr_due(request.received_at, extended_by=total),
+            alert_state=deadlines.RequestState.ON_TIME,  # a new due day: staff are told anew
         )
         add_step(request, Step.EXTENDED, f"{months} month(s): {reason.strip()}")
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from compliance import audit
-from compliance.dsr import services
+from compliance.dsr import deadline_alerts, services
 from compliance.dsr.models import DataSubjectRequest
 
 
@@ -29,3 +29,11 @@ def sweep() -> int:
             services.carry_out(request)
             count += 1
     return count
+
+
+@shared_task(name="dsr.sweep_deadlines")
+def sweep_deadlines() -> int:
+    """Mail staff about open requests whose deadline state rose (due soon, overdue); see
+    compliance.dsr.deadline_alerts. No retry: a sweep that fails records nothing, and the next
+    one finds the same requests."""
+    return deadline_alerts.sweep()

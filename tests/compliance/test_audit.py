@@ -24,6 +24,10 @@ def test_staff_change_in_the_admin_is_recorded_with_who_and_what(staff_client):
             "slug": "acme",
             "name": "Acme Corp",
             "jurisdiction": "EU",
+            # The form's other fields, as the browser sends them back unchanged.
+            "time_zone": "UTC",
+            "can_spam_business_days": "10",
+            "provider_target_hours": "48",
             "streams-TOTAL_FORMS": "0",
             "streams-INITIAL_FORMS": "0",
             "streams-MIN_NUM_FORMS": "0",
