@@ -9,7 +9,7 @@ cannot be sent nothing is recorded, and the next sweep tries again. A crash afte
 before the commit can tell staff twice; telling them never would be worse. Only the rows being
 told of are locked, and only while their one mail is sent.
 
-Recipients: COMPLIANCE_ALERT_EMAILS and every active user with an address who holds the
+Recipients: STAFF_ALERT_EMAILS and every active user with an address who holds the
 permission `compliance.receive_deadline_alerts` (superusers hold every permission). With nobody
 to tell, a warning is logged and nothing is recorded: the first sweep after someone can receive
 the mail tells them of everything that is still due or late.
@@ -44,7 +44,7 @@ PERMISSION = ("compliance", "receive_deadline_alerts")
 
 
 def recipients() -> list[str]:
-    """COMPLIANCE_ALERT_EMAILS, then the addresses of active users allowed to receive alerts,
+    """STAFF_ALERT_EMAILS, then the addresses of active users allowed to receive alerts,
     each address once."""
     app_label, codename = PERMISSION
     holds = Q(
@@ -63,7 +63,7 @@ def recipients() -> list[str]:
         .distinct()
     )
     found: dict[str, str] = {}
-    for address in [*settings.COMPLIANCE_ALERT_EMAILS, *sorted(users)]:
+    for address in [*settings.STAFF_ALERT_EMAILS, *sorted(users)]:
         found.setdefault(address.strip().lower(), address.strip())
     return [address for key, address in found.items() if key]
 
@@ -111,7 +111,7 @@ def tell_staff(
     if not to:
         log.warning(
             "%d %s reached a graver deadline state but nobody receives deadline alerts: set "
-            "COMPLIANCE_ALERT_EMAILS or give a user the permission %r",
+            "STAFF_ALERT_EMAILS or give a user the permission %r",
             len(risen),
             plural,
             ".".join(PERMISSION),

@@ -117,7 +117,9 @@ def opt_out_due_on(local_day: datetime.date, policy: OptOutPolicy) -> datetime.d
 def opt_out_due(received: datetime.datetime, policy: OptOutPolicy = OptOutPolicy()) -> OptOutDue:
     """Both due times of an opt-out received at `received` (an aware datetime)."""
     return OptOutDue(
-        provider_due_at=received + datetime.timedelta(hours=policy.target_hours),
+        # In UTC: hours are elapsed time, whatever the clocks of the zone did meanwhile.
+        provider_due_at=received.astimezone(datetime.UTC)
+        + datetime.timedelta(hours=policy.target_hours),
         can_spam_due_at=_can_spam_due_at(local_date(received, policy), policy),
     )
 

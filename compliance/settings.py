@@ -152,11 +152,12 @@ EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="compliance@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Compliance alerts go to these addresses. Deadline alerts (opt-outs and data-subject requests
+# due soon or late) also go to every active user with an address who holds the "receive
+# deadline alerts" permission (superusers included).
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
-# Deadline alerts (opt-outs and data-subject requests due soon or late) go to these addresses
-# and to every active user with an address who holds the "receive deadline alerts" permission
-# (superusers included).
-COMPLIANCE_ALERT_EMAILS = env.list("COMPLIANCE_ALERT_EMAILS", default=[])
+# A mail server that hangs must not hold a sweep (and the rows it locked) for ever.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 # A deadline is "due soon" when it ends before the end of this many business days from today
 # (0: only once its last day has begun).
 DEADLINE_WARNING_BUSINESS_DAYS = env.int("DEADLINE_WARNING_BUSINESS_DAYS", default=1)

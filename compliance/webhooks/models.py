@@ -101,6 +101,11 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_pending_in_order",
             ),
+            models.Index(
+                fields=["endpoint", "event"],
+                condition=models.Q(status="pending"),
+                name="delivery_pending_by_event",
+            ),
             models.Index(fields=["endpoint", "status"], name="delivery_by_status"),
         ]
 

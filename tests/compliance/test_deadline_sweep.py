@@ -173,7 +173,7 @@ def test_times_are_shown_in_the_tenants_zone(clock, opt_out, officer, make_tenan
 def test_recipients_are_the_setting_and_users_with_the_permission(
     clock, opt_out, officer, django_user_model, settings
 ):
-    settings.COMPLIANCE_ALERT_EMAILS = ["Compliance@Example.org", "officer@example.com"]
+    settings.STAFF_ALERT_EMAILS = ["Compliance@Example.org", "officer@example.com"]
     django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     django_user_model.objects.create_user("analyst", "analyst@example.com", "pw", is_staff=True)
     gone = django_user_model.objects.create_superuser("gone", "gone@example.com", "pw")

@@ -58,7 +58,7 @@ def test_the_sweep_on_a_real_worker_delivers_through_the_webhook_queue(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    producer = Celery("producer", broker=broker)
+    producer = Celery("producer", broker=broker, set_as_current=False)
     try:
         producer.send_task("webhooks.sweep", queue=queue)
         (sent,) = receiver.wait_for("/hook", 1, timeout=60)
