@@ -164,6 +164,23 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
             False,
         ),
         ("DEADLINE_WARNING_BUSINESS_DAYS", settings.DEADLINE_WARNING_BUSINESS_DAYS, 0, True),
+        ("WEBHOOK_TIMEOUT_SECONDS", settings.WEBHOOK_TIMEOUT_SECONDS, 0, False),
+        ("WEBHOOK_CONCURRENCY", settings.WEBHOOK_CONCURRENCY, 1, True),
+        ("WEBHOOK_BATCH", settings.WEBHOOK_BATCH, 1, True),
+        ("WEBHOOK_RUN_SECONDS", settings.WEBHOOK_RUN_SECONDS, 0, False),
+        ("WEBHOOK_KICK_SECONDS", settings.WEBHOOK_KICK_SECONDS, 0, True),
+        (
+            "WEBHOOK_RETRY_DELAYS",
+            min(settings.WEBHOOK_RETRY_DELAYS, default=0),
+            0,
+            True,
+        ),
+        (
+            "WEBHOOK_SWEEP_EVERY_SECONDS",
+            settings.CELERY_BEAT_SCHEDULE["deliver-webhooks"]["schedule"],
+            0,
+            False,
+        ),
         (
             "DEADLINE_SWEEP_EVERY_SECONDS",
             settings.CELERY_BEAT_SCHEDULE["sweep-opt-out-deadlines"]["schedule"],
