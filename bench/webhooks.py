@@ -110,7 +110,9 @@ def record_opt_outs(count: int, tenant_id: int) -> None:
                         can_spam_due_at=due.can_spam_due_at,
                     )
                 )
-            for request, address in zip(OptOutRequest.objects.bulk_create(rows), names):
+            for request, address in zip(
+                OptOutRequest.objects.bulk_create(rows), names, strict=True
+            ):
                 outbox.opt_out_created(request, target, address, rules.UNSUBSCRIBE)
 
 
