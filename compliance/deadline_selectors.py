@@ -16,12 +16,8 @@ from django.db.models import Q, QuerySet
 from compliance import deadlines
 from compliance.models import OptOutRequest, Tenant
 
-DEFAULT_POLICY = deadlines.OptOutPolicy()
-
-
-def policy_of(tenant: Tenant | None) -> deadlines.OptOutPolicy:
-    """The deadlines an opt-out of `tenant` is held to; shared opt-outs keep the defaults."""
-    return tenant.opt_out_policy if tenant is not None else DEFAULT_POLICY
+DEFAULT_POLICY = deadlines.DEFAULT_POLICY
+policy_of = deadlines.policy_of
 
 
 def warn_business_days() -> int:

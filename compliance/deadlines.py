@@ -88,6 +88,15 @@ class OptOutPolicy:
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+DEFAULT_POLICY = OptOutPolicy()
+
+
+def policy_of(tenant) -> OptOutPolicy:
+    """The deadlines an opt-out of `tenant` (a Tenant, or None: shared by all) is held to;
+    shared opt-outs keep the defaults."""
+    return tenant.opt_out_policy if tenant is not None else DEFAULT_POLICY
+
+
 @dataclass(frozen=True)
 class OptOutDue:
     provider_due_at: datetime.datetime  # the mailbox providers' target (48 hours by default)

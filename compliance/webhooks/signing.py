@@ -21,21 +21,6 @@ def new_event_id() -> str:
     return "evt_" + secrets.token_urlsafe(18)
 
 
-def headers(secret: str, event_id: str, body: str, at: datetime.datetime) -> dict[str, str]:
-    """The three headers of one attempt. The timestamp is the attempt's, so a retry a day later
-    is still inside the receiver's replay window."""
-    stamp = int(at.timestamp())
-    signature = Webhook(secret).sign(
-        event_id, datetime.datetime.fromtimestamp(stamp, datetime.UTC), body
-    )
-    return {
-        "webhook-id": event_id,
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-    }
-
-
 class Signer:
     """Signs many bodies with one endpoint's secret (decoded once)."""
 
@@ -43,6 +28,8 @@ class Signer:
         self._webhook = Webhook(secret)
 
     def headers(self, event_id: str, body: str, at: datetime.datetime) -> dict[str, str]:
+        """The three headers of one attempt. The timestamp is the attempt's, so a retry a day
+        later is still inside the receiver's replay window."""
         stamp = int(at.timestamp())
         moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
         return {

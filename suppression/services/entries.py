@@ -222,14 +222,9 @@ def _suppress(
     return Outcome(row, action)
 
 
-def opt_out_policy(tenant) -> deadlines.OptOutPolicy:
-    """The deadlines an opt-out of `tenant` is held to; shared opt-outs keep the defaults."""
-    return tenant.opt_out_policy if tenant is not None else deadlines.OptOutPolicy()
-
-
 def _record_opt_out(target, digest, received_at, now, channel, origin) -> OptOutRequest:
     channel = channel or CHANNEL_FOR_ORIGIN[origin]
-    due = deadlines.opt_out_due(received_at, opt_out_policy(target.tenant))
+    due = deadlines.opt_out_due(received_at, deadlines.policy_of(target.tenant))
     return OptOutRequest.objects.create(
         received_at=received_at,
         channel=channel,

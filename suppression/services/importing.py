@@ -356,7 +356,7 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
                 for line, email in chunk.members[number]
             )
             continue
-        policy = entry_services.opt_out_policy(found.target.tenant)
+        policy = deadlines.policy_of(found.target.tenant)
         good_targets.append(
             sql.ImportTarget(
                 id=number,
