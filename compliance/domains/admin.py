@@ -34,6 +34,7 @@ class SelectorsField(forms.CharField):
 class SendingDomainForm(forms.ModelForm):
     dkim_selectors = SelectorsField(
         required=False,
+        label="DKIM selectors",
         help_text="The DKIM selectors its mail is signed with (the s= of its DKIM-Signature), "
         "separated by commas or spaces: keys are found only by selector.",
     )
@@ -76,40 +77,27 @@ class SendingDomainAdmin(admin.ModelAdmin):
     actions = ["check_selected"]
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("tenant")
-            .annotate(latest_id=selectors.latest_check_id())
-        )
+        return selectors.with_latest_check(super().get_queryset(request).select_related("tenant"))
 
     def get_fields(self, request, obj=None):
         fields = ["domain", "dkim_selectors", "tenant"]
         return fields if obj is None else [*fields, "latest_check", "history", "created_at"]
 
-    def _latest(self, obj) -> DomainCheck | None:
-        if not hasattr(obj, "_latest_check"):
-            latest_id = getattr(obj, "latest_id", None)
-            obj._latest_check = DomainCheck.objects.filter(pk=latest_id).first()
-        return obj._latest_check
-
     @admin.display(description="DKIM selectors")
     def selectors(self, obj):
         return ", ".join(obj.dkim_selectors) or "none"
 
-    @admin.display(description="last verdict")
+    @admin.display(description="last verdict", ordering="latest_verdict")
     def last_verdict(self, obj):
-        check = self._latest(obj)
-        return check.verdict if check else "not checked"
+        return obj.latest_verdict or "not checked"
 
-    @admin.display(description="last checked")
+    @admin.display(description="last checked", ordering="latest_checked_at")
     def last_checked_at(self, obj):
-        check = self._latest(obj)
-        return check.checked_at if check else None
+        return obj.latest_checked_at
 
     @admin.display(description="latest check")
     def latest_check(self, obj):
-        return _checks_table(self._latest(obj))
+        return _checks_table(DomainCheck.objects.filter(pk=obj.latest_id).first())
 
     @admin.display(description="history")
     def history(self, obj):

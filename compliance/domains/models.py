@@ -19,6 +19,7 @@ class SendingDomain(models.Model):
     dkim_selectors = models.JSONField(
         default=list,
         blank=True,
+        verbose_name="DKIM selectors",
         help_text="The DKIM selectors its mail is signed with (the s= of its DKIM-Signature): "
         "keys are found only by selector.",
     )

@@ -92,9 +92,7 @@ class CheckResolver(dns.resolver.Resolver):
     def servers_text(self) -> str:
         if not self.configured:
             return "the system resolver"
-        return ", ".join(
-            f"{ns.address}:{ns.port}" if hasattr(ns, "port") else str(ns) for ns in self.nameservers
-        )
+        return ", ".join(_server_text(ns) for ns in self.nameservers)
 
     def resolve(self, qname, rdtype=dns.rdatatype.A, *args, **kwargs):
         try:
@@ -117,3 +115,8 @@ class CheckResolver(dns.resolver.Resolver):
             yield seen
         finally:
             seen.extend(self.failures[start:])
+
+
+def _server_text(nameserver) -> str:
+    address, port = getattr(nameserver, "address", str(nameserver)), getattr(nameserver, "port", 53)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
