@@ -9,12 +9,13 @@ or, in a test, the `dns_server` fixture (tests/fbl/conftest.py): a started serve
 Besides TXT records (one text, or a list of texts for several records at one name) it serves
 MX records (`mx={name: [(preference, host), ...]}`, `set_mx`), addresses (`addresses={name:
 IP}`, `set_address`) and answers SERVFAIL for every name under a domain given in `servfail`
-(`set_servfail`): dnsmasq forwards those to a loopback port nobody listens on. `publish(...)`
-sets several kinds at once with one restart.
+(`set_servfail`). `publish(...)` sets several kinds at once with one restart.
 
 dnsmasq answers every name itself (`local=/#/`): a name it has no record for is NXDOMAIN, never
-forwarded anywhere. It runs with --no-daemon (dnsmasq's debug mode): in the foreground, with no
-pid file, and without switching to the `nobody` user when started as root.
+forwarded anywhere, except names under a `servfail` domain, which it forwards to a small
+upstream on loopback, in this process, that answers every query SERVFAIL. It runs with
+--no-daemon (dnsmasq's debug mode): in the foreground, with no pid file, and without switching
+to the `nobody` user when started as root.
 """
 
 from __future__ import annotations
