@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "unsubscribe",
     "fbl",
     "compliance.dsr",
+    "compliance.domains",
 ]
 
 MIDDLEWARE = [
@@ -259,6 +260,13 @@ DKIM_NAMESERVERS = env.list("DKIM_NAMESERVERS", default=[])
 # Seconds a DKIM key lookup may take before the result is a temporary error.
 DKIM_DNS_TIMEOUT = env.float("DKIM_DNS_TIMEOUT", default=5.0)
 
+# --- Domain health ---------------------------------------------------------------------------
+# DNS servers ("IP", "IP:PORT", "[IPv6]:PORT") the sending-domain checks ask; empty: the system
+# resolver. Every lookup of a check (SPF includes, DMARC, DKIM keys, MX) goes to these.
+DOMAIN_NAMESERVERS = env.list("DOMAIN_NAMESERVERS", default=[])
+# Seconds one lookup may take before the check says "DNS timeout".
+DOMAIN_DNS_TIMEOUT = env.float("DOMAIN_DNS_TIMEOUT", default=3.0)
+
 # --- Reports and bounces ----------------------------------------------------------------------
 # The header our relays add to every message, carrying the recipient's token.
 FBL_TRACE_HEADER = env.str("FBL_TRACE_HEADER", default="X-Compliance-Trace")
@@ -385,6 +393,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-request-deadlines": {
         "task": "dsr.sweep_deadlines",
         "schedule": env.float("DEADLINE_SWEEP_EVERY_SECONDS", default=5 * 60.0),
+    },
+    # Every sending domain's SPF, DKIM, DMARC and MX are read again (daily by default).
+    "check-sending-domains": {
+        "task": "domains.check_all",
+        "schedule": env.float("DOMAIN_CHECK_EVERY_SECONDS", default=24 * 3600.0),
     },
     "expire-consent-confirmations": {
         "task": "consent.expire_confirmations",

@@ -3,7 +3,8 @@
 consent ledger (`compliance.consent`) sits between the list and the apps that record consent:
 it reads and writes the list, and hears of opt-outs through `suppression.signals`. Downstream
 webhooks (`compliance.webhooks`) sit above it and hear of changes the same way. Data-subject
-requests (`compliance.dsr`) sit on top of everything. Read from the
+requests (`compliance.dsr`) sit on top of everything. Domain health (`compliance.domains`) reads
+DNS with fbl's resolver and nothing else of the apps. Read from the
 source, so a lazy import inside a function counts as much as one at the top."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ APPS = (
     "compliance.consent",
     "compliance.webhooks",
     "compliance.dsr",
+    "compliance.domains",
     "suppression",
     "unsubscribe",
     "fbl",
@@ -34,6 +36,8 @@ ALLOWED = {
     "compliance.webhooks": {"compliance", "suppression", "compliance.consent"},
     "fbl": {"compliance", "suppression", "compliance.consent"},
     "unsubscribe": {"compliance", "suppression", "fbl", "compliance.consent"},
+    # Its DNS lookups go through fbl.dkim's nameserver parsing (one place for "IP:PORT").
+    "compliance.domains": {"compliance", "fbl"},
     # Data-subject requests reach every app's data; nothing imports them.
     "compliance.dsr": {
         "compliance",
