@@ -3,8 +3,10 @@
 consent ledger (`compliance.consent`) sits between the list and the apps that record consent:
 it reads and writes the list, and hears of opt-outs through `suppression.signals`. Downstream
 webhooks (`compliance.webhooks`) sit above it and hear of changes the same way. Data-subject
-requests (`compliance.dsr`) sit on top of everything. Read from the
-source, so a lazy import inside a function counts as much as one at the top."""
+requests (`compliance.dsr`) sit on top of everything. The pre-send message check
+(`compliance.preflight`) sits above `fbl`, whose DKIM verification and raw-message parser it
+uses; nothing imports it. Read from the source, so a lazy import inside a function counts as
+much as one at the top."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ APPS = (
     "compliance.consent",
     "compliance.webhooks",
     "compliance.dsr",
+    "compliance.preflight",
     "suppression",
     "unsubscribe",
     "fbl",
@@ -43,6 +46,8 @@ ALLOWED = {
         "fbl",
         "unsubscribe",
     },
+    # The pre-send check verifies DKIM as fbl does and takes raw messages as fbl's API does.
+    "compliance.preflight": {"compliance", "fbl"},
 }
 
 
