@@ -1,24 +1,23 @@
-"""Named checks, each pass, warn or fail with a message for a person, and the verdict over them.
+"""Named checks with a status, and the verdict over them: the one answer shape of the domain
+health checks (`manage.py check_domain`) and the pre-send message check (`manage.py preflight`,
+`POST /api/v1/preflight`):
 
-The answer of the domain health check and of the pre-send message check has this one shape:
-`{"verdict": "pass"|"warn"|"fail", "checks": [{"name", "status", "message"}, ...]}`, with any
-extra keys (the domain checked, ...) first. The verdict is the worst status among the checks.
-Pure: imports nothing from Django.
+    {"verdict": "pass" | "warn" | "fail",
+     "checks": [{"name": ..., "status": "pass" | "warn" | "fail", "message": ...}, ...]}
+
+The verdict is the worst status among the checks. Pure Python: no Django import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-__all__ = ["FAIL", "PASS", "STATUSES", "WARN", "Check", "Status", "as_json", "verdict"]
+from typing import Literal
 
 Status = Literal["pass", "warn", "fail"]
-PASS: Status = "pass"
-WARN: Status = "warn"
-FAIL: Status = "fail"
-STATUSES: tuple[Status, ...] = (PASS, WARN, FAIL)  # from best to worst
+
+# Best first: the verdict is the status latest in this order.
+STATUSES: tuple[Status, ...] = ("pass", "warn", "fail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,22 +29,32 @@ class Check:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(
-                f"a check's status is one of {', '.join(STATUSES)}, not {self.status!r}"
+                f"check {self.name!r}: status {self.status!r} is not one of {STATUSES}"
             )
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "status": self.status, "message": self.message}
 
 
+def worst(statuses: Iterable[Status]) -> Status:
+    """The worst of `statuses`; raises ValueError when there are none (nothing was judged)."""
+    ranks = [STATUSES.index(status) for status in statuses]
+    if not ranks:
+        raise ValueError("no status to judge")
+    return STATUSES[max(ranks)]
+
+
 def verdict(checks: Iterable[Check]) -> Status:
-    """The worst status among `checks`. Raises ValueError when there is none to judge."""
-    statuses = [check.status for check in checks]
-    if not statuses:
-        raise ValueError("no checks to judge")
-    return max(statuses, key=STATUSES.index)
+    """The worst status among `checks`; raises ValueError for no checks at all."""
+    return worst(check.status for check in checks)
 
 
-def as_json(checks: Iterable[Check], **extra: Any) -> dict[str, Any]:
-    """The answer shape: `extra` keys first, then the verdict and the checks in their order."""
+def as_json(checks: Iterable[Check], **extra) -> dict:
+    """The answer: `extra` keys first (e.g. domain=...), then "verdict" and "checks"."""
     checks = list(checks)
     return {**extra, "verdict": verdict(checks), "checks": [check.as_dict() for check in checks]}
+
+
+def from_json(rows: Iterable[dict]) -> list[Check]:
+    """Checks back from their stored form (a list of {"name", "status", "message"})."""
+    return [Check(name=row["name"], status=row["status"], message=row["message"]) for row in rows]

@@ -45,7 +45,7 @@ import dns.resolver
 from dkim.util import parse_tag_value
 from publicsuffixlist import PublicSuffixList
 
-from compliance.check_results import FAIL, PASS, WARN, Check
+from compliance.check_results import Check, Status
 from compliance.preflight.body import Body, Link, visible_body
 from compliance.preflight.postal import find_postal_address
 from fbl import dkim
@@ -53,6 +53,9 @@ from fbl import dkim
 __all__ = ["CHECK_NAMES", "NotAMessage", "check_message", "organisational_domain", "read_message"]
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+PASS: Status = "pass"
+WARN: Status = "warn"
+FAIL: Status = "fail"
 
 
 class NotAMessage(Exception):
