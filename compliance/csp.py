@@ -61,3 +61,6 @@ API_DOCS = {
 
 recipient_page_policy = csp(RECIPIENT_PAGES)
 api_docs_policy = csp(API_DOCS)
+# Our own pages under /admin/ that are not the admin site's views (their URLs are not in its
+# namespace, so the middleware does not give them ADMIN by itself).
+admin_page_policy = csp(ADMIN)

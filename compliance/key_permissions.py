@@ -12,6 +12,7 @@ class KeyPermission(models.TextChoices):
     CONSENT_WRITE = "consent:write", "Record consent events"
     DSR_READ = "dsr:read", "Read data-subject requests and their exports"
     DSR_WRITE = "dsr:write", "Open data-subject requests"
+    PREFLIGHT = "preflight", "Check a message before it is sent"
 
 
 ALL_PERMISSIONS = frozenset(KeyPermission.values)

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "fbl",
     "compliance.dsr",
     "compliance.domains",
+    "compliance.preflight",
 ]
 
 MIDDLEWARE = [
@@ -212,6 +213,15 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components, so a required text field is documented as
     # non-blank (minLength 1) where it is sent, without claiming that of answers.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enums named for what they are. Without a name, two enums of one field name ("status",
+    # "kind") are both renamed after their components: the first two keep their old names.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "suppression.models.ImportJob.Status",
+        "KindEnum": "compliance.dsr.proof.KINDS",
+        "CheckStatusEnum": "compliance.check_results.STATUSES",
+        "PreflightCheckNameEnum": "compliance.preflight.checks.CHECK_NAMES",
+        "StreamKindEnum": "compliance.preflight.api.STREAM_KINDS",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "compliance.schema.document_errors",

@@ -4,8 +4,10 @@ consent ledger (`compliance.consent`) sits between the list and the apps that re
 it reads and writes the list, and hears of opt-outs through `suppression.signals`. Downstream
 webhooks (`compliance.webhooks`) sit above it and hear of changes the same way. Data-subject
 requests (`compliance.dsr`) sit on top of everything. Domain health (`compliance.domains`) reads
-DNS with fbl's resolver and nothing else of the apps. Read from the
-source, so a lazy import inside a function counts as much as one at the top."""
+DNS with fbl's resolver and nothing else of the apps. The pre-send message check
+(`compliance.preflight`) sits above `fbl`, whose DKIM verification and raw-message parser it
+uses; nothing imports it. Read from the source, so a lazy import inside a function counts as
+much as one at the top."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ APPS = (
     "compliance.webhooks",
     "compliance.dsr",
     "compliance.domains",
+    "compliance.preflight",
     "suppression",
     "unsubscribe",
     "fbl",
@@ -47,6 +50,8 @@ ALLOWED = {
         "fbl",
         "unsubscribe",
     },
+    # The pre-send check verifies DKIM as fbl does and takes raw messages as fbl's API does.
+    "compliance.preflight": {"compliance", "fbl"},
 }
 
 

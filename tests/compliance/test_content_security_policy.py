@@ -95,6 +95,8 @@ ADMIN_PAGES = [
     "/admin/compliance/stream/add/",
     # The complaint-rates dashboard, with its own inline <style>.
     "/admin/fbl/dailycount/",
+    # The pre-send check form, with its own inline <style>.
+    "/admin/preflight/",
 ]
 
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PreflightConfig(AppConfig):
+    name = "compliance.preflight"
+    label = "preflight"
+    verbose_name = "Pre-send message check"
