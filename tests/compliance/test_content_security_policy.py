@@ -97,6 +97,9 @@ ADMIN_PAGES = [
     "/admin/fbl/dailycount/",
     # The pre-send check form, with its own inline <style>.
     "/admin/preflight/",
+    # Our forms under /admin/ outside the admin site: they post, and use the admin's styles.
+    "/admin/proof/",
+    "/admin/consent/import/",
 ]
 
 
