@@ -350,3 +350,27 @@ class SendingIdentity(models.Model):
         bare = self.pattern.removeprefix("*.")
         if not bare or " " in bare or bare.count("@") > 1 or bare.startswith("@"):
             raise ValidationError({"pattern": "Use an address, a domain or *.domain."})
+
+
+class StaffTenant(models.Model):
+    """A staff user limited to a tenant. A user with one or more of these rows sees and changes
+    only those tenants' rows in the admin and the dashboard (compliance.staff_scope); a user with
+    none, and every superuser, sees every tenant."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_tenants"
+    )
+    # PROTECT: deleting a user's last tenant would silently widen them to every tenant.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="staff")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user", "tenant"]
+        verbose_name = "tenant of a staff user"
+        verbose_name_plural = "tenants of staff users"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="staff_tenant_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} limited to {self.tenant.slug}"

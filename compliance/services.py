@@ -9,12 +9,16 @@ import secrets
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compliance import roles, staff_scope
 from compliance.errors import ServiceError
 from compliance.key_permissions import ALL_PERMISSIONS
-from compliance.models import ApiKey, Tenant
+from compliance.models import ApiKey, StaffTenant, Tenant
 from compliance.ttl_cache import TtlCache
 
 KEY_PREFIX = "csk_"
@@ -104,3 +108,46 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
         api_key.save(update_fields=["revoked_at"])
     _keys_by_hash.clear()  # this process at once; others within LOOKUP_CACHE_SECONDS
     return api_key
+
+
+def create_staff_user(
+    *, username: str, role: str, tenants: Iterable[Tenant] = (), email: str = ""
+) -> tuple:
+    """Create an active staff user in the group of `role` (compliance/roles.py), limited to
+    `tenants` (none: every tenant), and return it with its generated password, which is never
+    shown again. Raises ServiceError for an unknown role, a bad or taken user name, or a bad
+    address."""
+    if role not in roles.ROLES:
+        raise ServiceError(
+            f"unknown role {role!r}; use one of {', '.join(roles.ROLES)}", code="unknown_role"
+        )
+    user_model = get_user_model()
+    username = username.strip()
+    if not username:
+        raise ServiceError("a staff user needs a name", code="no_name")
+    try:
+        user_model.username_validator(username)
+    except ValidationError as exc:
+        raise ServiceError(f"user name {username!r}: {exc.messages[0]}", code="bad_name") from None
+    try:
+        if email:
+            validate_email(email)
+    except ValidationError:
+        raise ServiceError(f"{email!r} is not an e-mail address", code="bad_email") from None
+    taken = ServiceError(f"a user named {username!r} already exists", code="user_exists")
+    # Names differing only in case are one name to whoever reads the audit trail.
+    if user_model.objects.filter(username__iexact=username).exists():
+        raise taken
+    password = secrets.token_urlsafe(18)
+    try:
+        with transaction.atomic():
+            user = user_model.objects.create_user(
+                username=username, email=email, password=password, is_staff=True
+            )
+            user.groups.add(roles.group_of(role))
+            for tenant in dict.fromkeys(tenants):
+                StaffTenant.objects.create(user=user, tenant=tenant)
+    except IntegrityError:
+        raise taken from None  # made by someone else since the check
+    staff_scope.forget(user)
+    return user, password
