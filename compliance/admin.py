@@ -1,11 +1,15 @@
-"""Admin for compliance staff: tenants, streams, topics, API keys, the audit trail and opt-outs
-with their deadlines."""
+"""Admin for compliance staff: tenants, streams, topics, API keys, the audit trail, opt-outs
+with their deadlines, and staff users with the tenants they are limited to."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.utils.html import format_html
 
-from compliance import deadline_selectors, deadlines, services
+from compliance import deadline_selectors, deadlines, services, staff_scope
+from compliance.admin_scope import OperatorOnlyAdmin, TenantScopedAdmin
 from compliance.errors import ServiceError
 from compliance.key_permissions import KeyPermission
 from compliance.models import (
@@ -13,6 +17,7 @@ from compliance.models import (
     AuditEvent,
     OptOutRequest,
     SendingIdentity,
+    StaffTenant,
     Stream,
     Tenant,
     Topic,
@@ -26,12 +31,22 @@ class StreamInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin, admin.ModelAdmin):
     # The form shows every field, the deadlines' time zone, business days and hours included;
     # the model refuses a time zone that does not exist, which the form shows as its error.
+    tenant_path = "pk"
     list_display = ["slug", "name", "jurisdiction", "time_zone", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [StreamInline]
+
+    # Which tenants exist is the operator's to decide, not a tenant's staff's.
+    def has_add_permission(self, request):
+        every = staff_scope.tenant_ids_for(request.user) is staff_scope.EVERY_TENANT
+        return every and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        every = staff_scope.tenant_ids_for(request.user) is staff_scope.EVERY_TENANT
+        return every and super().has_delete_permission(request, obj)
 
 
 class TopicInline(admin.TabularInline):
@@ -41,7 +56,7 @@ class TopicInline(admin.TabularInline):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ["slug", "name", "tenant", "kind"]
     list_filter = ["kind", "tenant"]
     search_fields = ["slug", "name"]
@@ -49,7 +64,8 @@ class StreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Topic)
-class TopicAdmin(admin.ModelAdmin):
+class TopicAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    tenant_path = "stream__tenant"
     list_display = ["slug", "name", "stream", "position", "is_active"]
     list_filter = ["is_active", "stream__tenant"]
     search_fields = ["slug", "name"]
@@ -66,7 +82,7 @@ class ApiKeyCreationForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "prefix",
@@ -100,8 +116,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "permissions", "tenant", "operator_level"]
-        return ["name", "operator_level", *self.readonly_fields]
+            fields = ["name", "permissions", "tenant", "operator_level"]
+        else:
+            fields = ["name", "operator_level", *self.readonly_fields]
+        if staff_scope.tenant_ids_for(request.user) is not None:
+            # An operator-level key's hard bounces reach every tenant: not a tenant's to mark.
+            fields.remove("operator_level")
+        return fields
 
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so the audit trail can still name them.
@@ -142,7 +163,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
         for api_key in queryset:
             services.revoke_api_key(api_key=api_key)
@@ -150,7 +171,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(OperatorOnlyAdmin, admin.ModelAdmin):
+    """Every tenant's changes and reads, with no tenant column to limit them by: for staff who
+    see every tenant."""
+
     list_display = ["occurred_at", "actor_label", "via", "action", "model", "object_repr"]
     list_filter = ["action", "via", "model"]
     search_fields = ["actor_label", "object_repr", "object_pk"]
@@ -167,7 +191,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(SendingIdentity)
-class SendingIdentityAdmin(admin.ModelAdmin):
+class SendingIdentityAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ["pattern", "tenant", "stream"]
     list_filter = ["tenant"]
     search_fields = ["pattern"]
@@ -219,7 +243,7 @@ class DeadlineFilter(admin.SimpleListFilter):
 
 
 @admin.register(OptOutRequest)
-class OptOutRequestAdmin(ReadOnlyAdmin):
+class OptOutRequestAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     list_display = [
         "received_at",
         "channel",
@@ -265,3 +289,29 @@ class OptOutRequestAdmin(ReadOnlyAdmin):
         if state >= deadlines.OptOutState.TARGET_MISSED:
             return format_html("<strong>{}</strong>", state.label)
         return state.label
+
+
+class StaffTenantInline(admin.TabularInline):
+    model = StaffTenant
+    fk_name = "user"
+    fields = ["tenant"]
+    extra = 0
+    verbose_name = "tenant this user is limited to"
+    verbose_name_plural = "Tenants this user is limited to (none: every tenant)"
+
+
+# Staff users and groups: only for staff who see every tenant (a tenant-limited user who could
+# edit users could widen themselves). A user's page shows the tenants they are limited to.
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class StaffUserAdmin(OperatorOnlyAdmin, UserAdmin):
+    inlines = [*UserAdmin.inlines, StaffTenantInline]
+
+
+@admin.register(Group)
+class StaffGroupAdmin(OperatorOnlyAdmin, GroupAdmin):
+    pass

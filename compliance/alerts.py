@@ -10,7 +10,8 @@ before the commit can tell staff twice; telling them never would be worse. Only 
 told of are locked, and only while their one mail is sent.
 
 Recipients: STAFF_ALERT_EMAILS and every active user with an address who holds the
-permission `compliance.receive_deadline_alerts` (superusers hold every permission). With nobody
+permission `compliance.receive_deadline_alerts` (superusers hold every permission) and sees every
+tenant: the mail lists every tenant's rows, so staff limited to tenants are not sent it. With nobody
 to tell, a warning is logged and nothing is recorded: the first sweep after someone can receive
 the mail tells them of everything that is still due or late.
 
@@ -33,7 +34,7 @@ from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.urls import reverse
 
-from compliance import deadline_selectors, deadlines
+from compliance import deadline_selectors, deadlines, staff_scope
 from compliance.models import OptOutRequest
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def recipients() -> list[str]:
         .objects.filter(is_active=True)
         .exclude(email="")
         .filter(Q(is_superuser=True) | holds)
+        .exclude(pk__in=staff_scope.limited_user_ids())
         .values_list("email", flat=True)
         .distinct()
     )

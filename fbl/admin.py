@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from compliance.admin import ReadOnlyAdmin
+from compliance.admin_scope import TenantScopedAdmin
 from compliance.errors import ServiceError
 from fbl import (
     admin_rates,  # noqa: F401  (registers the complaint-rate dashboard)
@@ -16,12 +17,15 @@ from fbl.models import InboundMessage, RelayEvent
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnlyAdmin):
-    """Unrecognised messages and untrusted reports wait here for staff review."""
+class InboundMessageAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    """Unrecognised messages and untrusted reports wait here for staff review. Those of no
+    tenant (the operator's own MTA, unbound keys) are for staff who see every tenant."""
 
     def has_change_permission(self, request, obj=None):
         # Every field stays read-only; the permission is what the review actions require.
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
+        return self.in_scope(request, obj) and admin.ModelAdmin.has_change_permission(
+            self, request, obj
+        )
 
     list_display = [
         "received_at",
@@ -79,7 +83,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RelayEvent)
-class RelayEventAdmin(ReadOnlyAdmin):
+class RelayEventAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     list_display = ["received_at", "source", "tenant", "kind", "outcome", "occurred_at"]
     list_filter = ["source", "tenant", "kind", "outcome"]
     date_hierarchy = "received_at"

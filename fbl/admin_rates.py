@@ -1,7 +1,8 @@
 """Admin for compliance staff: the complaint-rate dashboard, the alerts raised, delivery batches.
 
 "Complaint rates" in the admin index opens the dashboard: the last 30 days per tenant, stream,
-campaign or mailbox provider, with the warning and alert lines marked.
+campaign or mailbox provider, with the warning and alert lines marked. Staff limited to tenants
+see only those tenants' mail.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from compliance import staff_scope
 from compliance.admin import ReadOnlyAdmin
-from compliance.models import Tenant
+from compliance.admin_scope import TenantScopedAdmin
 from fbl import rates as rules
 from fbl import selectors
 from fbl.models import DailyCount, DeliveryBatch, RateAlert
@@ -44,7 +46,7 @@ def marker(level: str):
 
 
 @admin.register(DailyCount)
-class DailyCountAdmin(ReadOnlyAdmin):
+class DailyCountAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     """The dashboard in place of a list of raw counts."""
 
     def changelist_view(self, request, extra_context=None):
@@ -56,14 +58,17 @@ class DailyCountAdmin(ReadOnlyAdmin):
         over = request.GET.get("over", "")
         if over not in LEVEL_FILTERS:
             over = ""
-        tenants = list(Tenant.objects.order_by("slug"))
+        tenants = list(staff_scope.tenants_for(request.user).order_by("slug"))
         tenant = next((t for t in tenants if t.slug == request.GET.get("tenant")), None)
+        tenant_ids = staff_scope.tenant_ids_for(request.user) if tenant is None else None
 
         until = timezone.localdate()
         since = until - timedelta(days=DAYS - 1)
         dimensions = selectors.GROUPINGS[by]
-        daily = selectors.rates(since, until, dimensions, per_day=True, tenant=tenant)
-        totals = selectors.rates(since, until, dimensions, tenant=tenant)
+        daily = selectors.rates(
+            since, until, dimensions, per_day=True, tenant=tenant, tenant_ids=tenant_ids
+        )
+        totals = selectors.rates(since, until, dimensions, tenant=tenant, tenant_ids=tenant_ids)
 
         bad_days: dict[str, dict[str, int]] = {}
         for row in daily:
@@ -124,7 +129,7 @@ def _query(current: dict, **change) -> str:
 
 
 @admin.register(RateAlert)
-class RateAlertAdmin(ReadOnlyAdmin):
+class RateAlertAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     """Every complaint rate that crossed a line, as raised and mailed to staff."""
 
     list_display = [
@@ -162,7 +167,7 @@ class RateAlertAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeliveryBatch)
-class DeliveryBatchAdmin(ReadOnlyAdmin):
+class DeliveryBatchAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     """Delivery totals relays posted to /api/v1/delivery-counts, by batch id."""
 
     list_display = ["batch_id", "tenant", "stream", "campaign", "day", "deliveries", "received_at"]

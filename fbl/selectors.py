@@ -9,7 +9,7 @@ COMPLAINT_RATE_* settings, per tenant, per stream, per campaign and per provider
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
+from compliance import staff_scope
 from compliance.models import Stream, Tenant
 from fbl import rates as rules
 from fbl.models import DailyCount, InboundMessage, Mention
@@ -108,10 +109,12 @@ def rates(
     *,
     per_day: bool = False,
     tenant: Tenant | None = None,
+    tenant_ids: Collection[int] | None = None,
 ) -> list[RateRow]:
     """Deliveries, complaints, rate and level from `since` to `until` (both included), one row
     per group of `by` (any of DIMENSIONS), summed over the days, or one per group and day with
-    `per_day` (newest day first). `tenant` narrows to one tenant's mail."""
+    `per_day` (newest day first). `tenant` narrows to one tenant's mail, `tenant_ids` to those
+    tenants' (staff limited to them: mail of no tenant is left out too)."""
     unknown = set(by) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"cannot group by {sorted(unknown)}; choose from {DIMENSIONS}")
@@ -120,6 +123,8 @@ def rates(
     found = DailyCount.objects.filter(day__gte=since, day__lte=until)
     if tenant is not None:
         found = found.filter(tenant=tenant)
+    if tenant_ids is not None:
+        found = found.filter(tenant_id__in=tenant_ids)
     found = (
         found.values(*columns)
         .annotate(
@@ -165,11 +170,17 @@ def rates(
 
 def rate_alert_recipients() -> list[str]:
     """Who is told about complaint rates: COMPLAINT_RATE_RECIPIENTS, else STAFF_ALERT_EMAILS,
-    else every active staff user with an address."""
+    else every active staff user with an address who sees every tenant (the mail names any
+    tenant's rates)."""
     configured = list(settings.COMPLAINT_RATE_RECIPIENTS) or list(settings.STAFF_ALERT_EMAILS)
     if configured:
         return configured
-    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True)
+        .exclude(email="")
+        .exclude(pk__in=staff_scope.limited_user_ids())
+    )
     return sorted(set(users.values_list("email", flat=True)))
 
 

@@ -4,15 +4,25 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from compliance import staff_scope
+from compliance.admin_scope import TenantScopedAdmin, limit_tenant_choices
 from compliance.errors import ServiceError
 from compliance.models import Tenant
 from suppression import import_formats, services
-from suppression.models import ImportJob, Origin, Reason, Suppression, SuppressionEvent
+from suppression.models import (
+    WITHHELD,
+    ImportJob,
+    Origin,
+    Reason,
+    Suppression,
+    SuppressionEvent,
+)
 from suppression.scopes import parse_scope
 
 
@@ -74,6 +84,10 @@ class SuppressionAddForm(forms.Form):
     reason = forms.ChoiceField(choices=Reason.choices)
     note = forms.CharField(max_length=500, help_text="Why, for the history.")
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_tenant_choices(self.fields["tenant"], user)
+
 
 class LiftForm(forms.Form):
     note = forms.CharField(
@@ -84,7 +98,13 @@ class LiftForm(forms.Form):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    """Staff limited to tenants see their tenants' entries and the shared ones, as a tenant's
+    API key does: a shared entry shows that the address is blocked and why, never its plain
+    address, evidence or history (DESIGN.md, Tenants), and only staff who see every tenant
+    lift it."""
+
+    shared_rows_visible = True
     list_display = [
         "shown_address",
         "tenant",
@@ -118,7 +138,26 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     @admin.display(description="address", ordering="address")
     def shown_address(self, obj):
+        if getattr(obj, "withheld", False):
+            return WITHHELD
         return obj.address or "[erased]"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if staff_scope.tenant_ids_for(request.user) is None:
+            return rows
+        return rows.annotate(
+            withheld=ExpressionWrapper(Q(tenant__isnull=True), output_field=BooleanField())
+        )
+
+    def get_fields(self, request, obj=None):
+        if self.is_shared(request, obj):
+            return [f for f in self.fields if f != "evidence_note"]
+        return super().get_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        # The history names who reported what: evidence a tenant never sees of a shared entry.
+        return [] if self.is_shared(request, obj) else super().get_inlines(request, obj)
 
     @admin.display(description="hash")
     def hash_hex(self, obj):
@@ -139,8 +178,12 @@ class SuppressionAdmin(admin.ModelAdmin):
         try:
             digest = services.normalise_and_hash(term)[1]
         except ServiceError:
-            # Not a whole address: fall back to a substring match on stored addresses.
-            return queryset.filter(address__icontains=term.lower()), False
+            # Not a whole address: fall back to a substring match on stored addresses, of
+            # the user's tenants only (a shared entry's address is not theirs to search).
+            matches = queryset.filter(address__icontains=term.lower())
+            if staff_scope.tenant_ids_for(request.user) is not None:
+                matches = matches.exclude(tenant__isnull=True)
+            return matches, False
         return queryset.filter(address_hash=digest), False
 
     def has_change_permission(self, request, obj=None):
@@ -153,7 +196,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise DjangoPermissionDenied
-        form = SuppressionAddForm(request.POST or None)
+        form = SuppressionAddForm(request.POST or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -181,7 +224,9 @@ class SuppressionAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/suppression/add_form.html", context)
 
-    @admin.action(description="Lift selected suppressions (asks for a reason)")
+    @admin.action(
+        description="Lift selected suppressions (asks for a reason)", permissions=["change"]
+    )
     def lift_selected(self, request, queryset):
         form = LiftForm(request.POST if "confirm" in request.POST else None)
         if form.is_valid():
@@ -221,9 +266,13 @@ class ImportUploadForm(forms.Form):
         Tenant.objects.all(), required=False, empty_label="Shared by all tenants"
     )
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_tenant_choices(self.fields["tenant"], user)
+
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "tenant",
@@ -288,7 +337,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise DjangoPermissionDenied
-        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        form = ImportUploadForm(request.POST or None, request.FILES or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:

@@ -58,6 +58,9 @@ class CurrentTransactionId(Func):
         return "(pg_current_xact_id()::text::bigint)", []
 
 
+WITHHELD = "[shared by every tenant]"
+
+
 class Suppression(models.Model):
     """One address that must not get some mail: one row per (tenant, scope, address hash)."""
 
@@ -127,7 +130,13 @@ class Suppression(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.address or '[erased]'} ({self.scope_label}, {self.reason})"
+        # `withheld`: a shared entry as staff limited to tenants see it, blocked but without its
+        # address (the admin annotates it: suppression/admin.py).
+        if getattr(self, "withheld", False):
+            shown = WITHHELD
+        else:
+            shown = self.address or "[erased]"
+        return f"{shown} ({self.scope_label}, {self.reason})"
 
     @property
     def is_active(self) -> bool:

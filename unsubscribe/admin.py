@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from compliance.admin_scope import TenantScopedAdmin
 from unsubscribe.models import UnsubscribeRequest
 
 
 @admin.register(UnsubscribeRequest)
-class UnsubscribeRequestAdmin(admin.ModelAdmin):
+class UnsubscribeRequestAdmin(TenantScopedAdmin, admin.ModelAdmin):
     """Evidence of recipients' opt-outs: read-only."""
 
     list_display = [

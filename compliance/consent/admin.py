@@ -7,6 +7,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from compliance.admin import ReadOnlyAdmin
+from compliance.admin_scope import TenantScopedAdmin
 from compliance.consent.models import (
     ConsentRecord,
     ConsentState,
@@ -36,7 +37,7 @@ class ByAddressHash:
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(ByAddressHash, ReadOnlyAdmin):
+class ConsentRecordAdmin(TenantScopedAdmin, ByAddressHash, ReadOnlyAdmin):
     list_display = [
         "occurred_at",
         "address",
@@ -55,7 +56,7 @@ class ConsentRecordAdmin(ByAddressHash, ReadOnlyAdmin):
 
 
 @admin.register(ConsentState)
-class ConsentStateAdmin(ByAddressHash, ReadOnlyAdmin):
+class ConsentStateAdmin(TenantScopedAdmin, ByAddressHash, ReadOnlyAdmin):
     list_display = ["address", "tenant", "purpose", "action", "basis", "since"]
     list_filter = ["action", "basis", "tenant"]
     list_select_related = ["tenant", "stream", "topic", "record"]
@@ -71,7 +72,7 @@ class ConsentStateAdmin(ByAddressHash, ReadOnlyAdmin):
 
 
 @admin.register(ConsentText)
-class ConsentTextAdmin(ReadOnlyAdmin):
+class ConsentTextAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     list_display = ["id", "tenant", "excerpt", "created_at", "consents"]
     search_fields = ["body"]
 
@@ -95,7 +96,7 @@ class ConsentTextAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PendingConfirmation)
-class PendingConfirmationAdmin(ByAddressHash, ReadOnlyAdmin):
+class PendingConfirmationAdmin(TenantScopedAdmin, ByAddressHash, ReadOnlyAdmin):
     list_display = ["requested_at", "address", "tenant", "stream", "topic", "status", "expires_at"]
     list_filter = ["status", "tenant"]
     exclude = ["address_hash", "token_hash"]

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from compliance import audit
+from compliance.admin_scope import limit_tenant_choices
 from compliance.consent import importing
 from compliance.errors import ServiceError
 from compliance.models import Tenant
@@ -22,11 +23,15 @@ class ConsentImportForm(forms.Form):
     file = forms.FileField(help_text=f"CSV with a header; columns: {', '.join(importing.COLUMNS)}")
     tenant = forms.ModelChoiceField(Tenant.objects.all(), empty_label=None)
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_tenant_choices(self.fields["tenant"], user)
+
 
 def upload(request):
     if not request.user.has_perm("consent.add_consentrecord"):
         raise PermissionDenied
-    form = ConsentImportForm(request.POST or None, request.FILES or None)
+    form = ConsentImportForm(request.POST or None, request.FILES or None, user=request.user)
     outcome = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]

@@ -2,20 +2,24 @@
 of the address), extend its deadline with a reason, refuse it with a reason, carry it out, or
 record that a rectification or restriction was done. Every action is a step in its history.
 A verified access request's page links to its export as a ZIP of CSV files, one per kind of
-record."""
+record. Staff with the add permission open a request for someone who wrote or phoned; the
+requester still proves control of the address through the link mailed to it."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from compliance.admin_scope import TenantScopedAdmin, limit_tenant_choices
 from compliance.dsr import access, downloads, services
 from compliance.dsr.models import DataSubjectRequest, RequestStep
 from compliance.errors import ServiceError
+from compliance.models import Tenant
 
 Status = DataSubjectRequest.Status
 
@@ -29,6 +33,18 @@ class StepInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class OpenRequestForm(forms.Form):
+    address = forms.CharField(max_length=320, help_text="The requester's e-mail address.")
+    kind = forms.ChoiceField(choices=DataSubjectRequest.Kind.choices)
+    tenant = forms.ModelChoiceField(
+        Tenant.objects.all(), required=False, empty_label="Every tenant of the operator"
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_tenant_choices(self.fields["tenant"], user)
 
 
 class NoteForm(forms.Form):
@@ -69,6 +85,8 @@ def _with_note(action: str, title: str, *, months: bool = False):
 
     run.__name__ = action
     run.short_description = title
+    # Each action changes the request (and carrying one out erases or suppresses).
+    run.allowed_permissions = ("change",)
     return run
 
 
@@ -93,7 +111,7 @@ ACTIONS = {
 
 
 @admin.register(DataSubjectRequest)
-class DataSubjectRequestAdmin(admin.ModelAdmin):
+class DataSubjectRequestAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ["__str__", "kind", "tenant", "status", "received_at", "due", "handled_by"]
     list_filter = ["status", "kind", "tenant"]
     date_hierarchy = "received_at"
@@ -121,8 +139,34 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         _with_note("carry_out", "Carry out now (note what was done for rectification/restriction)"),
     ]
 
-    def has_add_permission(self, request):
-        return False  # requests come from the requester, through the API
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OpenRequestForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                row = services.open_request(
+                    address=data["address"], kind=data["kind"], tenant=data["tenant"]
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    f"Opened {row}; the requester was mailed a link to verify the address.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:dsr_datasubjectrequest_change", args=[row.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Open a data-subject request",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/dsr/open_form.html", context)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -145,7 +189,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Download CSV bundle</a>', url)
 
     def export_view(self, request, pk: int):
-        row = get_object_or_404(DataSubjectRequest.objects.select_related("tenant"), pk=pk)
+        row = get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=pk)
         if not self.has_view_permission(request, row):
             raise PermissionDenied
         try:

@@ -1,5 +1,6 @@
 """`/admin/proof/?address=A[&tenant=SLUG]`: the proof timeline for staff, and its CSV and PDF.
-Every view and download is recorded in the audit trail (`audit.record_access`)."""
+Every view and download is recorded in the audit trail (`audit.record_access`). Staff limited to
+tenants ask for one of theirs and see what its API key would (its rows and the shared ones)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from compliance import audit
+from compliance.admin_scope import limit_tenant_choices
 from compliance.dsr import proof, proof_files
 from compliance.errors import ServiceError
 from compliance.models import Tenant
@@ -27,11 +29,15 @@ class ProofForm(forms.Form):
         empty_label="every tenant",
     )
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_tenant_choices(self.fields["tenant"], user)
+
 
 def _proof(request) -> tuple[ProofForm, proof.Proof | None]:
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
-    form = ProofForm(request.GET if "address" in request.GET else None)
+    form = ProofForm(request.GET if "address" in request.GET else None, user=request.user)
     if not form.is_valid():
         return form, None
     tenant = form.cleaned_data["tenant"]

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from compliance.admin import ReadOnlyAdmin
+from compliance.admin_scope import TenantScopedAdmin
 from compliance.errors import ServiceError
 from compliance.webhooks import events
 from compliance.webhooks.models import DeadLetter, DownstreamEndpoint, WebhookDelivery
@@ -35,7 +36,7 @@ class EndpointForm(forms.ModelForm):
 
 
 @admin.register(DownstreamEndpoint)
-class DownstreamEndpointAdmin(admin.ModelAdmin):
+class DownstreamEndpointAdmin(TenantScopedAdmin, admin.ModelAdmin):
     form = EndpointForm
     list_display = ["url", "tenant", "types", "is_active", "created_at"]
     list_filter = ["is_active", "tenant"]
@@ -65,7 +66,7 @@ class DownstreamEndpointAdmin(admin.ModelAdmin):
         obj.pk = created.pk
         obj.secret = created.secret
 
-    @admin.action(description="Replace the signing secret")
+    @admin.action(description="Replace the signing secret", permissions=["change"])
     def new_secret(self, request, queryset):
         for endpoint in queryset:
             endpoints.new_secret(endpoint)
@@ -98,29 +99,34 @@ class DeliveryColumns:
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(DeliveryColumns, ReadOnlyAdmin):
+class WebhookDeliveryAdmin(TenantScopedAdmin, DeliveryColumns, ReadOnlyAdmin):
+    tenant_path = "endpoint__tenant"
     list_filter = ["status", "endpoint"]
     actions = ["retry"]
 
-    @admin.action(description="Send again from the first try")
+    def has_retry_permission(self, request):
+        # Every field stays read-only; sending again needs the change permission.
+        return request.user.has_perm("webhooks.change_webhookdelivery")
+
+    @admin.action(description="Send again from the first try", permissions=["retry"])
     def retry(self, request, queryset):
         count = endpoints.retry(queryset)
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(DeliveryColumns, ReadOnlyAdmin):
+class DeadLetterAdmin(TenantScopedAdmin, DeliveryColumns, ReadOnlyAdmin):
+    tenant_path = "endpoint__tenant"
     list_filter = ["endpoint"]
     actions = ["retry"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(status=WebhookDelivery.Status.DEAD)
 
-    @admin.action(description="Retry")
+    def has_retry_permission(self, request):
+        return request.user.has_perm("webhooks.change_webhookdelivery")
+
+    @admin.action(description="Retry", permissions=["retry"])
     def retry(self, request, queryset):
         count = endpoints.retry(queryset)
         self.message_user(request, f"{count} dead letters queued again.", messages.SUCCESS)
-
-    def has_change_permission(self, request, obj=None):
-        # The retry action needs change permission on the delivery.
-        return request.user.has_perm("webhooks.change_webhookdelivery")
