@@ -264,3 +264,14 @@ def test_permissions_alone_do_not_open_the_users_page_to_limited_staff(login, cl
     client.user.user_permissions.add(*Permission.objects.filter(content_type__app_label="auth"))
     assert client.get("/admin/auth/user/").status_code == 403
     assert client.get("/admin/auth/group/").status_code == 403
+
+
+def test_a_request_is_handed_only_to_colleagues_of_the_same_tenants(login, client, acme, globex):
+    services.create_staff_user(username="acme-colleague", role="support", tenants=[acme])
+    services.create_staff_user(username="globex-agent", role="support", tenants=[globex])
+    services.create_staff_user(username="head-office", role="officer")
+    row = dsr.open_request(address="pat@example.com", kind="access", tenant=acme)
+    login("officer")
+    form = client.get(f"/admin/dsr/datasubjectrequest/{row.pk}/change/").content.decode()
+    assert client.user.username in form and "acme-colleague" in form
+    assert "globex-agent" not in form and "head-office" not in form
