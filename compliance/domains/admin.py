@@ -1,5 +1,6 @@
 """Sending domains in the admin: each with its latest verdict, a "Check now" action and button,
-and the history of its checks (read only)."""
+and the history of its checks (read only). Staff limited to tenants see their tenants' domains,
+not the operator's own (no tenant)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from compliance.admin import ReadOnlyAdmin
+from compliance.admin_scope import TenantScopedAdmin
 from compliance.domains import checks, selectors, services
 from compliance.domains.models import DomainCheck, SendingDomain
 
@@ -68,7 +70,7 @@ def _checks_table(check: DomainCheck | None):
 
 
 @admin.register(SendingDomain)
-class SendingDomainAdmin(admin.ModelAdmin):
+class SendingDomainAdmin(TenantScopedAdmin, admin.ModelAdmin):
     form = SendingDomainForm
     list_display = ["domain", "tenant", "selectors", "last_verdict", "last_checked_at"]
     list_filter = ["tenant"]
@@ -128,7 +130,7 @@ class SendingDomainAdmin(admin.ModelAdmin):
 
     def check_view(self, request, pk: int):
         """The "Check now" button of a domain's page (POST only: a check writes history)."""
-        domain = get_object_or_404(SendingDomain, pk=pk)
+        domain = get_object_or_404(self.get_queryset(request), pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, domain):
             raise PermissionDenied
         self._check(request, domain)
@@ -136,7 +138,8 @@ class SendingDomainAdmin(admin.ModelAdmin):
 
 
 @admin.register(DomainCheck)
-class DomainCheckAdmin(ReadOnlyAdmin):
+class DomainCheckAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    tenant_path = "domain__tenant"
     list_display = ["domain", "checked_at", "verdict"]
     list_filter = ["verdict", "domain"]
     list_select_related = ["domain"]

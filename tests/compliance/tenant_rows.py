@@ -20,6 +20,7 @@ from compliance.consent.models import (
     ConsentText,
     PendingConfirmation,
 )
+from compliance.domains.models import DomainCheck, SendingDomain
 from compliance.dsr import services as dsr
 from compliance.dsr.models import DataSubjectRequest
 from compliance.models import ApiKey, OptOutRequest, SendingIdentity, Stream, Tenant, Topic
@@ -181,4 +182,8 @@ def rows_of(tenant: Tenant) -> dict[type[Model], Model]:
         source="kumomta", source_id=f"{slug}-{n}", tenant=tenant, kind="bounce"
     )
     found[DataSubjectRequest] = dsr.open_request(address=address, kind="access", tenant=tenant)
+    found[SendingDomain] = SendingDomain.objects.create(
+        domain=f"mail-{n}.{slug}.example", dkim_selectors=["s1"], tenant=tenant
+    )
+    found[DomainCheck] = DomainCheck.objects.create(domain=found[SendingDomain], verdict="pass")
     return found

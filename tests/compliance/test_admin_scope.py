@@ -18,13 +18,15 @@ from tests.compliance.tenant_rows import rows_of
 pytestmark = pytest.mark.django_db
 
 # Pages under /admin/ besides the ModelAdmins' own lists and forms, each limited by tenant
-# and tested below.
+# and tested (tests/compliance/test_tenant_limited_staff.py), or showing no tenant's data.
 OWN_PAGES = {
     "proof",
     "proof-csv",
     "proof-pdf",
     "consent-import",
     "admin:dsr_datasubjectrequest_export",
+    "admin:domains_sendingdomain_check",
+    "preflight",  # checks the message it is given: reads and writes no tenant's rows
 }
 MODEL_ADMIN_VIEWS = ("changelist", "add", "history", "delete", "change")
 

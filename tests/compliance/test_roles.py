@@ -17,7 +17,17 @@ from compliance.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"compliance", "suppression", "consent", "webhooks", "unsubscribe", "fbl", "dsr"}
+PROJECT_APPS = {
+    "compliance",
+    "suppression",
+    "consent",
+    "webhooks",
+    "unsubscribe",
+    "fbl",
+    "dsr",
+    "domains",
+    "preflight",
+}
 
 
 def held(group_name: str) -> set[str]:

@@ -275,3 +275,16 @@ def test_a_request_is_handed_only_to_colleagues_of_the_same_tenants(login, clien
     form = client.get(f"/admin/dsr/datasubjectrequest/{row.pk}/change/").content.decode()
     assert client.user.username in form and "acme-colleague" in form
     assert "globex-agent" not in form and "head-office" not in form
+
+
+def test_another_tenants_domain_cannot_be_checked(login, globex):
+    from compliance.domains.models import SendingDomain
+
+    other = SendingDomain.objects.create(domain="globex.example", tenant=globex)
+    answer = login("officer").post(f"/admin/domains/sendingdomain/{other.pk}/check/")
+    assert answer.status_code == 404
+    assert not other.checks.exists()
+
+
+def test_the_pre_send_check_page_is_open_to_limited_staff(login):
+    assert login("analyst").get("/admin/preflight/").status_code == 200
