@@ -161,7 +161,7 @@ class TenantScopedAdmin:
         if self.shared_rows_visible and staff_scope.tenant_ids_for(request.user) is not None:
             shared = queryset.filter(**{f"{self.tenant_path}__isnull": True})
             selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-            if request.POST.get("select_across") == "1" or shared.filter(pk__in=selected):
+            if request.POST.get("select_across") == "1" or shared.filter(pk__in=selected).exists():
                 self.message_user(
                     request,
                     "Entries shared by every tenant were left out: only staff who see every "
