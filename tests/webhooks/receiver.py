@@ -24,12 +24,15 @@ class Received:
 @dataclass
 class Behaviour:
     """How a path answers: `status` codes to give in turn (the last repeats), `delay` seconds
-    before answering, `close` to drop the connection unanswered, `location` for redirects."""
+    before answering, `close` to drop the connection unanswered, `location` for redirects,
+    `refuse_first` to refuse one request by what it carries."""
 
     status: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
     close: bool = False
     location: str = ""
+    # Answer 500 to the first request whose body holds this text (then as `status` says).
+    refuse_first: str = ""
 
 
 class Receiver:
