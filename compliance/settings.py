@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "unsubscribe",
     "fbl",
     "compliance.dsr",
+    "compliance.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -349,6 +350,10 @@ WEBHOOK_KICK_SECONDS = env.float("WEBHOOK_KICK_SECONDS", default=1.0)
 # Endpoints must be HTTPS on public addresses; development and tests also reach loopback.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
 
+# The dashboard rolls up what is new when it is opened: on by default without a broker (the
+# embedded default has no celery beat to run `dashboard.roll_up`), off with one.
+DASHBOARD_ROLL_UP_ON_VIEW = env.bool("DASHBOARD_ROLL_UP_ON_VIEW", default=not CELERY_BROKER_URL)
+
 # Webhook deliveries wait on other systems: they have a queue of their own, so workers that
 # apply opt-outs never sit behind a slow endpoint (`celery worker -Q webhooks` consumes it;
 # `make worker` consumes both).
@@ -385,6 +390,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-request-deadlines": {
         "task": "dsr.sweep_deadlines",
         "schedule": env.float("DEADLINE_SWEEP_EVERY_SECONDS", default=5 * 60.0),
+    },
+    # The dashboard's figures: the rows written since the last run, added to the roll-ups.
+    "roll-up-dashboard": {
+        "task": "dashboard.roll_up",
+        "schedule": env.float("DASHBOARD_ROLL_UP_EVERY_SECONDS", default=60.0),
     },
     "expire-consent-confirmations": {
         "task": "consent.expire_confirmations",
