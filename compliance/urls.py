@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("compliance.dsr.api_urls")),
     path("admin/", include("compliance.consent.admin_urls")),
     path("admin/", include("compliance.dsr.admin_urls")),
+    path("admin/", include("compliance.dashboard.admin_urls")),
     path("admin/", admin.site.urls),
     path("", include("compliance.consent.urls")),
     path("", include("compliance.dsr.urls")),
