@@ -114,10 +114,12 @@ class Totals:
     figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
     times: sketch.Sketch = field(default_factory=sketch.Sketch)
 
-    def add(self, row: DailyRollup) -> None:
+    def add(self, row: dict) -> None:
+        """Add one DailyRollup row (its values); its times to apply when it has them."""
         for name in FIGURES:
-            self.figures[name] += getattr(row, name)
-        self.times = self.times.merge(sketch.Sketch.from_json(row.apply_times))
+            self.figures[name] += row[name]
+        if "apply_times" in row:
+            self.times = self.times.merge(sketch.Sketch.from_json(row["apply_times"]))
 
     def merge(self, other: Totals) -> Totals:
         return Totals(
@@ -135,19 +137,25 @@ class Totals:
         return self.figures[part] / applied if applied else None
 
 
-def _rollups(scope: Scope, since: datetime.date, until: datetime.date) -> Iterable[DailyRollup]:
-    return DailyRollup.objects.filter(scope.q(), day__gte=since, day__lte=until).order_by(
-        "day", "tenant_key"
+def _rollups(
+    scope: Scope, since: datetime.date, until: datetime.date, *, times: bool
+) -> Iterable[dict]:
+    columns = ["day", "tenant_id", *FIGURES, *(["apply_times"] if times else [])]
+    return (
+        DailyRollup.objects.filter(scope.q(), day__gte=since, day__lte=until)
+        .order_by("day", "tenant_key")
+        .values(*columns)
     )
 
 
 def totals_per_tenant(
     scope: Scope, since: datetime.date, until: datetime.date
 ) -> dict[int | None, Totals]:
-    """{tenant id (None: shared): its figures from `since` to `until`, both included}."""
+    """{tenant id (None: shared): its figures from `since` to `until`, both included, with
+    its times to apply}."""
     found: dict[int | None, Totals] = {}
-    for row in _rollups(scope, since, until):
-        found.setdefault(row.tenant_id, Totals()).add(row)
+    for row in _rollups(scope, since, until, times=True):
+        found.setdefault(row["tenant_id"], Totals()).add(row)
     return found
 
 
@@ -155,11 +163,11 @@ def daily_totals(
     scope: Scope, since: datetime.date, until: datetime.date
 ) -> dict[datetime.date, Totals]:
     """{day: the figures of every tenant in scope that day}, every day from `since` to
-    `until` present."""
+    `until` present (without the times to apply)."""
     days = (until - since).days + 1
     found = {since + datetime.timedelta(days=i): Totals() for i in range(days)}
-    for row in _rollups(scope, since, until):
-        found[row.day].add(row)
+    for row in _rollups(scope, since, until, times=False):
+        found[row["day"]].add(row)
     return found
 
 
