@@ -56,11 +56,20 @@ def complaint_rates(by: str, tenant_slug: str | None = None) -> str:
     return url + "?" + urlencode({"by": by, **({"tenant": tenant_slug} if tenant_slug else {})})
 
 
-def sending_domains(domain: str | None = None) -> str | None:
-    """The sending domains' admin list (searched for `domain`), if the domain checks are
-    installed."""
+def sending_domains(scope: Scope, verdict: str) -> str | None:
+    """The sending domains whose latest check gave `verdict` (the list's `latest_verdict`
+    annotation, compliance.domains.selectors.with_latest_check), or None without the domain
+    checks installed."""
     try:
         url = reverse("admin:domains_sendingdomain_changelist")
     except NoReverseMatch:
         return None
-    return url + ("?" + urlencode({"q": domain}) if domain else "")
+    return url + "?" + urlencode({"latest_verdict": verdict, **tenant_params(scope)})
+
+
+def sending_domain(pk: int) -> str | None:
+    """One sending domain's page, with its latest check and its history."""
+    try:
+        return reverse("admin:domains_sendingdomain_change", args=[pk])
+    except NoReverseMatch:
+        return None

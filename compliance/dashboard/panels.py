@@ -352,46 +352,41 @@ def requests(context: Context) -> dict:
 # --- domain health -------------------------------------------------------------------------------
 
 
-def _field(item, name: str, default=None):
-    """A field of a check result, whether it is an object or a dict."""
-    if isinstance(item, dict):
-        return item.get(name, default)
-    return getattr(item, name, default)
-
-
 def domains(context: Context) -> dict | None:
-    """Sending domains by verdict (pass, warn, fail), and the ones that do not pass with the
-    checks that did not. None when the user may not see them; {"installed": False} when the
-    domain checks are not installed."""
-    if not context.user.has_module_perms("domains") and not context.user.is_superuser:
+    """Sending domains by the verdict of their latest check (fail, warn, pass), and the ones
+    that do not pass with the checks that did not. None when the user may not see them;
+    {"installed": False} without the domain checks (compliance.domains)."""
+    if not context.user.has_module_perms("domains"):
         return None
-    results = selectors.domain_health(context.scope)
-    if results is None:
+    latest = selectors.domain_health(context.scope)
+    if latest is None:
         return {"installed": False}
-    counts = {"pass": 0, "warn": 0, "fail": 0}
+    counts = {"fail": 0, "warn": 0, "pass": 0}
     problems = []
-    for result in results:
-        verdict = _field(result, "verdict", "fail")
-        counts[verdict if verdict in counts else "fail"] += 1
-        if verdict != "pass":
-            checks = _field(result, "checks", []) or []
+    # Each is a compliance.domains DomainCheck: its domain, verdict, time and checks, each
+    # check {"name", "status", "message"} (compliance.check_results).
+    for check in latest:
+        counts[check.verdict] = counts.get(check.verdict, 0) + 1
+        if check.verdict != "pass":
             problems.append(
                 {
-                    "domain": _field(result, "domain", ""),
-                    "verdict": verdict,
-                    "checked_at": _field(result, "checked_at"),
+                    "domain": check.domain.domain,
+                    "verdict": check.verdict,
+                    "checked_at": check.checked_at,
                     "checks": [
-                        f"{_field(c, 'name')}: {_field(c, 'message')}"
-                        for c in checks
-                        if _field(c, "status") != "pass"
+                        f"{c['name']}: {c['message']}"
+                        for c in check.checks
+                        if c["status"] != "pass"
                     ],
-                    "href": links.sending_domains(_field(result, "domain", "")),
+                    "href": links.sending_domain(check.domain.pk),
                 }
             )
-    listed = links.sending_domains()
     return {
         "installed": True,
-        "counts": {verdict: Figure(f"{n:,}", listed) for verdict, n in counts.items()},
+        "counts": {
+            verdict: _count(n, links.sending_domains(context.scope, verdict))
+            for verdict, n in counts.items()
+        },
         "problems": sorted(problems, key=lambda p: (p["verdict"] != "fail", p["domain"])),
     }
 

@@ -396,22 +396,32 @@ def test_domain_health_reads_the_latest_checks_of_the_tenants_in_scope(
 ):
     acme, _ = tenants
     asked = []
-    results = [
-        {"domain": "mail.acme.example", "verdict": "pass", "checks": []},
-        {
-            "domain": "news.acme.example",
-            "verdict": "fail",
-            "checks": [
-                {"name": "spf", "status": "pass", "message": "one record"},
-                {"name": "dmarc", "status": "fail", "message": "no DMARC record"},
-            ],
-        },
-        types.SimpleNamespace(domain="shop.acme.example", verdict="warn", checks=[]),
-    ]
+
+    def check(pk: int, name: str, verdict: str, *checks: dict):
+        # The shape of compliance.domains' DomainCheck: its domain, verdict, time and checks.
+        domain = types.SimpleNamespace(pk=pk, domain=name)
+        return types.SimpleNamespace(
+            domain=domain, verdict=verdict, checks=list(checks), checked_at=utc(NOW)
+        )
 
     def latest_checks(tenant_ids):
         asked.append(tenant_ids)
-        return results
+        return [
+            check(1, "mail.acme.example", "pass"),
+            check(
+                2,
+                "news.acme.example",
+                "fail",
+                {"name": "spf", "status": "pass", "message": "one record"},
+                {"name": "dmarc", "status": "fail", "message": "no DMARC record"},
+            ),
+            check(
+                3,
+                "shop.acme.example",
+                "warn",
+                {"name": "dkim:s1", "status": "warn", "message": "a 1024-bit key"},
+            ),
+        ]
 
     package = types.ModuleType("compliance.domains")
     module = types.ModuleType("compliance.domains.selectors")
@@ -428,8 +438,10 @@ def test_domain_health_reads_the_latest_checks_of_the_tenants_in_scope(
     limited_to(acme)
     panel = section(staff_client.get(DASHBOARD), "domains")
     assert asked == [frozenset({acme.pk})]
+    # fail, warn, pass
     assert re.findall(r'class="number headline">(?:<[^>]+>)?(\d+)', panel) == ["1", "1", "1"]
     assert "news.acme.example" in panel and "dmarc: no DMARC record" in panel
+    assert "dkim:s1: a 1024-bit key" in panel
     assert "spf: one record" not in panel
     assert "mail.acme.example" not in panel  # passing domains are counted, not listed
     assert panel.index("news.acme.example") < panel.index("shop.acme.example")
