@@ -214,7 +214,7 @@ class DeadlineFilter(admin.SimpleListFilter):
 
     title = "deadline"
     parameter_name = "deadline"
-    OPEN_VIEWS = ("open", "due_soon", "past_target", "overdue")
+    OPEN_VIEWS = ("open", "due_soon", "past_target", "overdue", "late", "due_today", "due_week")
 
     def lookups(self, request, model_admin):
         return [
@@ -222,7 +222,12 @@ class DeadlineFilter(admin.SimpleListFilter):
             ("due_soon", "due soon"),
             ("past_target", "past the 48-hour target"),
             ("overdue", "overdue"),
+            ("late", "late (past either deadline)"),
+            ("due_today", "due today"),
+            ("due_week", "due this week, not today"),
             ("propagated", "propagated"),
+            ("within_target", "propagated within the 48-hour target"),
+            ("within_can_spam", "propagated within the CAN-SPAM deadline"),
         ]
 
     def queryset(self, request, queryset):
@@ -237,8 +242,18 @@ class DeadlineFilter(admin.SimpleListFilter):
                 return queryset.filter(deadline_selectors.past_target(now))
             case "overdue":
                 return queryset.filter(deadline_selectors.overdue(now))
+            case "late":
+                return queryset.filter(deadline_selectors.late(now))
+            case "due_today":
+                return queryset.filter(deadline_selectors.due_today(now))
+            case "due_week":
+                return queryset.filter(deadline_selectors.due_this_week(now))
             case "propagated":
                 return queryset.filter(propagated_at__isnull=False)
+            case "within_target":
+                return queryset.filter(deadline_selectors.stopped_within_target())
+            case "within_can_spam":
+                return queryset.filter(deadline_selectors.stopped_within_can_spam())
         return queryset
 
 

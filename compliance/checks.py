@@ -187,6 +187,12 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
             0,
             False,
         ),
+        (
+            "DASHBOARD_ROLL_UP_EVERY_SECONDS",
+            settings.CELERY_BEAT_SCHEDULE["roll-up-dashboard"]["schedule"],
+            0,
+            False,
+        ),
     ]
 
 

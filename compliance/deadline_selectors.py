@@ -11,13 +11,15 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from compliance import deadlines
 from compliance.models import OptOutRequest, Tenant
 
 DEFAULT_POLICY = deadlines.DEFAULT_POLICY
 policy_of = deadlines.policy_of
+# "Due this week": a deadline ends within this many business days after today.
+WEEK_BUSINESS_DAYS = 5
 
 
 def warn_business_days() -> int:
@@ -80,6 +82,47 @@ def state_of(
     return deadlines.opt_out_state(
         due, policy=policy_of(opt_out.tenant), warn_business_days=business_days, now=now
     )
+
+
+def late(now: datetime.datetime) -> Q:
+    """Open and past either deadline."""
+    return Q(propagated_at__isnull=True) & (
+        Q(provider_due_at__lte=now) | Q(can_spam_due_at__lte=now)
+    )
+
+
+def _ends_by(line: datetime.datetime) -> Q:
+    return Q(provider_due_at__lte=line) | Q(can_spam_due_at__lte=line)
+
+
+def due_today(now: datetime.datetime) -> Q:
+    """Open, neither deadline passed, and one of them ends before today ends in the tenant's
+    time zone."""
+    today = Q()
+    for zone, end in warning_lines(now, 0).items():
+        today |= _in_zone(zone) & _ends_by(end)
+    return Q(propagated_at__isnull=True, provider_due_at__gt=now, can_spam_due_at__gt=now) & today
+
+
+def due_this_week(now: datetime.datetime) -> Q:
+    """Open, neither deadline ends today, and one of them ends within WEEK_BUSINESS_DAYS
+    business days after today (in the tenant's time zone). Disjoint from `due_today`."""
+    ends_today = warning_lines(now, 0)
+    week = Q()
+    for zone, end in warning_lines(now, WEEK_BUSINESS_DAYS).items():
+        after_today = Q(provider_due_at__gt=ends_today[zone], can_spam_due_at__gt=ends_today[zone])
+        week |= _in_zone(zone) & after_today & _ends_by(end)
+    return Q(propagated_at__isnull=True) & week
+
+
+def stopped_within_target() -> Q:
+    """Propagated by the mailbox providers' target (48 hours by default)."""
+    return Q(propagated_at__isnull=False, propagated_at__lte=F("provider_due_at"))
+
+
+def stopped_within_can_spam() -> Q:
+    """Propagated by the CAN-SPAM deadline."""
+    return Q(propagated_at__isnull=False, propagated_at__lte=F("can_spam_due_at"))
 
 
 def alert_candidates(now: datetime.datetime, business_days: int) -> QuerySet[OptOutRequest]:

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "compliance.dsr",
     "compliance.domains",
     "compliance.preflight",
+    "compliance.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -367,6 +368,10 @@ WEBHOOK_KICK_SECONDS = env.float("WEBHOOK_KICK_SECONDS", default=1.0)
 # Endpoints must be HTTPS on public addresses; development and tests also reach loopback.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
 
+# The dashboard rolls up what is new when it is opened: on by default without a broker (the
+# embedded default has no celery beat to run `dashboard.roll_up`), off with one.
+DASHBOARD_ROLL_UP_ON_VIEW = env.bool("DASHBOARD_ROLL_UP_ON_VIEW", default=not CELERY_BROKER_URL)
+
 # Webhook deliveries wait on other systems: they have a queue of their own, so workers that
 # apply opt-outs never sit behind a slow endpoint (`celery worker -Q webhooks` consumes it;
 # `make worker` consumes both).
@@ -408,6 +413,11 @@ CELERY_BEAT_SCHEDULE = {
     "check-sending-domains": {
         "task": "domains.check_all",
         "schedule": env.float("DOMAIN_CHECK_EVERY_SECONDS", default=24 * 3600.0),
+    },
+    # The dashboard's figures: the rows written since the last run, added to the roll-ups.
+    "roll-up-dashboard": {
+        "task": "dashboard.roll_up",
+        "schedule": env.float("DASHBOARD_ROLL_UP_EVERY_SECONDS", default=60.0),
     },
     "expire-consent-confirmations": {
         "task": "consent.expire_confirmations",

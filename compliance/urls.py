@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/", include("compliance.consent.admin_urls")),
     path("admin/", include("compliance.dsr.admin_urls")),
     path("admin/", include("compliance.preflight.admin_urls")),
+    path("admin/", include("compliance.dashboard.admin_urls")),
     path("admin/", admin.site.urls),
     path("", include("compliance.consent.urls")),
     path("", include("compliance.dsr.urls")),

@@ -3,8 +3,9 @@
 consent ledger (`compliance.consent`) sits between the list and the apps that record consent:
 it reads and writes the list, and hears of opt-outs through `suppression.signals`. Downstream
 webhooks (`compliance.webhooks`) sit above it and hear of changes the same way. Data-subject
-requests (`compliance.dsr`) sit on top of everything. Domain health (`compliance.domains`) reads
-DNS with fbl's resolver and nothing else of the apps. The pre-send message check
+requests (`compliance.dsr`) and the dashboard (`compliance.dashboard`) sit on top of
+everything. Domain health (`compliance.domains`) reads DNS with fbl's resolver and nothing else
+of the apps. The pre-send message check
 (`compliance.preflight`) sits above `fbl`, whose DKIM verification and raw-message parser it
 uses; nothing imports it. Read from the source, so a lazy import inside a function counts as
 much as one at the top."""
@@ -24,6 +25,7 @@ APPS = (
     "compliance.dsr",
     "compliance.domains",
     "compliance.preflight",
+    "compliance.dashboard",
     "suppression",
     "unsubscribe",
     "fbl",
@@ -52,6 +54,18 @@ ALLOWED = {
     },
     # The pre-send check verifies DKIM as fbl does and takes raw messages as fbl's API does.
     "compliance.preflight": {"compliance", "fbl"},
+    # The dashboard reads every app's figures (and the domain checks, once installed); nothing
+    # imports it.
+    "compliance.dashboard": {
+        "compliance",
+        "compliance.consent",
+        "compliance.webhooks",
+        "compliance.dsr",
+        "compliance.domains",
+        "suppression",
+        "fbl",
+        "unsubscribe",
+    },
 }
 
 

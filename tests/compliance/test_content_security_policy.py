@@ -90,7 +90,9 @@ def test_recipient_pages_allow_only_their_own_style_by_its_hash(client, mint):
 
 
 ADMIN_PAGES = [
+    # The dashboard, with its own inline <style> and SVG charts, and the model list.
     "/admin/",
+    "/admin/models/",
     "/admin/suppression/suppression/",
     "/admin/compliance/stream/add/",
     # The complaint-rates dashboard, with its own inline <style>.

@@ -67,7 +67,14 @@ def listed(client, **query) -> list[int]:
         ("due_soon", ["due_soon", "due_soon_in_new_york", "target_soon"]),
         ("past_target", ["overdue", "due_soon", "due_soon_in_new_york", "target_missed"]),
         ("overdue", ["overdue"]),
+        # The dashboard's buckets: late (either deadline passed), due today, due this week
+        # (within 5 business days, not today), and the opt-outs propagated in time.
+        ("late", ["overdue", "due_soon", "due_soon_in_new_york", "target_missed"]),
+        ("due_today", []),
+        ("due_week", ["target_soon"]),
         ("propagated", ["propagated"]),
+        ("within_target", ["propagated"]),
+        ("within_can_spam", ["propagated"]),
     ],
 )
 def test_the_deadline_filter_lists_the_right_opt_outs(staff_client, opt_outs, deadline, expected):

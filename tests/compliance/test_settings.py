@@ -163,6 +163,11 @@ BAD_SETTINGS = {
     "WEBHOOK_TIMEOUT_SECONDS": ("0", "E008", "WEBHOOK_TIMEOUT_SECONDS must be more than 0"),
     "WEBHOOK_CONCURRENCY": ("0", "E008", "WEBHOOK_CONCURRENCY must be 1 or more"),
     "WEBHOOK_RETRY_DELAYS": ("5,-1", "E008", "WEBHOOK_RETRY_DELAYS must be 0 or more"),
+    "DASHBOARD_ROLL_UP_EVERY_SECONDS": (
+        "0",
+        "E008",
+        "DASHBOARD_ROLL_UP_EVERY_SECONDS must be more than 0",
+    ),
     "POLICY_FAIL_COMMERCIAL": ("PERMIT", "E009", "POLICY_FAIL_COMMERCIAL is not a policy fail"),
     "POLICY_FAIL_TRANSACTIONAL": ("OK", "E009", "POLICY_FAIL_TRANSACTIONAL is not a policy fail"),
     "POLICY_DEFAULT_STREAM": ("marketing", "E010", "POLICY_DEFAULT_STREAM must be TENANT/STREAM"),

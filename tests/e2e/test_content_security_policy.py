@@ -105,7 +105,8 @@ def test_the_admin_login_page_renders_with_nothing_blocked(watched, live_server)
 @pytest.mark.parametrize(
     ("path", "heading"),
     [
-        ("/admin/", "Site administration"),
+        ("/admin/", "Dashboard"),
+        ("/admin/models/", "Site administration"),
         ("/admin/suppression/suppression/", "Select suppression to change"),
         ("/admin/compliance/stream/add/", "Add stream"),
         ("/admin/fbl/dailycount/", "Complaint rates"),
