@@ -27,6 +27,8 @@ OWN_PAGES = {
     "admin:dsr_datasubjectrequest_export",
     "admin:domains_sendingdomain_check",
     "preflight",  # checks the message it is given: reads and writes no tenant's rows
+    "dashboard",  # its figures are read through staff_scope.tenant_ids_for
+    "admin-models",  # the admin's model list, each link to a limited list
 }
 MODEL_ADMIN_VIEWS = ("changelist", "add", "history", "delete", "change")
 

@@ -61,6 +61,9 @@ class Receiver:
                         if len(behaviour.status) > 1
                         else (behaviour.status[0])
                     )
+                    if behaviour.refuse_first and behaviour.refuse_first in body:
+                        behaviour.refuse_first = ""
+                        status = 500
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
                 if behaviour.close:
