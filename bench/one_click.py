@@ -233,32 +233,34 @@ def _add_endpoints(count: int) -> subprocess.Popen | None:
     return receiver
 
 
-def _wait_delivered(*, timeout: float) -> float:
-    """Seconds after every opt-out was applied until every endpoint had every event."""
+def _wait_until_none(count_sql: str, what: str, *, timeout: float) -> float:
+    """Seconds until `count_sql` counts no row; BenchError naming `what` after `timeout`."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         with connect() as conn:
-            pending = conn.execute(
-                "SELECT count(*) FROM webhooks_webhookdelivery WHERE status <> 'delivered'"
-            ).fetchone()[0]
+            pending = conn.execute(count_sql).fetchone()[0]
         if pending == 0:
             return time.monotonic() - began
         time.sleep(0.5)
-    raise BenchError(f"{pending} webhook deliveries still not delivered after {timeout}s")
+    raise BenchError(f"{pending} {what} after {timeout}s")
+
+
+def _wait_delivered(*, timeout: float) -> float:
+    """Seconds after every opt-out was applied until every endpoint had every event."""
+    return _wait_until_none(
+        "SELECT count(*) FROM webhooks_webhookdelivery WHERE status <> 'delivered'",
+        "webhook deliveries still not delivered",
+        timeout=timeout,
+    )
 
 
 def _wait_applied(*, timeout: float) -> float:
     """Seconds after the last run until the worker had applied every recorded opt-out."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        with connect() as conn:
-            pending = conn.execute(
-                "SELECT count(*) FROM unsubscribe_unsubscriberequest WHERE applied_at IS NULL"
-            ).fetchone()[0]
-        if pending == 0:
-            return time.monotonic() - began
-        time.sleep(0.5)
-    raise BenchError(f"{pending} opt-outs still unapplied after {timeout}s")
+    return _wait_until_none(
+        "SELECT count(*) FROM unsubscribe_unsubscriberequest WHERE applied_at IS NULL",
+        "opt-outs still unapplied",
+        timeout=timeout,
+    )
 
 
 def _run(args, per_run, results, acknowledged, tenant_id, stream_id, web_env):
