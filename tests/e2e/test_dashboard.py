@@ -10,10 +10,9 @@ import zlib
 from collections import Counter
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from compliance import propagation, staff_scope
+from compliance import propagation, services, staff_scope
 from compliance.dashboard import tasks
 from compliance.models import OptOutRequest, Stream
 from fbl.services import count_for_rates
@@ -22,14 +21,6 @@ from tests.e2e.test_content_security_policy import RECORD_VIOLATIONS
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-analyst-password"
-# What a compliance analyst may do: look, never change.
-ANALYST_VIEWS = [
-    "view_optoutrequest",
-    "view_dailycount",
-    "view_inboundmessage",
-    "view_relayevent",
-    "view_datasubjectrequest",
-]
 
 
 @pytest.fixture
@@ -69,19 +60,13 @@ def two_tenants(make_tenant, suppress, monkeypatch):
 
 
 @pytest.fixture
-def analyst(django_user_model, two_tenants, monkeypatch):
-    """A staff user with the analyst's view permissions, limited to Acme. The limitation is
-    set through compliance.staff_scope, the one place every page asks."""
+def analyst(two_tenants):
+    """A compliance analyst limited to Acme, made as an operator makes one
+    (`create_staff_user --role analyst --tenant acme`)."""
     acme, _ = two_tenants
-    group = Group.objects.create(name="analysts")
-    group.permissions.set(Permission.objects.filter(codename__in=ANALYST_VIEWS))
-    user = django_user_model.objects.create_user("analyst", password=PASSWORD, is_staff=True)
-    user.groups.add(group)
-    monkeypatch.setattr(
-        staff_scope,
-        "tenant_ids_for",
-        lambda someone: frozenset({acme.pk}) if someone.pk == user.pk else None,
-    )
+    user, _ = services.create_staff_user(username="analyst", role="analyst", tenants=[acme])
+    user.set_password(PASSWORD)
+    user.save()
     return user
 
 
