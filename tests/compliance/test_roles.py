@@ -27,6 +27,7 @@ PROJECT_APPS = {
     "dsr",
     "domains",
     "preflight",
+    "dashboard",
 }
 
 
