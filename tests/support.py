@@ -112,3 +112,32 @@ def wait_until_the_feed_shows_every_change(timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"an older transaction held the change feed back for {timeout}s")
         time.sleep(0.1)
+
+
+def start_celery_worker(queues: str, env: dict[str, str]) -> subprocess.Popen:
+    """A real Celery worker (solo pool, one process) consuming `queues` (comma-separated), its
+    log on stdout; the caller terminates it and reads the log with communicate()."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "compliance",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queues,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -1,8 +1,6 @@
 """Tasks run eagerly without a broker, and on a real worker when one is configured."""
 
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -10,7 +8,7 @@ from celery import Celery
 
 from compliance.celery import app
 from compliance.tasks import ping
-from tests.support import ROOT, require, service_env
+from tests.support import require, service_env, start_celery_worker
 
 
 def test_tasks_run_in_process_without_a_broker(settings):
@@ -32,30 +30,7 @@ def test_a_real_worker_runs_a_task_sent_through_the_real_broker():
     backend = broker if broker.startswith("redis://") else "rpc://"
     queue = f"test-{uuid.uuid4().hex}"
     env = service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "compliance",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_celery_worker(queue, env)
     producer = Celery("producer", broker=broker, backend=backend)
     try:
         result = producer.send_task("compliance.ping", queue=queue)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,7 +11,7 @@ from celery import Celery
 from compliance.models import OptOutRequest
 from compliance.webhooks import dispatch
 from compliance.webhooks.models import WebhookDelivery
-from tests.support import ROOT, require, same_database_env
+from tests.support import require, same_database_env, start_celery_worker
 
 
 @pytest.mark.integration
@@ -34,30 +32,7 @@ def test_the_sweep_on_a_real_worker_delivers_through_the_webhook_queue(
         WEBHOOK_QUEUE=f"{queue}-webhooks",
         WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "compliance",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            f"{queue},{queue}-webhooks",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_celery_worker(f"{queue},{queue}-webhooks", env)
     producer = Celery("producer", broker=broker, set_as_current=False)
     try:
         producer.send_task("webhooks.sweep", queue=queue)
