@@ -12,7 +12,7 @@ E001 SECRET_KEY, E002 ADDRESS_HASH_KEY, E003 UNSUBSCRIBE_TOKEN_KEYS, E004 the to
 age, E005 UNSUBSCRIBE_BASE_URL, E006 ALLOWED_HOSTS, E007 complaint-rate lines, E008 numbers out
 of range, E009 POLICY_FAIL_*, E010 POLICY_DEFAULT_STREAM, E011 FBL_VERP_PREFIX, E012
 DKIM_NAMESERVERS, E013 LOG_FORMAT and LOG_LEVEL, E014 FBL_TRACE_HEADER, E015
-UNSUBSCRIBE_MAILTO_DOMAIN, E016 ANYMAIL_WEBHOOK_SECRET.
+UNSUBSCRIBE_MAILTO_DOMAIN, E016 ANYMAIL_WEBHOOK_SECRET, E017 REPLICA_DATABASE_URLS.
 """
 
 from __future__ import annotations
@@ -157,6 +157,8 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
         ("REPORT_UNTIED_RECIPIENT_LIMIT", settings.REPORT_UNTIED_RECIPIENT_LIMIT, 0, True),
         ("TRUSTED_PROXY_COUNT", settings.TRUSTED_PROXY_COUNT, 0, True),
         ("DB_CONNECT_TIMEOUT", db.get("OPTIONS", {}).get("connect_timeout"), 1, True),
+        ("REPLICA_MAX_LAG_SECONDS", settings.REPLICA_MAX_LAG_SECONDS, 0, False),
+        ("REPLICA_RECHECK_SECONDS", settings.REPLICA_RECHECK_SECONDS, 0, True),
         (
             "UNSUBSCRIBE_APPLY_EVERY_SECONDS",
             settings.CELERY_BEAT_SCHEDULE["apply-pending-unsubscribes"]["schedule"],
@@ -210,6 +212,38 @@ def check_numbers(app_configs=None, **kwargs) -> list[Error]:
                 id="compliance.E008",
             )
         )
+    return errors
+
+
+@register
+def check_replicas(app_configs=None, **kwargs) -> list[Error]:
+    # A replica is a PostgreSQL streaming standby of the primary: the lag query and the change
+    # feed's snapshot positions are PostgreSQL's, and SQLite has no replicas.
+    if not settings.REPLICA_DATABASE_URLS:
+        return []
+    hint = (
+        "Set REPLICA_DATABASE_URLS to the PostgreSQL URLs of streaming replicas of DATABASE_URL, "
+        "e.g. postgres://USER@replica1:5432/NAME,postgres://USER@replica2:5432/NAME, or unset it."
+    )
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return [
+            Error(
+                "REPLICA_DATABASE_URLS needs DATABASE_URL to be PostgreSQL",
+                hint=hint,
+                id="compliance.E017",
+            )
+        ]
+    errors = []
+    for number, url in enumerate(settings.REPLICA_DATABASE_URLS):
+        if not settings.DATABASES[f"replica_{number}"]["ENGINE"].endswith("postgresql"):
+            errors.append(
+                Error(
+                    f"REPLICA_DATABASE_URLS: replica {number} is not a PostgreSQL URL: "
+                    f"{url.partition('://')[0]}://...",
+                    hint=hint,
+                    id="compliance.E017",
+                )
+            )
     return errors
 
 

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from compliance import replicas
+
 
 @dataclass(frozen=True)
 class HealthReport:
     database: str
     broker: str
+    # Each read replica's state, when REPLICA_DATABASE_URLS names any. A replica that is down
+    # or behind changes nothing else: relay reads go to the primary meanwhile.
+    replicas: list[dict] | None = None
 
     @property
     def database_ok(self) -> bool:
@@ -21,7 +26,10 @@ class HealthReport:
         status = "ok" if self.database_ok and self.broker in ("ok", "eager") else "degraded"
         if not self.database_ok:
             status = "down"
-        return {"status": status, "database": self.database, "broker": self.broker}
+        report = {"status": status, "database": self.database, "broker": self.broker}
+        if self.replicas is not None:
+            report["replicas"] = self.replicas
+        return report
 
 
 def database_state() -> str:
@@ -48,5 +56,14 @@ def broker_state() -> str:
     return "ok"
 
 
+def replica_states() -> list[dict] | None:
+    """Each replica measured now: alias, ok, lag_seconds (and error when not ok)."""
+    if not replicas.configured_aliases():
+        return None
+    return [state.as_json() for state in replicas.replicas().measure_all()]
+
+
 def check() -> HealthReport:
-    return HealthReport(database=database_state(), broker=broker_state())
+    return HealthReport(
+        database=database_state(), broker=broker_state(), replicas=replica_states()
+    )

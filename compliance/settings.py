@@ -110,6 +110,30 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "DB_CONNECT_TIMEOUT", default=3
     )
 
+# --- Read replicas ----------------------------------------------------------------------------
+# Streaming replicas of DATABASE_URL (comma-separated PostgreSQL URLs), the databases replica_0,
+# replica_1, ... in order. Only the relay read paths read from them (compliance/replicas.py);
+# writes and every other read stay on DATABASE_URL. A replica that does not answer or whose
+# replay lags more than REPLICA_MAX_LAG_SECONDS is skipped for the primary; each process
+# measures each replica's lag at most once per REPLICA_RECHECK_SECONDS.
+REPLICA_DATABASE_URLS = [
+    url.strip() for url in env.list("REPLICA_DATABASE_URLS", default=[]) if url.strip()
+]
+for _number, _url in enumerate(REPLICA_DATABASE_URLS):
+    _replica = database_config(_url, variable="REPLICA_DATABASE_URLS")
+    _replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    _replica["CONN_HEALTH_CHECKS"] = True
+    if _replica["ENGINE"].endswith("postgresql"):
+        # A replica that is down costs a relay read at most this (libpq's least, 2 s) before
+        # the primary answers instead; the URL may set its own.
+        _replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    # Test runs read the primary's test database through the replica's alias.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_number}"] = _replica
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=5.0)
+REPLICA_RECHECK_SECONDS = env.float("REPLICA_RECHECK_SECONDS", default=1.0)
+DATABASE_ROUTERS = ["compliance.replicas.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The unsubscribe pages' per-client budgets live here. The default is per process; a shared
