@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance.models import Stream, Tenant
+from compliance.replicas import relay_reads
 from suppression import mirror
 from suppression.models import Suppression
 from suppression.selectors import Cursor
@@ -83,8 +84,9 @@ def write_mirror_hashes(
 ) -> tuple[MirrorHeader, int]:
     """Write the hashes that block `stream` (or every entry of `tenant`, see
     `mirror.blocking_entries`) with their header; return the header and the number of hashes.
-    Rows and cursor come from one snapshot, so no change falls between file and feed."""
-    with mirror.consistent_snapshot():
+    Rows and cursor come from one snapshot, so no change falls between file and feed: on a
+    read replica when one is healthy (a relay's mirror is a relay read)."""
+    with relay_reads(), mirror.consistent_snapshot():
         header = MirrorHeader(
             cursor=mirror.feed_position(),
             tenant=tenant.slug if tenant else "*",
@@ -107,7 +109,7 @@ def write_csv(out: TextIO, *, tenant: Tenant | None, stream: Stream | None) -> i
     rows = mirror.blocking_entries(tenant=tenant, stream=stream)
     rows = rows.select_related("tenant", "stream", "topic__stream").order_by("id")
     count = -1  # the header line
-    with mirror.consistent_snapshot():
+    with relay_reads(), mirror.consistent_snapshot():
         for line in export_lines(rows, fmt="csv"):
             out.write(line)
             count += 1

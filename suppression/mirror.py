@@ -3,7 +3,9 @@
 A relay loads a hash export once and then follows the change feed (`GET
 /api/v1/suppressions/changes?since=CURSOR`). The export therefore names the feed position it is
 consistent with: both are read in one transaction, so every change not in the export comes after
-that position in the feed (docs/relays/mirror.md).
+that position in the feed (docs/relays/mirror.md). Both run on the database of the relay read
+they are part of (`compliance.replicas`): a replica's snapshot gives a position as safe as the
+primary's (suppression/sql.py, FEED_SQL).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from compliance.models import Stream, Tenant
+from compliance.replicas import read_alias, read_connection
 from suppression import rules
 from suppression.models import Suppression, SuppressionEvent, active_q, blocking_q
 from suppression.selectors import Cursor
@@ -38,8 +41,9 @@ def consistent_snapshot() -> Iterator[None]:
     PostgreSQL: REPEATABLE READ, so a long export and its feed position agree. SQLite
     serialises writers and a read transaction sees one state from its first read.
     """
+    connection = read_connection()
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(using=read_alias()):
         if outermost and connection.vendor == "postgresql":
             # Must be the transaction's first statement; inside an outer transaction (a test)
             # that transaction's own isolation applies.
@@ -51,6 +55,7 @@ def consistent_snapshot() -> Iterator[None]:
 def feed_position() -> Cursor:
     """The change-feed cursor matching what this transaction sees (call inside
     `consistent_snapshot`, before reading the rows)."""
+    connection = read_connection()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_FEED_POSITION_SQL)

@@ -40,6 +40,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
+from compliance.replicas import read_alias, read_connection, relay_read
 from compliance.selectors import sender_patterns
 from suppression import addresses, rules, sql
 from suppression.policy import (
@@ -215,13 +216,15 @@ def write_state(path: Path, directory: SenderDirectory) -> None:
 # --- recipients: one query each, sent together ---------------------------------------------------
 
 
+@relay_read
 def blocking_entries(
     lookups: list[tuple[bytes, rules.BlockingKeys]],
 ) -> list[list[tuple[str, str]]]:
     """For each (hash, keys): (scope key, reason) of every active entry that blocks. One query
-    per lookup; on PostgreSQL several go in one pipeline (one round trip). Raises DatabaseError.
-    """
-    connection = connections[DEFAULT_DB_ALIAS]
+    per lookup; on PostgreSQL several go in one pipeline (one round trip). A relay read: on a
+    read replica when one is healthy, else (or when it fails the lookup) on the primary.
+    Raises DatabaseError."""
+    connection = read_connection()
     if connection.vendor != "postgresql":
         return [
             [(row.scope_key, row.reason) for row in sql.blocking_rows([digest], keys)]
@@ -229,7 +232,7 @@ def blocking_entries(
         ]
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        cursor = _lookup_cursor(connection.connection)
+        cursor = _lookup_cursor(read_alias(), connection.connection)
         params = [(digest, *sql.key_arrays(keys)) for digest, keys in lookups]
         if len(params) == 1:
             cursor.execute(sql.POLICY_LOOKUP_SQL, params[0], prepare=True)
@@ -244,17 +247,21 @@ def blocking_entries(
 _cursors = threading.local()
 
 
-def _lookup_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
-    """This thread's cursor for sql.POLICY_LOOKUP_SQL on its current connection (a new one after a
-    reconnect): server-side binding, so the statement can be prepared."""
-    if getattr(_cursors, "connection", None) is not raw:
+def _lookup_cursor(alias: str, raw: psycopg.Connection) -> psycopg.Cursor:
+    """This thread's cursor for sql.POLICY_LOOKUP_SQL on its current connection to `alias` (a
+    new one after a reconnect): server-side binding, so the statement can be prepared. One per
+    database, so turns between replicas and the primary keep each one's."""
+    mine = getattr(_cursors, "by_alias", None)
+    if mine is None:
+        mine = _cursors.by_alias = {}
+    known = mine.get(alias)
+    if known is None or known[0] is not raw:
         # Django turns psycopg's prepared statements off (poolers in transaction mode lose
         # them). This connection belongs to one policy thread and runs this one statement all
         # day, so it prepares it; behind PgBouncer that needs max_prepared_statements (1.21+).
         raw.prepare_threshold = 5
-        _cursors.connection = raw
-        _cursors.cursor = psycopg.Cursor(raw)
-    return _cursors.cursor
+        known = mine[alias] = (raw, psycopg.Cursor(raw))
+    return known[1]
 
 
 def check_recipients(

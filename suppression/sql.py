@@ -1,7 +1,9 @@
 """Hot-path SQL in one place: batch lookups, the change feed and bulk import.
 
 PostgreSQL gets hand-written queries (measured in bench/); SQLite, the embedded default, gets a
-plain ORM path with the same results.
+plain ORM path with the same results. The lookups and the feed run on the database of the relay
+read they are part of (`compliance.replicas.read_connection`: a read replica or the primary);
+the import writes, on the primary.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import psycopg
 from django.db import connection
 from django.utils import timezone
 
+from compliance.replicas import read_connection
 from suppression import rules
 from suppression.models import Suppression, SuppressionEvent, blocking_q
 
@@ -108,14 +111,15 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
     if not hashes:
         return []
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
+    db = read_connection()
+    if db.vendor == "postgresql":
+        db.ensure_connection()
         # A server-side-binding cursor on Django's connection (and transaction): the hashes
         # travel as one binary value instead of 10,000 hex literals in the query text, which
         # more than halves the time of a large batch (every hash is 32 bytes: HMAC-SHA256).
         # Errors are wrapped as Django's, like every other query's, so callers and the API see
         # OperationalError and friends.
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
             cursor.execute(
                 BLOCKING_SQL,
                 {
@@ -133,9 +137,10 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
 
 def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[BlockingRow]:
     """Active entries of one hash that block mail under `keys` (the single check's hot path)."""
-    if connection.vendor != "postgresql":
+    db = read_connection()
+    if db.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(SINGLE_SQL, [digest, *key_arrays(keys)])
         return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
@@ -159,9 +164,10 @@ def feed_event_ids(
     prefixes = None
     if tenant_ids is not None:
         prefixes = ["*:%"] + [f"{t}:%" for t in tenant_ids]
-    if connection.vendor == "postgresql":
+    db = read_connection()
+    if db.vendor == "postgresql":
         tenant_filter = "AND scope_key LIKE ANY(%(prefixes)s)" if prefixes else ""
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(
                 FEED_SQL.format(tenant_filter=tenant_filter),
                 {"txid": txid, "id": event_id, "limit": limit, "prefixes": prefixes},

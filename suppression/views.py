@@ -1,4 +1,8 @@
-"""The suppression API: thin views that validate, call one selector or service, and answer."""
+"""The suppression API: thin views that validate, call one selector or service, and answer.
+
+The relays' reads (the checks, the change feed, exports) are relay reads: they go to a read
+replica when one is healthy (`compliance.replicas`); every other view reads the primary.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from compliance.errors import PermissionDenied, ServiceError
 from compliance.key_permissions import KeyPermission
 from compliance.parsers import LimitedBodyParser, LimitedMultiPartParser
 from compliance.permissions import PermissionRequired
+from compliance.replicas import relay_alias, relay_read
 from suppression import exporting, import_formats, selectors, services
 from suppression.models import ImportJob, Origin, SuppressionEvent
 from suppression.scopes import parse_scope
@@ -85,7 +90,7 @@ def _check_one(request) -> HttpResponse:
         if not address or len(address) > 512:
             raise ServiceError("'address' is required (at most 512 characters)", code="invalid")
         stream, topic = _stream_and_topic(api_key, params)
-        verdict = selectors.is_suppressed(stream=stream, topic=topic, address=address)
+        verdict = relay_read(selectors.is_suppressed)(stream=stream, topic=topic, address=address)
     except ServiceError as exc:
         return _error(exc.status, exc.message, exc.code)
     answer = {
@@ -128,7 +133,9 @@ class CheckView(APIView):
         if not all(isinstance(data.get(k), str | None) for k in ("stream", "topic", "tenant")):
             raise ServiceError("'stream', 'topic' and 'tenant' must be strings", code="invalid")
         stream, topic = _stream_and_topic(request.auth, data)
-        verdict = selectors.suppressed_among(stream=stream, topic=topic, addresses_=batch)
+        verdict = relay_read(selectors.suppressed_among)(
+            stream=stream, topic=topic, addresses_=batch
+        )
         return _cacheable(
             Response(
                 {
@@ -291,7 +298,9 @@ class ChangesView(APIView):
         if not 1 <= limit <= 10_000:
             raise ServiceError("limit must be between 1 and 10000", code="invalid")
         tenant_ids = core.visible_tenant_ids(request.auth)
-        events, next_cursor = selectors.changes_since(cursor, limit=limit, tenant_ids=tenant_ids)
+        events, next_cursor = relay_read(selectors.changes_since)(
+            cursor, limit=limit, tenant_ids=tenant_ids
+        )
         # A tenant sees changes of shared entries by hash only (README, tenants).
         bound = tenant_ids is not None
         return Response(
@@ -439,6 +448,9 @@ class ExportView(APIView):
         else:
             rows = selectors.suppressions_visible_to(tenant_ids)
         rows = selectors.filter_suppressions(rows, **filters).order_by("id")
+        # Streamed after this returns, so bound to its database now: a replica that has just
+        # answered (a stream cannot move to the primary halfway).
+        rows = rows.using(relay_alias())
         response = StreamingHttpResponse(
             exporting.export_lines(rows, fmt=fmt), content_type="text/csv; charset=utf-8"
         )

@@ -16,6 +16,7 @@ import psycopg
 from django.db import connection
 
 from compliance.consent.models import ConsentState
+from compliance.replicas import read_connection
 
 # A record becomes its purpose's state only if it is later than the state held (the ledger's
 # order breaks a tie): a record that arrives late, such as an import of old consents, never
@@ -171,11 +172,13 @@ def state_rows(
     if not hashes:
         return []
     topic_keys = [0] if topic_id is None else [0, topic_id]
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
+    # The database of the relay read (a send decision) this is part of: a replica or the primary.
+    db = read_connection()
+    if db.vendor == "postgresql":
+        db.ensure_connection()
         # Binary parameters on Django's own connection and transaction, as the batch check does
         # (suppression.sql.blocking_rows); errors are wrapped as Django's.
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
             cursor.execute(
                 STATES_SQL,
                 {

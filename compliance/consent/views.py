@@ -12,6 +12,7 @@ from compliance.consent.serializers import SendDecisionsAnswer, SendDecisionsReq
 from compliance.errors import ServiceError
 from compliance.key_permissions import KeyPermission
 from compliance.permissions import PermissionRequired
+from compliance.replicas import relay_read
 
 _NAMES = ("stream", "topic", "tenant", "jurisdiction")
 
@@ -43,7 +44,8 @@ class SendDecisionsView(APIView):
             )
         tenant = core.tenant_for(api_key=request.auth, slug=data.get("tenant"))
         stream = core.stream_of(tenant, data.get("stream"))
-        result = selectors.decide_many(
+        # A relay read: suppressions and consent from a read replica when one is healthy.
+        result = relay_read(selectors.decide_many)(
             stream=stream,
             topic=core.topic_of(stream, data.get("topic")),
             addresses_=batch,
