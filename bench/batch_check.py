@@ -15,6 +15,14 @@ rounds, after a warm-up), so other work on the shared machine weighs on the base
 alike; rounds disturbed by other work are set aside and run again.
 
 Target: API throughput >= 0.5 x fastest bare SQL.
+
+--replica: the same batch check against a streaming read replica beside the primary. The run
+starts a private PostgreSQL primary (tests/pg_cluster.py, the machine's own PostgreSQL programs)
+on a loopback port, loads it, makes two streaming replicas of it (pg_basebackup -R), and posts
+the batch alternately to a gunicorn on the primary alone and to one whose relay reads go to a
+replica (REPLICA_DATABASE_URLS), round after round (medians). Target: replica throughput >= 0.9
+x primary. Then, for information, the check rate (addresses/s) of two web processes under load
+from --clients threads, both on one replica against each on a replica of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import common
 from suppression import rules
 
 TARGET_RATIO = 0.5
+REPLICA_TARGET_RATIO = 0.9
 LABELS = {
     "a": "(a) = ANY, text array (%s)",
     "b": "(b) unnest join, text array (%s)",
@@ -88,6 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--round-limit", type=float, default=600,
                         help="seconds to keep replacing disturbed rounds (default 600)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the batch")
+    parser.add_argument("--replica", action="store_true",
+                        help="measure the check on a streaming read replica against the primary "
+                             "(a private PostgreSQL cluster; see above)")
+    parser.add_argument("--clients", type=common.positive_int, default=4,
+                        help="--replica: concurrent clients of the two-process rate (default 4)")
+    parser.add_argument("--rate-seconds", type=float, default=10.0,
+                        help="--replica: seconds each two-process rate is measured (default 10)")
     return parser.parse_args(argv)
 
 
@@ -149,6 +165,8 @@ def warm_up_workers(port: int, key: str, body: bytes, workers: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.replica:
+        return replica_main(args)
     tenant_id, load_seconds = common.prepare_loaded_database(args.rows, reuse=args.reuse_db)
     stream_id = 2
     with common.connect() as conn:
@@ -260,6 +278,157 @@ def main(args: argparse.Namespace) -> int:
         ("correctness", f"API suppressed {len(listed):,} = listed {len(listed):,}: ok"),
     ]
     common.print_summary("batch check", lines)
+    return 0
+
+
+
+
+# --- --replica -----------------------------------------------------------------------------
+
+
+def replica_reads(cluster, number: int) -> int:
+    """Scans of the suppression table the replica has run (its own statistics)."""
+    with cluster.connect(cluster.replicas[number], dbname=common.DB_NAME) as conn:
+        return conn.execute("SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) "
+                            "FROM pg_stat_user_tables WHERE relname = %s",
+                            (common.TABLE,)).fetchone()[0]
+
+
+def check_rate(ports: list[int], key: str, body: bytes, clients: int, seconds: float,
+               check) -> float:
+    """Batches per second that `clients` threads get through, each posting to the `ports` in
+    turn for `seconds` (a bounded run)."""
+    done = [0] * clients
+    errors: list[BaseException] = []
+    stop_at = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        try:
+            turn = number
+            while time.monotonic() < stop_at:
+                _, answer = post_batch(ports[turn % len(ports)], key, body)
+                check(answer)
+                done[number] += 1
+                turn += 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    if errors:
+        raise common.BenchError(f"a client failed: {errors[0]}")
+    return sum(done) / elapsed
+
+
+def replica_main(args: argparse.Namespace) -> int:
+    from tests.pg_cluster import ClusterError, missing_programs, pg_cluster
+
+    missing = missing_programs()
+    if missing:
+        raise common.BenchError(f"--replica needs {', '.join(missing)}")
+    try:
+        with pg_cluster(replicas=0, settings={"shared_buffers": "1GB"}) as cluster:
+            common.use_database_server(cluster.primary.port)
+            common.log(f"private primary on 127.0.0.1:{cluster.primary.port}")
+            return measure_replica(args, cluster)
+    except ClusterError as exc:
+        raise common.BenchError(str(exc)) from exc
+
+
+def measure_replica(args: argparse.Namespace, cluster) -> int:
+    _, load_seconds = common.prepare_loaded_database(args.rows)
+    began = time.monotonic()
+    for _ in range(2):
+        server = cluster.add_replica()
+        common.log(f"streaming replica on 127.0.0.1:{server.port}")
+    copy_seconds = time.monotonic() - began
+    replica_urls = [cluster.replica_url(n, common.DB_NAME) for n in range(2)]
+
+    batch, listed = make_batch(args.rows, args.batch, args.seed)
+    key = common.create_api_key()
+    for number in range(2):
+        cluster.wait_replayed(number)  # the key, written after the copies were taken
+    body = json.dumps({"stream": "marketing", "addresses": batch}).encode()
+
+    def check(answer: dict) -> None:
+        suppressed = {item["address"] for item in answer["suppressed"]}
+        if answer["checked"] != len(batch) or suppressed != listed:
+            raise common.BenchError(f"API reported {len(suppressed)} suppressed, expected "
+                                    f"{len(listed)} (the listed addresses)")
+
+    def on_replica(*urls: str) -> dict[str, str]:
+        return {"REPLICA_DATABASE_URLS": ",".join(urls)}
+
+    times: dict[str, list[float]] = {"primary": [], "replica": []}
+    with common.gunicorn(args.workers) as primary, \
+            common.gunicorn(args.workers, env=on_replica(replica_urls[0])) as replica:
+        for server in (primary, replica):
+            warm_up_workers(server.port, key, body, args.workers)
+        common.wait_quiet(max_wait=args.quiet_wait)
+        reads_before = replica_reads(cluster, 0)
+        for _ in range(args.repeat):
+            for name, server in (("primary", primary), ("replica", replica)):
+                elapsed, answer = post_batch(server.port, key, body)
+                check(answer)
+                times[name].append(elapsed)
+        # A backend sends its statistics at most once a second, and an idle one within ten.
+        deadline = time.monotonic() + 12
+        while (reads := replica_reads(cluster, 0) - reads_before) < args.repeat:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    if reads < args.repeat:
+        raise common.BenchError(f"the replica scanned the list {reads} times for "
+                                f"{args.repeat} checks: the service did not read from it")
+
+    # Two web processes (one worker each) under the same load: both on one replica, then each
+    # on a replica of its own.
+    rates = {}
+    for label, envs in (("one replica", [on_replica(replica_urls[0])] * 2),
+                        ("two replicas", [on_replica(url) for url in replica_urls])):
+        with common.gunicorn(1, env=envs[0]) as first, common.gunicorn(1, env=envs[1]) as second:
+            for server in (first, second):
+                warm_up_workers(server.port, key, body, 1)
+            rates[label] = check_rate([first.port, second.port], key, body, args.clients,
+                                      args.rate_seconds, check)
+
+    for name, values in times.items():
+        common.log(f"{name}: {[f'{t * 1000:.1f}' for t in values]} ms")
+    medians = {name: common.median(values) for name, values in times.items()}
+    ratio = medians["primary"] / medians["replica"]
+
+    def rate(seconds: float) -> str:
+        return f"{len(batch) / seconds:>10,.0f} addresses/s  ({seconds * 1000:.1f} ms per batch)"
+
+    lines = [
+        ("rows in table", f"{args.rows:,}"),
+        ("batch", f"{len(batch):,} addresses, {len(listed):,} listed; median of "
+                  f"{args.repeat} rounds"),
+    ]
+    if load_seconds is not None:
+        lines.append(("load time", f"{load_seconds:.1f} s; two replicas copied in "
+                                   f"{copy_seconds:.1f} s"))
+    lines += [
+        (f"API POST on the primary (gunicorn -w {args.workers})", rate(medians["primary"])),
+        (f"API POST on a replica (gunicorn -w {args.workers})", rate(medians["replica"])),
+        ("ratio replica / primary",
+         f"{ratio:.2f}  (target >= {REPLICA_TARGET_RATIO}: "
+         f"{common.verdict(ratio, REPLICA_TARGET_RATIO, at_most=False)})"),
+        ("reads on the replica", f"{reads} scans of the list for {args.repeat} checks"),
+    ]
+    for label, batches in rates.items():
+        lines.append((f"2 web processes, {label}",
+                      f"{batches * len(batch):,.0f} addresses/s ({batches:.1f} batches/s, "
+                      f"{args.clients} clients, {args.rate_seconds:g} s)"))
+    lines.append(("information: two replicas / one",
+                  f"{rates['two replicas'] / rates['one replica']:.2f} (on one machine the "
+                  "replicas share its cores)"))
+    common.print_summary("batch check on a read replica", lines)
     return 0
 
 

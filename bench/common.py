@@ -163,6 +163,16 @@ def positive_int(text: str) -> int:
 # --- environment and Django commands ----------------------------------------------------------
 
 
+def use_database_server(port: int, host: str = "127.0.0.1") -> None:
+    """Point every helper here, and the service processes they start, at another PostgreSQL
+    server than the machine's own: a private cluster (batch_check.py --replica)."""
+    global PG_HOST, PG_PORT, DSN, ADMIN_DSN
+    PG_HOST, PG_PORT = host, port
+    DSN = f"postgresql://{PG_USER}@{host}:{port}/{DB_NAME}"
+    ADMIN_DSN = f"postgresql://{PG_USER}@{host}:{port}/postgres"
+    BENCH_ENV["DATABASE_URL"] = f"postgres://{PG_USER}@{host}:{port}/{DB_NAME}"
+
+
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(BENCH_ENV)
