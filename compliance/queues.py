@@ -1,14 +1,17 @@
 """The Celery queues, one per kind of work, and which task goes to which.
 
-An operator gives each kind its own workers (`celery -A compliance worker -Q optouts`), so a
-backlog of one kind (a slow webhook endpoint, a million-row import) never delays another
-(opt-outs that must be applied within the deadline). `celery` is Celery's default queue: a task
-named in no route lands there. The tests require every task of the app to have a route here.
+A worker started without `-Q` consumes every queue. An operator gives each kind its own
+workers (`celery -A compliance worker -Q optouts`), so a backlog of one kind (a slow webhook
+endpoint, a million-row import) never delays another (opt-outs that must be applied within the
+deadline). `celery` is Celery's default queue: a task named in no route lands there. The tests
+require every task of the app to have a route here.
 
-Plain Python, no Django import: compliance/settings.py builds CELERY_TASK_ROUTES from it.
+No Django import: compliance/settings.py builds CELERY_TASK_ROUTES and CELERY_TASK_QUEUES from it.
 """
 
 from __future__ import annotations
+
+from kombu import Exchange, Queue
 
 DEFAULT = "celery"
 OPTOUTS = "optouts"  # applying recorded opt-outs (one-click and the like)
@@ -45,3 +48,11 @@ def task_routes(*, webhook_queue: str = WEBHOOKS) -> dict[str, dict[str, str]]:
         name: {"queue": webhook_queue if queue == WEBHOOKS else queue}
         for name, queue in ROUTES.items()
     }
+
+
+def task_queues(*, webhook_queue: str = WEBHOOKS) -> list[Queue]:
+    """CELERY_TASK_QUEUES: every queue, so a worker started without `-Q` does every kind of
+    work. Each is declared as Celery declares a queue named by `-Q` alone (a direct exchange of
+    the same name), so RabbitMQ finds queues made either way the same."""
+    names = [webhook_queue if name == WEBHOOKS else name for name in QUEUES]
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names]

@@ -388,10 +388,11 @@ DASHBOARD_ROLL_UP_ON_VIEW = env.bool("DASHBOARD_ROLL_UP_ON_VIEW", default=not CE
 
 # One queue per kind of work (compliance/queues.py), so that workers applying opt-outs never sit
 # behind a slow webhook endpoint or a long import (`celery worker -Q optouts` consumes one kind;
-# `make worker` consumes them all). The webhook tasks' queue may be renamed.
+# a worker given no -Q, and `make worker`, consume them all). The webhook queue may be renamed.
 WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default=queues.WEBHOOKS)
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
 CELERY_TASK_ROUTES = queues.task_routes(webhook_queue=WEBHOOK_QUEUE)
+CELERY_TASK_QUEUES = queues.task_queues(webhook_queue=WEBHOOK_QUEUE)
 
 CELERY_BEAT_SCHEDULE = {
     # Retries of downstream webhooks that fell due, and deliveries a nudge missed.

@@ -65,6 +65,17 @@ def test_every_scheduled_task_is_a_routed_task(settings):
         assert entry["task"] in queues.ROUTES
 
 
+def test_a_worker_given_no_queues_consumes_every_queue():
+    # `celery -A compliance worker` without -Q consumes the app's queues.
+    assert sorted(app.amqp.queues) == sorted(queues.QUEUES)
+    for name, queue in app.amqp.queues.items():
+        assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (
+            name,
+            "direct",
+            name,
+        )
+
+
 def test_make_worker_consumes_every_queue():
     makefile = (ROOT / "Makefile").read_text()
     (consumed,) = re.findall(r"celery -A compliance worker .*--queues (\S+)", makefile)
@@ -78,11 +89,17 @@ def test_webhook_queue_renames_the_queue_of_both_webhook_tasks():
         "from django.conf import settings\n"
         "routes = settings.CELERY_TASK_ROUTES\n"
         "print(routes['webhooks.deliver']['queue'], routes['webhooks.sweep']['queue'],"
-        " routes['unsubscribe.apply_pending']['queue'])",
+        " routes['unsubscribe.apply_pending']['queue'],"
+        " sorted(q.name for q in settings.CELERY_TASK_QUEUES))",
         env=service_env(WEBHOOK_QUEUE="hooks-slow"),
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["hooks-slow", "hooks-slow", "optouts"]
+    assert result.stdout.split(maxsplit=3) == [
+        "hooks-slow",
+        "hooks-slow",
+        "optouts",
+        "['celery', 'hooks-slow', 'imports', 'optouts', 'reports', 'sweeps']\n",
+    ]
 
 
 def test_the_redis_visibility_timeout_is_a_setting():
