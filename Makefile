@@ -42,8 +42,9 @@ test: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
+# One worker for every queue (compliance/queues.py) with beat; production gives each queue its own.
 worker: $(RUN_STAMP)
-	$(DEV_ENV) $(BIN)/celery -A compliance worker --beat --queues celery,webhooks --loglevel INFO
+	$(DEV_ENV) $(BIN)/celery -A compliance worker --beat --queues celery,optouts,webhooks,reports,imports,sweeps --loglevel INFO
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

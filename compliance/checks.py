@@ -170,6 +170,7 @@ def _number_bounds() -> list[tuple[str, float | None, float, bool]]:
         ("WEBHOOK_CONCURRENCY", settings.WEBHOOK_CONCURRENCY, 1, True),
         ("WEBHOOK_BATCH", settings.WEBHOOK_BATCH, 1, True),
         ("WEBHOOK_RUN_SECONDS", settings.WEBHOOK_RUN_SECONDS, 0, False),
+        ("CELERY_VISIBILITY_TIMEOUT", settings.CELERY_VISIBILITY_TIMEOUT, 0, False),
         ("WEBHOOK_KICK_SECONDS", settings.WEBHOOK_KICK_SECONDS, 0, True),
         (
             "WEBHOOK_RETRY_DELAYS",

@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from compliance import queues
 from compliance.config import INSECURE_PREFIX, Env, database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -361,6 +362,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis only (RabbitMQ hands a dead worker's unacknowledged task on as soon as its connection
+# drops): a task taken by a worker that died is handed to another once this many seconds have
+# passed since it was taken. It must be longer than the longest task (a 200 MB import takes
+# minutes) and any retry's countdown, or Redis hands a task still running to a second worker;
+# it is also about how long a killed worker's task waits. An hour, Celery's own default.
+CELERY_VISIBILITY_TIMEOUT = env.float("CELERY_VISIBILITY_TIMEOUT", default=3600.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Workers look for such tasks every tenth of the timeout (1 to 60 seconds), rather than
+    # kombu's default of about every 100 seconds, so a short timeout is a short wait.
+    "unacked_restore_interval": min(60.0, max(1.0, CELERY_VISIBILITY_TIMEOUT / 10)),
+    "unacked_restore_throttle": 1,
+}
 # Apply a one-click opt-out inside its request (the embedded default), or record it and let a
 # worker's sweep apply it within seconds (with a broker: the web tier does one INSERT per click).
 UNSUBSCRIBE_APPLY_INLINE = env.bool("UNSUBSCRIBE_APPLY_INLINE", default=not CELERY_BROKER_URL)
@@ -396,11 +410,13 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", defaul
 # embedded default has no celery beat to run `dashboard.roll_up`), off with one.
 DASHBOARD_ROLL_UP_ON_VIEW = env.bool("DASHBOARD_ROLL_UP_ON_VIEW", default=not CELERY_BROKER_URL)
 
-# Webhook deliveries wait on other systems: they have a queue of their own, so workers that
-# apply opt-outs never sit behind a slow endpoint (`celery worker -Q webhooks` consumes it;
-# `make worker` consumes both).
-WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="webhooks")
-CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOK_QUEUE}}
+# One queue per kind of work (compliance/queues.py), so that workers applying opt-outs never sit
+# behind a slow webhook endpoint or a long import (`celery worker -Q optouts` consumes one kind;
+# a worker given no -Q, and `make worker`, consume them all). The webhook queue may be renamed.
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default=queues.WEBHOOKS)
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+CELERY_TASK_ROUTES = queues.task_routes(webhook_queue=WEBHOOK_QUEUE)
+CELERY_TASK_QUEUES = queues.task_queues(webhook_queue=WEBHOOK_QUEUE)
 
 CELERY_BEAT_SCHEDULE = {
     # Retries of downstream webhooks that fell due, and deliveries a nudge missed.

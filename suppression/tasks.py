@@ -13,7 +13,8 @@ from suppression.models import ImportJob
     max_retries=5,
 )
 def run_import_job(job_id: int) -> None:
-    """Run a queued import. Safe to run again: rows already listed are left alone."""
+    """Run a queued import. Safe to run again (a redelivered message, a retry): it resumes after
+    the rows counted done, and a run already going elsewhere is left to finish."""
     from suppression import services
 
     job = ImportJob.objects.filter(pk=job_id).first()

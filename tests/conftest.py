@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from compliance import services
 from compliance.models import Stream, Tenant
+from tests.support import BROKERS, broker_url
 
 
 @pytest.fixture
@@ -135,3 +136,9 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(params=BROKERS)
+def celery_broker(request) -> str:
+    """The URL of each real broker in turn (Redis, RabbitMQ): the test runs once per broker."""
+    return broker_url(request.param)

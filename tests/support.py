@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -114,9 +116,65 @@ def wait_until_the_feed_shows_every_change(timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+# The brokers the Celery integration tests run against: Redis from CELERY_BROKER_URL (as the
+# service itself is configured), RabbitMQ from CELERY_AMQP_URL.
+BROKERS = ("redis", "rabbitmq")
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def broker_url(kind: str) -> str:
+    """The URL of a running broker of `kind` ("redis" or "rabbitmq"); skips on a laptop without
+    one, fails under CI."""
+    if kind == "redis":
+        url = os.environ.get("CELERY_BROKER_URL", "")
+        require(url.startswith("redis://"), "a Redis broker (CELERY_BROKER_URL=redis://...)")
+    elif kind == "rabbitmq":
+        url = os.environ.get("CELERY_AMQP_URL", "") or DEFAULT_AMQP_URL
+        require(url.startswith("amqp://"), "a RabbitMQ broker (CELERY_AMQP_URL=amqp://...)")
+    else:
+        raise ValueError(f"unknown broker {kind!r}: use one of {', '.join(BROKERS)}")
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=3) as connection:
+        try:
+            connection.ensure_connection(max_retries=1)
+            reachable = True
+        except Exception:  # any failure to connect means "not available"
+            reachable = False
+        shown = connection.as_uri()  # the password masked
+    require(reachable, f"the {kind} broker at {shown}")
+    return url
+
+
+def result_backend(broker: str) -> str:
+    """Where a test reads task results: Redis itself, or RabbitMQ's reply queues."""
+    return broker if broker.startswith("redis://") else "rpc://"
+
+
+def celery_producer(broker: str, monkeypatch, *, backend: str | None = None):
+    """A Celery app of the test's own that sends to `broker` (and reads results from
+    `backend`). Celery prefers CELERY_BROKER_URL and CELERY_RESULT_BACKEND from the environment
+    to what an app is given, so the test runs without them."""
+    from celery import Celery
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
+    # Not the current app: tasks the test process runs eagerly stay on the service's app.
+    return Celery("producer", broker=broker, backend=backend, set_as_current=False)
+
+
+def delete_queues(app, *names: str) -> None:
+    """Remove a test's own queues from the broker (RabbitMQ keeps them until deleted)."""
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for name in names:
+            channel.queue_delete(name)
+
+
 def start_celery_worker(queues: str, env: dict[str, str]) -> subprocess.Popen:
     """A real Celery worker (solo pool, one process) consuming `queues` (comma-separated), its
-    log on stdout; the caller terminates it and reads the log with communicate()."""
+    log on stdout; the caller terminates it (or kills it: kill_celery_worker) and reads the log
+    with communicate(). It leads its own process group, so a kill takes all of it."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -140,4 +198,14 @@ def start_celery_worker(queues: str, env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+
+
+def kill_celery_worker(worker: subprocess.Popen) -> str:
+    """SIGKILL the worker's process group, as a crash or the OOM killer would: no warm shutdown,
+    nothing handed back to the broker. Returns its log."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    output, _ = worker.communicate(timeout=30)
+    return output

@@ -77,6 +77,9 @@ def erase_for(request: DataSubjectRequest, *, batch: int = BATCH) -> None:
                     _mark_done(request, step.name)
                     break
     with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.status != DataSubjectRequest.Status.IN_PROGRESS:
+            return  # another run of the same request fulfilled it meanwhile
         services.fulfil(request, NOTE)
         audit.record_access(
             audit.ERASURE,

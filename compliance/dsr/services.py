@@ -212,8 +212,12 @@ def tenants_of(request: DataSubjectRequest) -> list[Tenant]:
 def object_to_marketing(request: DataSubjectRequest) -> None:
     """Art. 21(3): no more direct marketing, for good: an `objection` entry (protected: no API
     key can lift it) over all commercial mail of each tenant, whose opt-out also withdraws every
-    commercial consent."""
+    commercial consent. Does nothing for a request no longer verified (carried out already: a
+    redelivered task, or the sweep and the task at once)."""
     with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.status not in (Status.VERIFIED, Status.IN_PROGRESS):
+            return
         for tenant in tenants_of(request):
             suppression.suppress(
                 target=Target(tenant, rules.COMMERCIAL),

@@ -2,8 +2,10 @@
 
 The writes of `ImportJob` and of entries that arrive by import: file formats are read by
 `suppression.import_formats` (pure), the bulk insert is `suppression.sql` (one COPY per chunk).
-Each chunk is one transaction, so an interrupted import keeps whole chunks and can simply be run
-again: rows already listed are left alone, which also makes re-importing a file change nothing.
+Each chunk is one transaction with the job's counters, so an interrupted import keeps whole chunks
+and its next run (a redelivered task, a retry) resumes after the rows counted done: no row is
+counted twice. Rows already listed are left alone, which also makes re-importing a file change
+nothing. One process runs a job at a time.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from compliance import audit, deadlines
+from compliance import audit, deadlines, locks
 from compliance.errors import ServiceError
 from compliance.models import Tenant
 from compliance.read_ahead import read_ahead
@@ -31,6 +34,8 @@ from suppression.scopes import Target, parse_scope
 from suppression.services import entries as entry_services
 
 CHUNK_ROWS = 20_000
+# pg_advisory_lock's first key: this lock class, so it never meets another feature's locks.
+_LOCK_CLASS = 0x696D70  # "imp"
 ERRORS_KEPT = 1000
 
 
@@ -281,9 +286,20 @@ def _insert_one_by_one(prepared, job) -> int:
 def run_import(
     job: ImportJob, *, on_progress: Callable[[ImportJob], None] | None = None
 ) -> ImportJob:
-    """Import the job's file chunk by chunk, keeping its counters and first errors current."""
+    """Import the job's file chunk by chunk, keeping its counters and first errors current; a job
+    run before resumes after its rows done. Does nothing to a job that is done or that another
+    process is running now (the job is returned as it stands)."""
+    with locks.exclusive(_LOCK_CLASS, job.pk) as mine:
+        job.refresh_from_db()
+        if not mine or job.status == ImportJob.Status.DONE:
+            return job
+        return _run(job, on_progress)
+
+
+def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> ImportJob:
+    now = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.RUNNING, started_at=timezone.now(), message=""
+        status=ImportJob.Status.RUNNING, started_at=Coalesce(F("started_at"), now), message=""
     )
     targets = _Targets(job.tenant)
     evidence_type = ContentType.objects.get_for_model(ImportJob)
@@ -293,6 +309,8 @@ def run_import(
     actor = audit.Actor(label=job.created_by_label or "import", via="import")
     try:
         _, rows = import_formats.read_rows(text, format_name=job.format_name)
+        # Rows an earlier run committed (whole chunks, counted in the same transactions).
+        rows = itertools.islice(rows, job.rows_done, None)
         key = settings.ADDRESS_HASH_KEY.encode()
         if connection.vendor == "postgresql":
             chunks = read_ahead(_copy_chunks(rows, key), name="import-read-ahead")

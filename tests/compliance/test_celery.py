@@ -1,14 +1,18 @@
 """Tasks run eagerly without a broker, and on a real worker when one is configured."""
 
-import os
 import uuid
 
 import pytest
-from celery import Celery
 
 from compliance.celery import app
 from compliance.tasks import ping
-from tests.support import require, service_env, start_celery_worker
+from tests.support import (
+    celery_producer,
+    delete_queues,
+    result_backend,
+    service_env,
+    start_celery_worker,
+)
 
 
 def test_tasks_run_in_process_without_a_broker(settings):
@@ -24,14 +28,12 @@ def test_one_celery_app_discovers_the_service_tasks():
 
 
 @pytest.mark.integration
-def test_a_real_worker_runs_a_task_sent_through_the_real_broker():
-    broker = os.environ.get("CELERY_BROKER_URL", "")
-    require(broker.startswith(("redis://", "amqp://")), "a Celery broker (CELERY_BROKER_URL)")
-    backend = broker if broker.startswith("redis://") else "rpc://"
+def test_a_real_worker_runs_a_task_sent_through_the_real_broker(celery_broker, monkeypatch):
+    backend = result_backend(celery_broker)
     queue = f"test-{uuid.uuid4().hex}"
-    env = service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend)
+    env = service_env(CELERY_BROKER_URL=celery_broker, CELERY_RESULT_BACKEND=backend)
     worker = start_celery_worker(queue, env)
-    producer = Celery("producer", broker=broker, backend=backend)
+    producer = celery_producer(celery_broker, monkeypatch, backend=backend)
     try:
         result = producer.send_task("compliance.ping", queue=queue)
         answer = result.get(timeout=60)
@@ -40,5 +42,6 @@ def test_a_real_worker_runs_a_task_sent_through_the_real_broker():
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=30)
+        delete_queues(producer, queue)
         producer.close()
     assert "compliance.ping" in output

@@ -163,6 +163,7 @@ BAD_SETTINGS = {
     "WEBHOOK_TIMEOUT_SECONDS": ("0", "E008", "WEBHOOK_TIMEOUT_SECONDS must be more than 0"),
     "WEBHOOK_CONCURRENCY": ("0", "E008", "WEBHOOK_CONCURRENCY must be 1 or more"),
     "WEBHOOK_RETRY_DELAYS": ("5,-1", "E008", "WEBHOOK_RETRY_DELAYS must be 0 or more"),
+    "CELERY_VISIBILITY_TIMEOUT": ("0", "E008", "CELERY_VISIBILITY_TIMEOUT must be more than 0"),
     "DASHBOARD_ROLL_UP_EVERY_SECONDS": (
         "0",
         "E008",

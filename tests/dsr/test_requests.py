@@ -15,7 +15,7 @@ from compliance.consent.models import ConsentRecord
 from compliance.dsr import services
 from compliance.dsr.models import DataSubjectRequest
 from suppression import selectors
-from suppression.models import Suppression
+from suppression.models import Suppression, SuppressionEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the verification mail goes out on commit
 
@@ -166,3 +166,20 @@ def test_unverified_requests_expire(dsr_client, monkeypatch):
     monkeypatch.setattr(services, "_now", lambda: later)
     assert services.expire_unverified() == 1
     assert DataSubjectRequest.objects.get().status == "expired"
+
+
+def test_an_objection_carried_out_twice_is_carried_out_once(default_tenant, monkeypatch):
+    # The task redelivered, or the sweep holding a copy loaded before the task carried it out.
+    monkeypatch.setattr(services, "_schedule", lambda request_id: None)
+    request = services.open_request(address="pat@example.com", kind="objection", tenant=None)
+    services.verify_by_staff(request, user=None, note="identity shown at the desk")
+    first, second = (DataSubjectRequest.objects.get(pk=request.pk) for _ in range(2))
+
+    services.carry_out(first)
+    services.carry_out(second)
+
+    request.refresh_from_db()
+    assert request.status == "fulfilled"
+    assert request.steps.filter(step="fulfilled").count() == 1
+    assert SuppressionEvent.objects.filter(reason="objection").count() == 1
+    assert ConsentRecord.objects.filter(action="withdrawn").count() == 1

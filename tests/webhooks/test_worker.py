@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-from celery import Celery
 
 from compliance.models import OptOutRequest
 from compliance.webhooks import dispatch
 from compliance.webhooks.models import WebhookDelivery
-from tests.support import require, same_database_env, start_celery_worker
+from tests.support import celery_producer, delete_queues, same_database_env, start_celery_worker
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_on_a_real_worker_delivers_through_the_webhook_queue(
-    endpoint, receiver, suppress, monkeypatch
+    endpoint, receiver, suppress, monkeypatch, celery_broker
 ):
-    broker = os.environ.get("CELERY_BROKER_URL", "")
-    require(broker.startswith(("redis://", "amqp://")), "a Celery broker (CELERY_BROKER_URL)")
+    broker = celery_broker
     monkeypatch.setattr(dispatch, "kick", lambda *args, **kwargs: None)  # the worker's job here
     endpoint(types="optout.created")
     suppress("pat@example.com", "unsubscribe")
@@ -33,13 +30,14 @@ def test_the_sweep_on_a_real_worker_delivers_through_the_webhook_queue(
         WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     )
     worker = start_celery_worker(f"{queue},{queue}-webhooks", env)
-    producer = Celery("producer", broker=broker, set_as_current=False)
+    producer = celery_producer(broker, monkeypatch)
     try:
         producer.send_task("webhooks.sweep", queue=queue)
         (sent,) = receiver.wait_for("/hook", 1, timeout=60)
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=30)
+        delete_queues(producer, queue, f"{queue}-webhooks")
         producer.close()
     assert sent.json["data"]["address"] == "pat@example.com"
     assert "webhooks.deliver" in output  # the sweep queued the delivery on the webhook queue

@@ -12,20 +12,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef
 from django.utils import timezone
 
+from compliance import locks
 from compliance.models import OptOutRequest
 from compliance.webhooks import signing, targets
 from compliance.webhooks.models import DownstreamEndpoint, WebhookDelivery
@@ -59,21 +58,9 @@ class Tally:
     dead: int = 0
 
 
-@contextlib.contextmanager
-def _exclusive(endpoint_id: int) -> Iterator[bool]:
+def _exclusive(endpoint_id: int):
     """Whether this process may drain the endpoint now (always, on SQLite)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, endpoint_id])
-        mine = cursor.fetchone()[0]
-    try:
-        yield mine
-    finally:
-        if mine:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, endpoint_id])
+    return locks.exclusive(_LOCK_CLASS, endpoint_id)
 
 
 def _claim(endpoint_id: int, limit: int, now: datetime.datetime) -> list[Claimed]:
