@@ -15,8 +15,9 @@ blocking checks for long:
 2. Create the new table with the same columns, defaults and identity, its partitions, copy the
    rows, build the keys, indexes, foreign keys, triggers, grants and statistics.
 3. `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE`, each attempt bounded by a short lock_timeout so
-   that checks queue behind it for at most that long, then drop the old table and rename the
-   new one into place: a few catalog changes, held for milliseconds.
+   that checks queue behind it for at most that long, then rename the old table away and the
+   new one into place: catalog changes only, held for milliseconds. The old table is dropped
+   after the commit, when nothing reads it any more.
 
 A statement waiting on the table during this resolves its name again once it gets the lock, so
 it reads or writes the new table. A REPEATABLE READ transaction that took its snapshot before
@@ -46,8 +47,10 @@ PARTITION_KEY = "address_hash"
 MAX_PARTITIONS = 1024
 
 # The new table is built under this name, its partitions as NEW_p0, NEW_p1, ..., and renamed
-# into place at the end (the old table's partitions hold the final names until then).
+# into place at the end (the old table's partitions hold the final names until then); the old
+# table is renamed to RETIRED then, and dropped once the new one is in place.
 NEW = f"{TABLE}_rebuild"
+RETIRED = f"{TABLE}_retired"
 
 # Readers queue behind the final ACCESS EXCLUSIVE request, so each attempt waits at most this
 # long; kept under PostgreSQL's default deadlock_timeout (1 s), so that a writer caught between
@@ -125,6 +128,7 @@ def rebuild(
         check_partitions(partitions)
     with connection.cursor() as cursor:
         _layout(cursor, TABLE)  # a clear error when there is no table to lock
+    _drop_retired(connection)  # what an interrupted rebuild left
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         _lock(connection, cursor, "EXCLUSIVE", FIRST_LOCK_TIMEOUT_MS, lock_wait_seconds)
         locked_at = time.monotonic()
@@ -139,6 +143,7 @@ def rebuild(
         renames = _build_keys_and_indexes(cursor, plan, partitioned=partitions is not None)
         _copy_attachments(cursor, plan, partitions)
         cursor.execute(f"ANALYZE {_q(NEW)}")
+        swap = _swap_statements(cursor, plan, partitions, renames)
 
         cancelled = _lock(
             connection,
@@ -149,8 +154,9 @@ def rebuild(
             clear_deadlocks=True,
         )
         swap_began = time.monotonic()
-        _swap(cursor, plan, partitions, renames)
+        cursor.execute(";\n".join(swap))  # one round trip
     done = time.monotonic()
+    _drop_retired(connection)
     return Rebuilt(
         before=before,
         after=partitions,
@@ -446,41 +452,76 @@ def _copy_attachments(cursor, plan: _Plan, partitions: int | None) -> None:
         cursor.execute(f"ALTER TABLE {_q(NEW)} ALTER COLUMN {_q(column)} SET STATISTICS {target}")
 
 
-def _swap(cursor, plan: _Plan, partitions: int | None, renames) -> None:
+def _swap_statements(cursor, plan: _Plan, partitions: int | None, renames) -> list[str]:
+    """The swap, as statements run in one go under the final lock: catalog changes only.
+
+    The old table is renamed away, not dropped: dropping a big table's files takes a while at
+    commit, and would hold the lock (and every check) that long; `_drop_retired` drops it after.
+    Its names (table, keys, indexes, partitions, sequence) make way for the new table's.
+    """
+    cursor.execute(
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass "
+        "ORDER BY 1",
+        [TABLE],
+    )
+    old_partitions = [name for (name,) in cursor.fetchall()]
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [NEW])
+    new_sequence = cursor.fetchone()[0]
     if plan.identity:
-        # Nothing took an id since the table was locked against writes; take the position last,
-        # under the final lock, all the same.
-        cursor.execute(f"SELECT last_value, is_called FROM {plan.sequence}")
-        last_value, is_called = cursor.fetchone()
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, %s)",
-            [NEW, last_value, is_called],
-        )
+        # Nothing took an id since the table was locked against writes; the position is taken
+        # last, under the final lock, all the same.
+        statements = [
+            f"SELECT setval('{new_sequence}', last_value, is_called) FROM {plan.sequence}",
+            f"ALTER SEQUENCE {plan.sequence} RENAME TO {_q(f'{RETIRED}_id_seq')}",
+            f"ALTER SEQUENCE {new_sequence} RENAME TO {plan.sequence.split('.')[-1]}",
+        ]
     else:
         # A serial's sequence belongs to the old table: hand it over before the drop.
-        cursor.execute(f"ALTER SEQUENCE {plan.sequence} OWNED BY {_q(NEW)}.id")
-    cursor.execute(f"DROP TABLE {_q(TABLE)}")
-    cursor.execute(f"ALTER TABLE {_q(NEW)} RENAME TO {_q(TABLE)}")
-    for remainder in range(partitions or 0):
-        old, new = f"{NEW}_p{remainder}", f"{TABLE}_p{remainder}"
-        cursor.execute(f"ALTER TABLE {_q(old)} RENAME TO {_q(new)}")
-        # The partitions' own indexes were named after the temporary partition names.
+        statements = [f"ALTER SEQUENCE {plan.sequence} OWNED BY {_q(NEW)}.id"]
+    statements.append(f"ALTER TABLE {_q(TABLE)} RENAME TO {_q(RETIRED)}")
+    keys = [name for name, kind, _, _ in plan.constraints if kind != "f"]
+    statements += [
+        f"ALTER TABLE {_q(RETIRED)} RENAME CONSTRAINT {_q(name)} TO {_q(f'{RETIRED}_k{n}')}"
+        for n, name in enumerate(keys)
+    ]
+    statements += [
+        f"ALTER INDEX {_q(name)} RENAME TO {_q(f'{RETIRED}_i{n}')}"
+        for n, (name, _, _) in enumerate(plan.indexes)
+    ]
+    statements += [
+        f"ALTER TABLE {old} RENAME TO {_q(f'{RETIRED}_p{n}')}"
+        for n, old in enumerate(old_partitions)
+    ]
+    statements.append(f"ALTER TABLE {_q(NEW)} RENAME TO {_q(TABLE)}")
+    statements += [
+        f"ALTER TABLE {_q(f'{NEW}_p{i}')} RENAME TO {_q(f'{TABLE}_p{i}')}"
+        for i in range(partitions or 0)
+    ]
+    statements += [f"{statement} TO {_q(name)}" for statement, name in renames]
+    return statements
+
+
+def _drop_retired(connection) -> None:
+    """Drop the old table (left by the swap, or by a rebuild interrupted after it), then give
+    the partitions' own indexes, named after the temporary partition names, names after their
+    partitions. Neither blocks checks or writes: nothing reads the old table any more, and
+    renaming an index takes only a SHARE UPDATE EXCLUSIVE lock on it."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_q(RETIRED)}")
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(
-            """SELECT c.relname FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
-               WHERE i.indrelid = %s::regclass ORDER BY 1""",
-            [new],
+            """SELECT c.relname, i.indexrelid::regclass::text FROM pg_inherits AS h
+               JOIN pg_class AS c ON c.oid = h.inhrelid
+               JOIN pg_index AS i ON i.indrelid = h.inhrelid
+               WHERE h.inhparent = to_regclass(%s) ORDER BY 1, 2""",
+            [TABLE],
         )
-        for (index,) in cursor.fetchall():
-            if index.startswith(old):
-                cursor.execute(f"ALTER INDEX {_q(index)} RENAME TO {_q(new + index[len(old) :])}")
-    for statement, name in renames:
-        cursor.execute(f"{statement} TO {_q(name)}")
-    if plan.identity:
-        # The new identity's sequence was named after the temporary table; the old one went
-        # with the old table.
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
-        sequence = cursor.fetchone()[0]
-        cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {plan.sequence.split('.')[-1]}")
+        for partition, index in cursor.fetchall():
+            remainder = partition.rpartition("_p")[2]
+            temporary = f"{NEW}_p{remainder}"
+            if partition == f"{TABLE}_p{remainder}" and index.startswith(temporary):
+                final = partition + index[len(temporary) :]
+                cursor.execute(f"ALTER INDEX {_q(index)} RENAME TO {_q(final)}")
 
 
 # --- locks --------------------------------------------------------------------------------------
