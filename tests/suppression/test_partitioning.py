@@ -516,3 +516,24 @@ def test_manage_py_refuses_to_start_with_no_partitions():
 def test_the_default_number_of_partitions_passes_the_checks():
     assert settings.SUPPRESSION_PARTITIONS == 16
     assert check_suppression_partitions(None) == []
+
+
+def test_a_batch_check_leaves_the_planner_settings_of_its_transaction_alone(postgresql, suppress):
+    """The batch is planned as index probes only (suppression/sql.py); the caller's transaction
+    (here the test's) goes on with its own settings."""
+    from suppression import rules
+
+    entry = suppress("pat@example.com", "unsubscribe", scope="commercial")
+    keys = rules.BlockingKeys(any_reason=(entry.scope_key,), never_mail_only=(), never_mail=())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_mergejoin = off")
+    [(jit,)] = query("SHOW jit")
+    rows = sql.blocking_rows([bytes(entry.address_hash), b"\0" * 32], keys)
+    assert [(r.address_hash, r.scope_key) for r in rows] == [
+        (bytes(entry.address_hash), entry.scope_key)
+    ]
+    settings_now = query(
+        "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), "
+        "current_setting('jit')"
+    )
+    assert settings_now == [("on", "off", jit)]
