@@ -81,6 +81,7 @@ class Rebuilt:
     writes_held_seconds: float  # from the first lock to the commit: writes waited this long
     reads_held_seconds: float  # the swap under ACCESS EXCLUSIVE: checks waited at most this long
     cancelled: int  # writers cancelled because they held the table while waiting for us
+    retired_left: bool = False  # the old table could not be dropped yet (see _drop_retired)
 
 
 def describe(partitions: int | None) -> str:
@@ -128,7 +129,11 @@ def rebuild(
         check_partitions(partitions)
     with connection.cursor() as cursor:
         _layout(cursor, TABLE)  # a clear error when there is no table to lock
-    _drop_retired(connection)  # what an interrupted rebuild left
+    if not _drop_retired(connection):  # what an interrupted rebuild left
+        raise PartitioningError(
+            f"{RETIRED}, left by an earlier rebuild, could not be dropped: a long transaction "
+            "holds a table it refers to; nothing was changed, try again later"
+        )
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         _lock(connection, cursor, "EXCLUSIVE", FIRST_LOCK_TIMEOUT_MS, lock_wait_seconds)
         locked_at = time.monotonic()
@@ -143,6 +148,7 @@ def rebuild(
         renames = _build_keys_and_indexes(cursor, plan, partitioned=partitions is not None)
         _copy_attachments(cursor, plan, partitions)
         cursor.execute(f"ANALYZE {_q(NEW)}")
+        _add_foreign_keys(cursor, plan)
         swap = _swap_statements(cursor, plan, partitions, renames)
 
         cancelled = _lock(
@@ -156,7 +162,7 @@ def rebuild(
         swap_began = time.monotonic()
         cursor.execute(";\n".join(swap))  # one round trip
     done = time.monotonic()
-    _drop_retired(connection)
+    retired_left = not _drop_retired(connection)
     return Rebuilt(
         before=before,
         after=partitions,
@@ -164,6 +170,7 @@ def rebuild(
         writes_held_seconds=done - locked_at,
         reads_held_seconds=done - swap_began,
         cancelled=cancelled,
+        retired_left=retired_left,
     )
 
 
@@ -394,15 +401,13 @@ _INDEX_DEF = re.compile(
 
 
 def _build_keys_and_indexes(cursor, plan: _Plan, *, partitioned: bool) -> list[tuple[str, str]]:
-    """Build the keys, foreign keys and indexes of the old table on the new one. Index names
+    """Build the keys and indexes of the old table on the new one. Index names
     are unique in the schema, so indexes and keys are built under temporary names: returns the
     (ALTER statement prefix, final name) renames that put the old names back after the swap."""
     renames = []
     for n, (name, kind, definition, columns) in enumerate(plan.constraints):
         if kind == "f":
-            # Constraint names are per table: a foreign key keeps its name at once.
-            cursor.execute(f"ALTER TABLE {_q(NEW)} ADD CONSTRAINT {_q(name)} {definition}")
-            continue
+            continue  # _add_foreign_keys, last
         temporary = f"{NEW}_k{n}"
         if kind == "p":
             keys = [c for c in columns if c != PARTITION_KEY]
@@ -429,6 +434,15 @@ def _build_keys_and_indexes(cursor, plan: _Plan, *, partitioned: bool) -> list[t
         )
         renames.append((f"ALTER INDEX {_q(temporary)} RENAME", name))
     return renames
+
+
+def _add_foreign_keys(cursor, plan: _Plan) -> None:
+    """The old table's foreign keys (to tenants, streams, topics, content types), under their
+    names (constraint names are per table). Each takes a SHARE ROW EXCLUSIVE lock on the table
+    it points at, which holds off writes to it (not reads) until the commit: added last."""
+    for name, kind, definition, _ in plan.constraints:
+        if kind == "f":
+            cursor.execute(f"ALTER TABLE {_q(NEW)} ADD CONSTRAINT {_q(name)} {definition}")
 
 
 def _copy_attachments(cursor, plan: _Plan, partitions: int | None) -> None:
@@ -501,11 +515,27 @@ def _swap_statements(cursor, plan: _Plan, partitions: int | None, renames) -> li
     return statements
 
 
-def _drop_retired(connection) -> None:
+def _drop_retired(connection) -> bool:
     """Drop the old table (left by the swap, or by a rebuild interrupted after it), then give
     the partitions' own indexes, named after the temporary partition names, names after their
-    partitions. Neither blocks checks or writes: nothing reads the old table any more, and
-    renaming an index takes only a SHARE UPDATE EXCLUSIVE lock on it."""
+    partitions; False when the old table is still there.
+
+    Nothing reads the old table any more, but dropping its foreign keys takes an ACCESS
+    EXCLUSIVE lock on each table they point at (tenants, streams, ...), which every check reads:
+    each is dropped on its own, briefly, as the swap's lock is taken, before the table goes
+    with its files. Renaming an index takes only a SHARE UPDATE EXCLUSIVE lock on it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT conname FROM pg_constraint
+               WHERE conrelid = to_regclass(%s) AND contype = 'f' ORDER BY 1""",
+            [RETIRED],
+        )
+        keys = [name for (name,) in cursor.fetchall()]
+    try:
+        for name in keys:
+            _briefly(connection, f"ALTER TABLE {_q(RETIRED)} DROP CONSTRAINT IF EXISTS {_q(name)}")
+    except PartitioningError:
+        return False
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_q(RETIRED)}")
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
@@ -522,6 +552,25 @@ def _drop_retired(connection) -> None:
             if partition == f"{TABLE}_p{remainder}" and index.startswith(temporary):
                 final = partition + index[len(temporary) :]
                 cursor.execute(f"ALTER INDEX {_q(index)} RENAME TO {_q(final)}")
+    return True
+
+
+def _briefly(connection, statement: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+    """Run `statement` in a transaction of its own, waiting at most SWAP_LOCK_TIMEOUT_MS per
+    attempt for its locks; raises PartitioningError after `wait_seconds` of attempts."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}")
+                cursor.execute(statement)
+            return
+        except OperationalError as exc:
+            if not _lock_failed(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise PartitioningError(f"could not run {statement!r} within {wait_seconds:g} s")
+        time.sleep(LOCK_PAUSE_SECONDS)
 
 
 # --- locks --------------------------------------------------------------------------------------
@@ -558,10 +607,7 @@ def _lock(connection, cursor, mode, timeout_ms, wait_seconds, *, clear_deadlocks
                     cursor.execute(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
                     cursor.execute(f"LOCK TABLE {_q(TABLE)} IN {mode} MODE")
             except OperationalError as exc:
-                if getattr(exc.__cause__, "sqlstate", None) not in (
-                    _LOCK_NOT_AVAILABLE,
-                    _DEADLOCK_DETECTED,
-                ):
+                if not _lock_failed(exc):
                     raise
             else:
                 cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
@@ -573,6 +619,11 @@ def _lock(connection, cursor, mode, timeout_ms, wait_seconds, *, clear_deadlocks
                 "try again later"
             )
         time.sleep(LOCK_PAUSE_SECONDS)
+
+
+def _lock_failed(exc: OperationalError) -> bool:
+    """Whether `exc` is a lock that could not be had in time (or a deadlock): worth a retry."""
+    return getattr(exc.__cause__, "sqlstate", None) in (_LOCK_NOT_AVAILABLE, _DEADLOCK_DETECTED)
 
 
 def _held_long(cursor, modes: list[str] | None, timeout_ms: int) -> bool:

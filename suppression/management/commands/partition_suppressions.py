@@ -50,3 +50,8 @@ class Command(BaseCommand):
             f"waited {done.writes_held_seconds:.2f} s, reads {done.reads_held_seconds:.3f} s"
             f"{cancelled}"
         )
+        if done.retired_left:
+            self.stderr.write(
+                f"the old table {partitioning.RETIRED} could not be dropped yet (a long "
+                "transaction holds a table it refers to); the next run of this command drops it"
+            )
