@@ -1,7 +1,8 @@
 """Batch check: POST /api/v1/suppressions/check with 10,000 addresses against a large table,
 beside the same lookup done as bare SQL from one Python process.
 
-Baselines (one psycopg 3 connection, hashes computed beforehand, rows fetched into Python):
+Baselines (one psycopg 3 connection, hashes computed beforehand, rows fetched into Python,
+planned as the service plans its batch on the partitioned list: index probes, no JIT):
   (a) WHERE address_hash = ANY(hashes) AND scope_key = ANY(keys) AND lifted_at IS NULL ...
   (b) a join of unnest(sorted hashes) with the table, the shape of suppression.sql.BLOCKING_SQL
 each with the hashes passed as %s (psycopg sends a text array) and as %b (a binary array; (c) and
@@ -209,6 +210,11 @@ def main(args: argparse.Namespace) -> int:
     with common.gunicorn(args.workers) as server, \
             common.connect(autocommit=True, prepare_threshold=None) as conn:
         warm_up_workers(server.port, key, body, args.workers)
+        # The plan the service forces on the partitioned list (suppression.sql.INDEX_PROBES_ONLY):
+        # index probes, no hash join over the whole table, no JIT.
+        conn.execute("SET enable_hashjoin = off")
+        conn.execute("SET enable_mergejoin = off")
+        conn.execute("SET jit = off")
         for sql, values in variants.values():
             run_sql(conn, sql, {"hashes": values, "keys": keys}, len(listed))  # warm-up
         common.wait_quiet(max_wait=args.quiet_wait)

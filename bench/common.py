@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -363,6 +363,8 @@ class Schema:
     own_constraints: list[tuple[str, str, str | None]]
     referencing: list[tuple[str, str, str]]  # (table, name, definition) pointing at the table
     indexes: list[tuple[str, str]]  # (name, CREATE INDEX ...) not backing a constraint
+    # The table's hash partitions (suppression/partitioning.py); empty for a plain table.
+    partitions: list[str] = field(default_factory=list)
 
 
 def read_schema(conn: psycopg.Connection) -> Schema:
@@ -383,7 +385,11 @@ def read_schema(conn: psycopg.Connection) -> Schema:
                                AND c.conrelid = %s::regclass)
            ORDER BY i.indexname""", (TABLE, TABLE)
     ).fetchall()
-    return Schema(list(own), list(referencing), list(indexes))
+    partitions = conn.execute(
+        """SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass
+           ORDER BY 1""", (TABLE,)
+    ).fetchall()
+    return Schema(list(own), list(referencing), list(indexes), [p for (p,) in partitions])
 
 
 def _drop_schema(conn: psycopg.Connection, schema: Schema) -> None:
@@ -407,6 +413,9 @@ def _recreate_schema(schema: Schema) -> None:
              for name, definition, index_def in schema.own_constraints if index_def]
     others = [(name, definition)
               for name, definition, index_def in schema.own_constraints if not index_def]
+    if schema.partitions:
+        _recreate_partitioned_schema(schema, keyed, others)
+        return
     builds = [index_def for _, _, index_def in keyed] + [d for _, d in schema.indexes]
     _run_parallel(builds, workers=2)
     with connect(autocommit=True) as conn:
@@ -417,6 +426,55 @@ def _recreate_schema(schema: Schema) -> None:
             conn.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
         for table, name, definition in schema.referencing:
             conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+
+_INDEX_ON_PARENT = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ (USING .+)$", re.DOTALL)
+
+
+def _recreate_partitioned_schema(schema: Schema, keyed, others) -> None:
+    """The same for a partitioned table, which cannot take a constraint USING INDEX: every
+    index is built on each partition, two sessions at a time, the keys are made on each
+    partition from their indexes, then the keys and indexes are declared on the table, which
+    attaches the partitions' matching ones instead of building them again."""
+    builds, partition_keys = [], []
+    for name, definition, index_def in keyed:
+        parts = _INDEX_ON_PARENT.match(index_def)
+        if parts is None:
+            raise BenchError(f"cannot read the partitioned index {index_def!r}")
+        kind = "PRIMARY KEY" if definition.startswith("PRIMARY KEY") else "UNIQUE"
+        for partition in schema.partitions:
+            index = f"{partition}_{name}"[:63]
+            builds.append(f'CREATE {parts[1] or ""}INDEX "{index}" ON {partition} {parts[2]}')
+            partition_keys.append(
+                f'ALTER TABLE {partition} ADD CONSTRAINT "{index}" {kind} USING INDEX "{index}"')
+    for _, definition in schema.indexes:
+        parts = _INDEX_ON_PARENT.match(definition)
+        if parts is None:
+            raise BenchError(f"cannot read the partitioned index {definition!r}")
+        builds += [f"CREATE {parts[1] or ''}INDEX ON {partition} {parts[2]}"
+                   for partition in schema.partitions]
+    _run_parallel(builds, workers=2)
+    with connect(autocommit=True) as conn:
+        for statement in partition_keys:
+            conn.execute(statement)
+        for name, definition, _ in keyed:
+            conn.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
+        for _, definition in schema.indexes:
+            conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
+        for name, definition in others:
+            conn.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
+        for table, name, definition in schema.referencing:
+            conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        # Each index built above must now be attached, and none built a second time.
+        on_partitions, attached = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE EXISTS (
+                          SELECT 1 FROM pg_inherits WHERE inhrelid = i.indexrelid))
+               FROM pg_index AS i JOIN pg_inherits AS h ON h.inhrelid = i.indrelid
+               WHERE h.inhparent = %s::regclass""", (TABLE,)
+        ).fetchone()
+    if on_partitions != attached or attached != len(builds):
+        raise BenchError(f"{len(builds)} partition indexes built, {on_partitions} found, "
+                         f"{attached} attached")
 
 
 def _run_parallel(statements: list[str], *, workers: int) -> None:

@@ -261,6 +261,11 @@ SPECTACULAR_SETTINGS = {
 }
 # How long a relay may cache a check answer (Cache-Control max-age).
 SUPPRESSION_CHECK_CACHE_SECONDS = env.int("SUPPRESSION_CHECK_CACHE_SECONDS", default=30)
+# The suppression list is hash-partitioned on the address hash (PostgreSQL), so that each
+# partition's indexes stay small enough to keep in memory and vacuum on their own as the list
+# grows; a check looks up one hash and reads one partition. Read by the migration that first
+# partitions the list; `manage.py partition_suppressions` changes it on an existing list.
+SUPPRESSION_PARTITIONS = env.int("SUPPRESSION_PARTITIONS", default=16)
 # Largest CSV accepted for import (bytes).
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
 # How long each process may reuse API keys, tenants, streams and topics it has looked up.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
+from suppression.partitioning import PartitioningError, check_partitions
 from suppression.policy import fail_action
 from suppression.policy_server import split_stream_name
 
@@ -33,4 +34,22 @@ def check_policy_default_stream(app_configs=None, **kwargs) -> list[Error]:
     except ValueError as exc:
         hint = "Name the stream by its tenant's and its own slug, e.g. default/marketing."
         return [Error(str(exc), hint=hint, id="compliance.E010")]
+    return []
+
+
+@register
+def check_suppression_partitions(app_configs=None, **kwargs) -> list[Error]:
+    try:
+        check_partitions(settings.SUPPRESSION_PARTITIONS, name="SUPPRESSION_PARTITIONS")
+    except PartitioningError as exc:
+        return [
+            Error(
+                str(exc),
+                hint=(
+                    "Set SUPPRESSION_PARTITIONS to the number of hash partitions of the "
+                    "suppression list (default 16; see docs/deploy.md)."
+                ),
+                id="compliance.E008",
+            )
+        ]
     return []

@@ -49,6 +49,10 @@ def consistent_snapshot() -> Iterator[None]:
             # that transaction's own isolation applies.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # Locked before the snapshot is taken: a rebuild of the list committed in
+                # between (suppression/partitioning.py) would leave this snapshot an empty
+                # table. Readers never wait on each other; a rebuild's swap waits for this.
+                cursor.execute(f"LOCK TABLE {Suppression._meta.db_table} IN ACCESS SHARE MODE")
         yield
 
 

@@ -181,7 +181,13 @@ class SuppressionEvent(ActorStamped):
         LIFT = "lift", "Lifted"
         ERASE = "erase", "Address erased"
 
-    suppression = models.ForeignKey(Suppression, on_delete=models.PROTECT, related_name="events")
+    # No foreign key in the database: the list is hash-partitioned (suppression/partitioning.py)
+    # and a key pointing at a partitioned table needs a unique key with the partition key in
+    # it, which `id` alone is not. Django still refuses to delete an entry with history
+    # (PROTECT), and nothing deletes entries.
+    suppression = models.ForeignKey(
+        Suppression, on_delete=models.PROTECT, db_constraint=False, related_name="events"
+    )
     action = models.CharField(max_length=10, choices=Action.choices)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     origin = models.CharField(max_length=20, choices=Origin.choices)

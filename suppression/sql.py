@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from compliance.replicas import read_connection
@@ -43,6 +43,22 @@ WHERE {
         never_mail="%(never_mail)s",
     )
 }
+"""
+
+# The batch on the hash-partitioned list (suppression/partitioning.py): PostgreSQL takes each
+# hash's probe to its one partition at run time, but plans it as if every probe read every
+# partition, and past a few thousand hashes picks a hash join over the whole list instead
+# (2,000,000 rows, 10,000 hashes: 1.7 to 4.3 s against 0.4 s). A batch is bounded, so index
+# probes are always right: BLOCKING_SQL is planned with them only, and without the JIT
+# compilation the inflated estimate would switch on. The settings last for the one query.
+INDEX_PROBES_ONLY = """
+SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),
+       current_setting('jit'), set_config('enable_hashjoin', 'off', true),
+       set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)
+"""
+RESTORE_PLANNER = """
+SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true),
+       set_config('jit', %s, true)
 """
 
 # BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
@@ -119,7 +135,13 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
         # more than halves the time of a large batch (every hash is 32 bytes: HMAC-SHA256).
         # Errors are wrapped as Django's, like every other query's, so callers and the API see
         # OperationalError and friends.
-        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        outermost = not db.in_atomic_block
+        with (
+            db.wrap_database_errors,
+            transaction.atomic(using=db.alias),
+            psycopg.Cursor(db.connection) as cursor,
+        ):
+            previous = cursor.execute(INDEX_PROBES_ONLY).fetchone()[:3]
             cursor.execute(
                 BLOCKING_SQL,
                 {
@@ -131,7 +153,10 @@ def blocking_rows(hashes: Sequence[bytes], keys: rules.BlockingKeys) -> list[Blo
                 },
                 binary=True,
             )
-            return list(map(BlockingRow._make, cursor.fetchall()))
+            rows = list(map(BlockingRow._make, cursor.fetchall()))
+            if not outermost:  # the caller's transaction goes on: as it was
+                cursor.execute(RESTORE_PLANNER, previous)
+            return rows
     return _blocking_rows_orm(hashes, keys, now)
 
 

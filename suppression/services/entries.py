@@ -306,7 +306,7 @@ def _apply_to_existing(
         ):
             row.address = normalised
         row.updated_at = now
-        row.save()
+        _write(row, *_READD_FIELDS)
         return SuppressionEvent.Action.READD
     if reason == row.reason and (expires_at is None) == (row.expires_at is None):
         return None
@@ -314,8 +314,30 @@ def _apply_to_existing(
     # A permanent reason outlives a temporary one: drop the expiry.
     row.expires_at = None if expires_at is None else max(expires_at, row.expires_at or expires_at)
     row.updated_at = now
-    row.save(update_fields=["reason", "expires_at", "updated_at"])
+    _write(row, "reason", "expires_at", "updated_at")
     return SuppressionEvent.Action.REASON
+
+
+_READD_FIELDS = (
+    "reason",
+    "origin",
+    "lifted_at",
+    "expires_at",
+    "evidence_note",
+    "evidence_type",
+    "evidence_id",
+    "address",
+    "updated_at",
+)
+
+
+def _write(row: Suppression, *fields: str) -> None:
+    """Store `fields` of `row`, found by its id and its hash: the list is partitioned by hash
+    (suppression/partitioning.py), and with the hash PostgreSQL goes to the one partition that
+    holds the row instead of asking every partition for the id."""
+    Suppression.objects.filter(pk=row.pk, address_hash=row.address_hash).update(
+        **{name: getattr(row, name) for name in fields}
+    )
 
 
 def reasons_in_force(row: Suppression) -> set[str]:
@@ -338,7 +360,9 @@ def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
     if not note:
         raise ServiceError("a reason is required to lift a suppression", code="reason_required")
     with transaction.atomic():
-        row = Suppression.objects.select_for_update().get(pk=suppression.pk)
+        row = Suppression.objects.select_for_update().get(
+            pk=suppression.pk, address_hash=suppression.address_hash
+        )
         if not row.is_active:
             raise ServiceError("this suppression is not active", code="not_active", status=409)
         protected = sorted(reasons_in_force(row) & rules.PROTECTED)
@@ -349,7 +373,7 @@ def lift(*, suppression: Suppression, note: str, user=None) -> Suppression:
             )
         row.lifted_at = _now()
         row.updated_at = row.lifted_at
-        row.save(update_fields=["lifted_at", "updated_at"])
+        _write(row, "lifted_at", "updated_at")
         _append_event(
             row, SuppressionEvent.Action.LIFT, reason=row.reason, origin=row.origin, note=note
         )

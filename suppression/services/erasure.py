@@ -41,7 +41,10 @@ def erase_entries(subject: erasure.Subject, batch: int) -> int:
         note = row.evidence_note
         if subject.address:
             note = erased.redact_text(note, subject.address, subject.placeholder)
-        Suppression.objects.filter(pk=row.pk).update(address=None, evidence_note=note)
+        # By hash too: PostgreSQL then reads the one partition (suppression/partitioning.py).
+        Suppression.objects.filter(pk=row.pk, address_hash=row.address_hash).update(
+            address=None, evidence_note=note
+        )
         row.address, row.evidence_note = None, note
         entries._append_event(
             row,
