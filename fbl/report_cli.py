@@ -129,7 +129,6 @@ def main(argv: Sequence[str]) -> int | None:
         return None
     if any(getattr(options, name) for name in _TO_DJANGO):
         return None
-    _log_to_stderr()
     out = sys.stdout
 
     def write(text: str) -> None:
@@ -150,13 +149,3 @@ def main(argv: Sequence[str]) -> int | None:
     out.flush()
     sys.stderr.write(message)
     return UNREADABLE_EXIT_STATUS
-
-
-def _log_to_stderr() -> None:
-    """A warning logged while parsing (fbl.parse logs what it could not read) goes to stderr in
-    the service's text log format, as under Django's LOGGING."""
-    import logging
-
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.getLogger().addHandler(handler)
