@@ -21,14 +21,17 @@ process per file for both commands, where start-up is nearly all of the time. Fo
 from __future__ import annotations
 
 import argparse
+import compileall
 import email
 import email.policy
+import resource
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,40 +109,63 @@ def their_command(template: str, files: list[str]) -> list[str]:
     return out
 
 
-def run_once(command: list[str]) -> tuple[float, int]:
-    """Wall time of one process, its output read through a pipe; and its output lines."""
+@dataclass
+class Side:
+    """One command line's rounds: wall and CPU seconds (the process and everything it waited
+    for) per round, and the output lines of the last round."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    lines: int = 0
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(command: list[str]) -> tuple[float, float, int]:
+    """Wall and CPU time of one process, its output read through a pipe; its output lines."""
+    cpu = children_cpu()
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=600)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         stderr = result.stderr.decode("utf-8", "replace").strip()[-500:]
         raise BenchError(f"{shlex.join(command[:3])} ... exited {result.returncode}: {stderr}")
-    return elapsed, result.stdout.count(b"\n")
+    return elapsed, children_cpu() - cpu, result.stdout.count(b"\n")
 
 
 def compare_processes(
     ours: list[list[str]], theirs: list[list[str]], rounds: int
-) -> tuple[list[float], list[float], int, int]:
+) -> tuple[Side, Side]:
     """`rounds` alternating rounds, each running every command of one side, then the other's
-    (the side that goes first alternates too), after one untimed warm-up round. The per-round
-    wall times of each side and the output lines of each side's last round."""
+    (the side that goes first alternates too), after one untimed warm-up round."""
 
-    def side(commands: list[list[str]]) -> tuple[float, int]:
+    def side(commands: list[list[str]], into: Side | None = None) -> None:
         timed = [run_once(command) for command in commands]
-        return sum(t for t, _ in timed), sum(n for _, n in timed)
+        if into is not None:
+            into.wall.append(sum(t[0] for t in timed))
+            into.cpu.append(sum(t[1] for t in timed))
+            into.lines = sum(t[2] for t in timed)
 
-    side(ours), side(theirs)  # warm-up: page cache, .pyc files
-    our_times, their_times, our_lines, their_lines = [], [], 0, 0
+    side(ours), side(theirs)  # warm-up: page cache
+    our_side, their_side = Side(), Side()
     for number in range(rounds):
         if number % 2:
-            their_time, their_lines = side(theirs)
-            our_time, our_lines = side(ours)
+            side(theirs, their_side)
+            side(ours, our_side)
         else:
-            our_time, our_lines = side(ours)
-            their_time, their_lines = side(theirs)
-        our_times.append(our_time)
-        their_times.append(their_time)
-    return our_times, their_times, our_lines, their_lines
+            side(ours, our_side)
+            side(theirs, their_side)
+    return our_side, their_side
+
+
+def compile_bytecode() -> None:
+    """The project's .pyc files, as an installed service has them: with PYTHONDONTWRITEBYTECODE
+    set, every run would compile our modules anew and the figure would include that."""
+    for package in ("fbl", "compliance"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def spread_sample(files: list[str], count: int) -> list[str]:
@@ -149,17 +175,22 @@ def spread_sample(files: list[str], count: int) -> list[str]:
     return [files[int(i * step)] for i in range(count)]
 
 
-def process_lines(
-    label: str, files: int, ours: list[float], theirs: list[float], lines: tuple[int, int]
-) -> list[tuple[str, str]]:
-    our_median, their_median = statistics.median(ours), statistics.median(theirs)
+def process_lines(label: str, files: int, ours: Side, theirs: Side) -> list[tuple[str, str]]:
+    our_median, their_median = statistics.median(ours.wall), statistics.median(theirs.wall)
     ratio = our_median / their_median
-    ratios = sorted(o / t for o, t in zip(ours, theirs, strict=True))
+    ratios = sorted(o / t for o, t in zip(ours.wall, theirs.wall, strict=True))
     verdict = "met" if ratio < PROCESS_TARGET_RATIO else "MISSED"
+    rounds = len(ours.wall)
     return [
-        (f"{label}: manage.py parse_report", f"{our_median:.3f} s (median of {len(ours)})"),
-        (f"{label}: other command", f"{their_median:.3f} s (median of {len(theirs)})"),
-        (f"{label}: output lines", f"ours {lines[0]}, theirs {lines[1]} ({files} files)"),
+        (
+            f"{label}: manage.py parse_report",
+            f"{our_median:.3f} s (median of {rounds}), CPU {statistics.median(ours.cpu):.3f} s",
+        ),
+        (
+            f"{label}: other command",
+            f"{their_median:.3f} s (median of {rounds}), CPU {statistics.median(theirs.cpu):.3f} s",
+        ),
+        (f"{label}: output lines", f"ours {ours.lines}, theirs {theirs.lines} ({files} files)"),
         (
             f"{label}: ratio ours/theirs",
             f"{ratio:.2f} (rounds {ratios[0]:.2f} to {ratios[-1]:.2f})",
@@ -183,20 +214,19 @@ def main_processes(args: argparse.Namespace) -> int:
         files = spread_sample(files, args.limit)
     print(f"ours:   {shlex.join(our_command(['FILE...']))}")
     print(f"theirs: {shlex.join(their_command(args.vs_command, ['FILE...']))}", flush=True)
-    ours, theirs, our_lines, their_lines = compare_processes(
+    compile_bytecode()
+    ours, theirs = compare_processes(
         [our_command(files)], [their_command(args.vs_command, files)], args.rounds
     )
-    lines = process_lines("one process", len(files), ours, theirs, (our_lines, their_lines))
+    lines = process_lines("one process", len(files), ours, theirs)
     if args.per_file:
         sample = spread_sample(files, args.per_file)
-        ours, theirs, our_lines, their_lines = compare_processes(
+        ours, theirs = compare_processes(
             [our_command([f]) for f in sample],
             [their_command(args.vs_command, [f]) for f in sample],
             args.rounds,
         )
-        lines += process_lines(
-            "a process per file", len(sample), ours, theirs, (our_lines, their_lines)
-        )
+        lines += process_lines("a process per file", len(sample), ours, theirs)
     print_summary("report parsing, whole processes", lines)
     return 0
 

@@ -5,9 +5,10 @@ Parsing a file needs no app, database or setting, yet Django's start-up (every a
 settings read, system checks run) took longer than parsing the whole fixture corpus. So
 manage.py hands `parse_report` to `main` here, which imports no Django. The Django command
 (fbl/management/commands/parse_report.py) prints through the same functions, so both paths
-give the same bytes. Anything `main` does not handle itself (help, --version, --settings,
---pythonpath, --traceback, --force-color, any argument error) it leaves to the Django command,
-which then answers exactly as it always has.
+give the same bytes. Over many files `main` parses on every CPU it may use, printing in the
+order given (fbl/parallel_reports.py). Anything `main` does not handle itself (help,
+--version, --settings, --pythonpath, --traceback, --force-color, any argument error) it leaves
+to the Django command, which then answers exactly as it always has.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from fbl.parallel_reports import print_in_parallel, worker_count
 from fbl.parse import parse
 from fbl.report import ParsedReport, to_json
 
@@ -129,15 +131,20 @@ def main(argv: Sequence[str]) -> int | None:
         return None
     if any(getattr(options, name) for name in _TO_DJANGO):
         return None
+
+    def run(files: Sequence[str], emit: Callable[[str], None]) -> int:
+        def write(text: str) -> None:
+            # As Django's OutputWrapper: a line ending unless the text has one.
+            emit(text if text.endswith("\n") else text + "\n")
+
+        return print_reports(files, as_json=options.json, max_bytes=options.max_bytes, write=write)
+
     out = sys.stdout
-
-    def write(text: str) -> None:
-        # As Django's OutputWrapper: a line ending unless the text has one.
-        out.write(text if text.endswith("\n") else text + "\n")
-
-    unreadable = print_reports(
-        options.files, as_json=options.json, max_bytes=options.max_bytes, write=write
-    )
+    workers = worker_count(options.files) if hasattr(out, "buffer") else 1
+    if workers > 1:
+        unreadable = print_in_parallel(options.files, run, out.write, workers)
+    else:
+        unreadable = run(options.files, out.write)
     if not unreadable:
         return 0
     message = f"CommandError: {unreadable_message(unreadable, len(options.files))}\n"

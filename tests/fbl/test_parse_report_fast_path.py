@@ -144,3 +144,80 @@ def test_a_settings_option_goes_through_django():
     result = fast("--settings", "no.such.settings", samples()[0])
     assert result.returncode != 0
     assert b"No module named 'no'" in result.stderr
+
+
+# Three processes whatever the machine's load: fbl/parallel_reports.py picks the count itself.
+IN_THREE_PROCESSES = (
+    "import sys\n"
+    "import fbl.report_cli as cli\n"
+    "cli.worker_count = lambda files: 3\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def in_three_processes(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", IN_THREE_PROCESSES, *args],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+        env=service_env(),
+    )
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_shared_among_processes_the_output_is_the_same_and_in_order(tmp_path, options):
+    require_fixtures()
+    corpus = [str(path) for path in sorted(FIXTURES.glob("*/*.eml"))][:60]
+    # Unreadable files in the first share and in a later one.
+    files = [str(tmp_path / "a.eml"), *corpus[:40], str(tmp_path / "b.eml"), *corpus[40:]]
+    ours, theirs = in_three_processes(*files, *options), django(*files, *options)
+    assert theirs.returncode == 2
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )
+    assert ours.stderr == b"CommandError: 2 of 62 files could not be read\n"
+
+
+def test_a_worker_that_fails_has_its_share_parsed_again():
+    script = (
+        "import os, sys\n"
+        "from fbl.parallel_reports import print_in_parallel\n"
+        "parent = os.getpid()\n"
+        "def run(files, emit):\n"
+        "    if os.getpid() != parent and 'c' in files:\n"
+        "        raise RuntimeError('worker failed')\n"
+        "    for name in files:\n"
+        "        emit(name + '\\n')\n"
+        "    return len([f for f in files if f in 'bd'])\n"
+        "count = print_in_parallel(list('abcdef'), run, sys.stdout.write, 3)\n"
+        "print('unreadable', count)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["a", "b", "c", "d", "e", "f", "unreadable", "2"]
+
+
+def test_shares_are_consecutive_and_cover_every_file(tmp_path):
+    from fbl.parallel_reports import _shares
+
+    files = []
+    for number, size in enumerate([10, 50_000, 10, 10, 80_000, 10, 10]):
+        path = tmp_path / f"{number}.eml"
+        path.write_bytes(b"x" * size)
+        files.append(str(path))
+    files.append(str(tmp_path / "missing.eml"))
+    for workers in (1, 2, 3, 20):
+        shares = _shares(files, workers)
+        assert [f for share in shares for f in share] == files
+        assert 1 <= len(shares) <= workers
+    assert len(_shares(files, 2)) == 2
