@@ -28,20 +28,30 @@ Run = Callable[[Sequence[str], Callable[[str], None]], int]
 
 
 def worker_count(files: Sequence[str]) -> int:
-    """Processes for `files`: one per CPU that other work leaves idle, as the last minute's load
-    average tells (on CPUs that are busy anyway, the copies would only add their own start).
-    One task of that load is taken to be this command itself, or whatever ran just before it."""
+    """Processes for `files`: one per CPU that other work leaves idle (on CPUs that are busy
+    anyway, the copies would only add their own start and slow the others)."""
     if not hasattr(os, "fork"):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
+    return max(1, min(cpus - _busy_elsewhere(), len(files) // MIN_FILES_PER_WORKER))
+
+
+def _busy_elsewhere() -> int:
+    """CPUs other work is using now: Linux counts the tasks running at this moment (this one
+    among them) in /proc/loadavg; elsewhere, the last minute's load average, less this one."""
     try:
-        others = max(0.0, os.getloadavg()[0] - 1)
-    except OSError:
-        others = 0.0
-    return max(1, min(cpus, round(cpus - others), len(files) // MIN_FILES_PER_WORKER))
+        with open("/proc/loadavg") as file:
+            running = int(file.read().split()[3].split("/")[0])
+        return max(0, running - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return max(0, round(os.getloadavg()[0] - 1))
+    except (OSError, AttributeError):
+        return 0
 
 
 def print_in_parallel(

@@ -3,6 +3,7 @@ same bytes, with the same exit status, as the Django command it stands in for.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,10 @@ def test_shares_are_consecutive_and_cover_every_file(tmp_path):
         assert [f for share in shares for f in share] == files
         assert 1 <= len(shares) <= workers
     assert len(_shares(files, 2)) == 2
+
+
+def test_a_few_files_are_parsed_in_this_process_and_many_on_at_most_every_cpu():
+    from fbl.parallel_reports import MIN_FILES_PER_WORKER, worker_count
+
+    assert worker_count(["x.eml"] * (MIN_FILES_PER_WORKER * 2 - 1)) == 1
+    assert 1 <= worker_count(["x.eml"] * 10_000) <= len(os.sched_getaffinity(0))
