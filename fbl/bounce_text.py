@@ -14,8 +14,8 @@ read from that text or from a session transcript.
 
 from __future__ import annotations
 
-import html
-import logging
+import functools
+import itertools
 import re
 from dataclasses import dataclass, replace
 from email.message import Message
@@ -177,6 +177,8 @@ _LINE_TAGS: Final = re.compile(r"(?i)<br\s*/?>|</(?:p|div|tr|li|h[1-6]|table|pre
 def _html_text(markup: str) -> str:
     """The text of an HTML notice, line breaks where the markup breaks lines, entities
     decoded. "<user@example.com>" written raw in the markup is text, not a tag."""
+    import html  # only for HTML notices, which are few
+
     markup = _LINE_TAGS.sub("\n", markup)
     markup = _TAGS.sub(lambda m: m.group(0) if ADDRESS.fullmatch(m.group(0)[1:-1]) else " ", markup)
     return html.unescape(markup)
@@ -449,12 +451,14 @@ def global_diagnostic(notice: str) -> str | None:
     coded = [line for line in lines if _has_code(line)]
     if coded:
         return " ".join(coded[:4])
-    worded = [line for line in lines if classification.explained(line)]
-    return " ".join(worded[:3]) or None
+    worded = itertools.islice((line for line in lines if classification.explained(line)), 3)
+    return " ".join(worded) or None
 
 
 def _flufl(msg: Message) -> tuple[set[str], set[str]]:
     try:
+        import logging
+
         from flufl.bounce import all_failures
 
         logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
@@ -636,14 +640,16 @@ def recipients_from_text(
     if not candidates:
         return []
     default_class = default_status_class(notice)
-    fallback = global_diagnostic(notice)
+    # The notice's own explanation, read only for a candidate whose line gives none.
+    notice_diagnostic = functools.cache(lambda: global_diagnostic(notice))
     delayed = bool(_DELAY_WORDS.search(notice))
     out = []
     for candidate in candidates:
         diagnostic = candidate.diagnostic
         if not _has_code(diagnostic):
             diagnostic = _enclosed_transcript(enclosed, candidate.address) or diagnostic
-        if not explains(diagnostic) and fallback and fallback not in diagnostic:
+        fallback = None if explains(diagnostic) else notice_diagnostic()
+        if fallback and fallback not in diagnostic:
             diagnostic = " ".join(filter(None, [diagnostic, fallback]))
         diagnostic = classification.readable(diagnostic) or None
         status = classification.infer_status(diagnostic, default_class=default_class)

@@ -16,9 +16,11 @@ fbl/classification.py.
 from __future__ import annotations
 
 import base64
+import functools
 import quopri
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.message import Message
 from typing import Final
@@ -224,7 +226,11 @@ def strip_type(value: str | None) -> str | None:
 
 
 def _recipient(
-    group: _Fields, *, context: str | None, default_diagnostic: str | None, transcript: str | None
+    group: _Fields,
+    *,
+    context: str | None,
+    default_diagnostic: Callable[[], str | None],
+    transcript: str | None,
 ) -> Recipient:
     final = clean(group.get("final-recipient"))
     original = clean(group.get("original-recipient"))
@@ -248,14 +254,14 @@ def _recipient(
     if diagnostic is None and context:
         diagnostic = context
     if diagnostic is None:
-        diagnostic = default_diagnostic
+        diagnostic = default_diagnostic()
     if diagnostic:
         diagnostic = classification.readable(diagnostic)
     status = classification.choose_status(group.get("status"), diagnostic)
     if status and status[1:] == ".0.0" and transcript and not classification.status_in(diagnostic):
         # "Status: 5.0.0" and "Diagnostic-Code: X-Unix; 255": the session transcript of a
         # single-recipient bounce ("554 5.3.0 unknown mailer error 255") says more.
-        said = classification.status_in(default_diagnostic)
+        said = classification.status_in(default_diagnostic())
         if said and said[0] == status[0]:
             status = said
     action = (group.get("action") or "").split()[0].lower() if group.get("action") else None
@@ -331,7 +337,8 @@ def parse_dsn(
     recipients: list[Recipient] = []
     if groups:
         scanned = {c.address.lower(): c for c in bounce_text.scan(notice, set())}
-        fallback = bounce_text.global_diagnostic(notice)
+        # The notice's own explanation, read only for a recipient whose fields give none.
+        fallback = functools.cache(lambda: bounce_text.global_diagnostic(notice))
         for group in groups:
             address = clean(group.get("final-recipient")) or clean(group.get("original-recipient"))
             context = scanned.get((address or "").lower())

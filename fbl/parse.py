@@ -25,7 +25,6 @@ fbl/headers.py says and the recipients as fbl/addresses.py says. Each cut is nam
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from email.message import Message
 from typing import Final
@@ -64,8 +63,6 @@ _READ_FROM_REPORT = frozenset(
         "dsn_original_recipient",
     }
 )
-
-log = logging.getLogger(__name__)
 
 
 def parse(
@@ -107,7 +104,9 @@ def parse(
         problems.append("message nested too deeply to parse")
         report = ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size)
     except Exception as exc:  # the promise: nothing but ParseError leaves parse()
-        log.warning("report parsing failed", exc_info=True)
+        import logging  # only here: a process that only parses need not load it
+
+        logging.getLogger(__name__).warning("report parsing failed", exc_info=True)
         problems.append(f"unreadable message ({type(exc).__name__}: {str(exc)[:200]})")
         report = ParsedReport(kind="unknown", problems=tuple(problems), raw_size=raw_size)
     return _with_raw(report, raw)

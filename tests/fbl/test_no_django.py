@@ -14,6 +14,7 @@ PURE_MODULES = [
     "fbl.arf",
     "fbl.dsn",
     "fbl.parse",
+    "fbl.report_cli",
     "fbl.report",
     "fbl.recipients",
     "fbl.headers",
