@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import psycopg
+from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
@@ -22,24 +23,42 @@ from suppression.models import Suppression, SuppressionEvent, blocking_q
 # rules.BlockingKeys) from rules.blocking_sql, built once here at import: the rule is written in
 # rules.py only, and tests/suppression/test_rule_on_every_path.py holds every path to it.
 
+# Opt-outs recorded but not applied yet block as the `unsubscribe` entries they are about to
+# become (DESIGN.md: a check one second after a click answers `suppressed`). They are rows of
+# unsubscribe.models.UnsubscribeRequest, named here by table, not imported: this app imports
+# nothing above it. Shaped like the suppression table, so the one rule applies to them as well;
+# only pending rows are indexed by hash (unsubscribe_pending_by_hash), so the lookup stays as
+# small as the backlog.
+PENDING_OPT_OUTS = f"""(
+    SELECT address_hash, scope_key, '{rules.UNSUBSCRIBE}'::varchar AS reason,
+           received_at AS created_at, NULL::timestamptz AS lifted_at,
+           NULL::timestamptz AS expires_at
+    FROM unsubscribe_unsubscriberequest
+    WHERE applied_at IS NULL
+)"""
+
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 # The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
 # the client than a 10,000-element array, which psycopg dumps element by element.
+_BATCH_RULE = {
+    "now": "%(now)s",
+    "any_reason": "%(any_reason)s",
+    "never_mail_only": "%(never_mail_only)s",
+    "never_mail": "%(never_mail)s",
+}
 BLOCKING_SQL = f"""
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
 FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
 JOIN suppression_suppression AS s
   ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
-WHERE {
-    rules.blocking_sql(
-        alias="s",
-        now="%(now)s",
-        any_reason="%(any_reason)s",
-        never_mail_only="%(never_mail_only)s",
-        never_mail="%(never_mail)s",
-    )
-}
+WHERE {rules.blocking_sql(alias="s", **_BATCH_RULE)}
+UNION ALL
+SELECT p.address_hash, p.scope_key, p.reason, p.created_at
+FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
+JOIN {PENDING_OPT_OUTS} AS p
+  ON p.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
+WHERE {rules.blocking_sql(alias="p", **_BATCH_RULE)}
 """
 
 # BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
@@ -50,16 +69,24 @@ _ONE_HASH_RULE = rules.blocking_sql(
     now="now()", any_reason="%s::text[]", never_mail_only="%s::text[]", never_mail="%s::text[]"
 )
 
-# The single check (through Django's cursor).
+# The single check (through Django's cursor). Its parameters: `lookup_params`.
 SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
 WHERE address_hash = %s
   AND {_ONE_HASH_RULE}
+UNION ALL
+SELECT scope_key, reason, created_at FROM {PENDING_OPT_OUTS} AS p
+WHERE address_hash = %s
+  AND {_ONE_HASH_RULE}
 """
 
-# The Postfix policy server, as a prepared statement.
+# The Postfix policy server, as a prepared statement. Its parameters: `lookup_params`.
 POLICY_LOOKUP_SQL = f"""
 SELECT scope_key, reason FROM suppression_suppression
+WHERE address_hash = %s
+  AND {_ONE_HASH_RULE}
+UNION ALL
+SELECT scope_key, reason FROM {PENDING_OPT_OUTS} AS p
 WHERE address_hash = %s
   AND {_ONE_HASH_RULE}
 """
@@ -81,6 +108,13 @@ def key_arrays(keys: rules.BlockingKeys) -> tuple[str, str, str]:
         text_array(keys.never_mail_only),
         text_array(keys.never_mail),
     )
+
+
+def lookup_params(digest: bytes, keys: rules.BlockingKeys) -> tuple:
+    """The parameters of SINGLE_SQL and POLICY_LOOKUP_SQL: the hash and the key arrays, once for
+    the entries and once for the pending opt-outs."""
+    arrays = key_arrays(keys)
+    return (digest, *arrays, digest, *arrays)
 
 
 # Only events of transactions older than every transaction still running: a later read can never
@@ -136,7 +170,7 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
     if connection.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(SINGLE_SQL, [digest, *key_arrays(keys)])
+        cursor.execute(SINGLE_SQL, lookup_params(digest, keys))
         return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
 
@@ -149,7 +183,22 @@ def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
             blocking_q(keys, now=now), address_hash__in=chunk
         ).values_list("address_hash", "scope_key", "reason", "created_at")
         found.extend(BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows)
+        found.extend(_pending_rows_orm(chunk, keys))
     return found
+
+
+def _pending_rows_orm(hashes, keys) -> list[BlockingRow]:
+    """PENDING_OPT_OUTS through the ORM: the opt-outs of `hashes` recorded and not yet applied
+    that block under `keys`, each as the `unsubscribe` entry it becomes (in force: no expiry)."""
+    # Named, not imported, for the reason PENDING_OPT_OUTS gives.
+    pending = apps.get_model("unsubscribe", "UnsubscribeRequest").objects.filter(
+        applied_at__isnull=True, address_hash__in=hashes
+    )
+    return [
+        BlockingRow(bytes(h), k, rules.UNSUBSCRIBE, received_at)
+        for h, k, received_at in pending.values_list("address_hash", "scope_key", "received_at")
+        if k is not None and keys.blocks(k, rules.UNSUBSCRIBE)
+    ]
 
 
 def feed_event_ids(
@@ -332,3 +381,254 @@ def insert_copied_rows(
         )
         added, _, _ = cursor.fetchone()
     return added
+
+
+class OptOutTarget(NamedTuple):
+    """Where the opt-outs of a batch numbered `id` go, with their tenant's deadlines."""
+
+    id: int
+    scope_key: str
+    scope_label: str
+    tenant_id: int | None
+    scope: str
+    stream_id: int | None
+    topic_id: int | None
+    time_zone: str
+    target_hours: int
+    # Does an opt-out of this tenant wait for downstream systems (compliance.propagation)?
+    waits: bool
+
+
+class OptOutRow(NamedTuple):
+    """One opt-out of a batch, in the order they are applied."""
+
+    target: int  # an OptOutTarget id
+    address_hash: bytes
+    address: str | None
+    received_at: datetime.datetime
+    channel: str
+    evidence_id: str
+    evidence_note: str
+
+
+class AppliedRow(NamedTuple):
+    """What OPT_OUT_APPLY did for one opt-out that changed its entry."""
+
+    index: int  # the opt-out's place in the batch, from 0
+    action: str  # the SuppressionEvent action written
+    suppression_id: int
+    reason: str  # the entry's, once changed
+    origin: str
+    address: str | None
+    expires_at: datetime.datetime | None
+    updated_at: datetime.datetime
+    opt_out_id: int | None  # the OptOutRequest written, for an add or re-add
+    applied_at: datetime.datetime | None
+    provider_due_at: datetime.datetime | None
+    can_spam_due_at: datetime.datetime | None
+
+
+def _weightier_than(column: str) -> str:
+    """rules.weightier(column, %(reason)s) as SQL, over the PRECEDENCE array."""
+    return (
+        f"CASE WHEN array_position(%(precedence)s::text[], {column}::text)"
+        f" <= array_position(%(precedence)s::text[], %(reason)s::text)"
+        f" THEN {column} ELSE %(reason)s END"
+    )
+
+
+# A batch of opt-outs, one statement: what suppression.services.entries.suppress does for each of
+# them in turn, written for the whole batch in the shape of IMPORT_INSERT. Per key, the batch's
+# first opt-out decides: a new key is added, a lifted or expired entry added again (`readd`), an
+# entry in force with another reason or an expiry gets the weightier reason (`reason`), an entry
+# already in force for this reason is left alone. A later opt-out of the same key in the batch
+# finds the entry as the first left it: only a weightier reason than this one (a complaint, a
+# hard bounce) makes it write a `reason` event again. Adds and re-adds write an OptOutRequest,
+# whose CAN-SPAM due time is the tenant's local day's (DueDay). Entries already listed are locked
+# in key order; a key inserted by another writer since this statement's snapshot is counted
+# (`added` below `expected`), and the caller runs the statement again.
+OPT_OUT_APPLY = f"""
+WITH targets AS (
+    SELECT * FROM unnest(
+        %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
+        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_zone)s::text[],
+        %(t_target)s::interval[], %(t_waits)s::boolean[]
+    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, time_zone,
+           target, waits)
+), due AS (
+    SELECT * FROM unnest(%(d_tenant)s::bigint[], %(d_day)s::date[], %(d_at)s::timestamptz[])
+        AS d(tenant_id, day, due_at)
+), items AS (
+    SELECT i.ord - 1 AS ord, i.address_hash, i.address, i.received_at, i.channel,
+           i.evidence_id, i.evidence_note, t.scope_key, t.scope_label, t.tenant_id, t.scope,
+           t.stream_id, t.topic_id, t.time_zone, t.target, t.waits
+    FROM unnest(
+        %(i_target)s::integer[], %(i_hash)s::bytea[], %(i_address)s::text[],
+        %(i_received)s::timestamptz[], %(i_channel)s::text[], %(i_evidence)s::text[],
+        %(i_note)s::text[]
+    ) WITH ORDINALITY AS i(target, address_hash, address, received_at, channel, evidence_id,
+                           evidence_note, ord)
+    JOIN targets AS t ON t.id = i.target
+), existing AS (
+    SELECT s.id, s.address_hash, s.scope_key, s.reason, s.lifted_at, s.expires_at
+    FROM suppression_suppression AS s
+    WHERE (s.address_hash, s.scope_key) IN (SELECT address_hash, scope_key FROM items)
+    ORDER BY s.address_hash, s.scope_key
+    FOR UPDATE OF s
+), firsts AS (
+    SELECT DISTINCT ON (i.address_hash, i.scope_key) i.*, e.reason AS old_reason,
+        CASE WHEN e.id IS NULL THEN 'add'
+             WHEN NOT ({rules.active_sql(alias="e", now="%(now)s")}) THEN 'readd'
+             WHEN e.reason = %(reason)s AND e.expires_at IS NULL THEN NULL
+             ELSE 'reason' END AS action
+    FROM items AS i LEFT JOIN existing AS e USING (address_hash, scope_key)
+    ORDER BY i.address_hash, i.scope_key, i.ord
+), added AS (
+    INSERT INTO suppression_suppression (
+        tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
+        evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
+    SELECT tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address,
+           %(reason)s, %(origin)s, %(evidence_type)s, evidence_id, evidence_note, received_at,
+           received_at
+    FROM firsts
+    WHERE action = 'add'
+    ORDER BY address_hash, scope_key
+    ON CONFLICT (address_hash, scope_key) DO NOTHING
+    RETURNING id, address_hash, scope_key, reason, origin, address, expires_at, updated_at
+), changed AS (
+    UPDATE suppression_suppression AS s SET
+        reason = CASE WHEN f.action = 'readd' THEN %(reason)s
+                      ELSE {_weightier_than("s.reason")} END,
+        origin = CASE WHEN f.action = 'readd' THEN %(origin)s ELSE s.origin END,
+        evidence_type_id = CASE WHEN f.action = 'readd' THEN %(evidence_type)s
+                                ELSE s.evidence_type_id END,
+        evidence_id = CASE WHEN f.action = 'readd' THEN f.evidence_id ELSE s.evidence_id END,
+        evidence_note = CASE WHEN f.action = 'readd' THEN f.evidence_note
+                             ELSE s.evidence_note END,
+        address = CASE WHEN f.action = 'readd' THEN coalesce(s.address, f.address)
+                       ELSE s.address END,
+        lifted_at = NULL,
+        expires_at = NULL,
+        updated_at = %(now)s
+    FROM firsts AS f
+    WHERE f.action IN ('readd', 'reason')
+      AND s.address_hash = f.address_hash AND s.scope_key = f.scope_key
+    RETURNING s.id, s.address_hash, s.scope_key, s.reason, s.origin, s.address, s.expires_at,
+              s.updated_at
+), entries AS (
+    SELECT * FROM added UNION ALL SELECT * FROM changed
+), acts AS (
+    SELECT i.*, CASE
+        WHEN i.ord = f.ord THEN f.action
+        WHEN f.action = 'reason' AND {_weightier_than("f.old_reason")} <> %(reason)s
+            THEN 'reason'
+    END AS action
+    FROM items AS i JOIN firsts AS f USING (address_hash, scope_key)
+), history AS (
+    INSERT INTO suppression_suppressionevent (
+        suppression_id, action, reason, origin, scope_key, address_hash, note, actor_label, via,
+        actor_user_id, actor_api_key_id, evidence_type_id, evidence_id, evidence_note,
+        occurred_at)
+    SELECT e.id, a.action, %(reason)s, %(origin)s, a.scope_key, a.address_hash, '',
+           %(actor_label)s, %(via)s, %(actor_user)s, %(actor_api_key)s, %(evidence_type)s,
+           a.evidence_id, a.evidence_note, %(now)s
+    FROM acts AS a JOIN entries AS e USING (address_hash, scope_key)
+    WHERE a.action IS NOT NULL
+    ORDER BY a.ord
+    RETURNING 1
+), opt_outs AS (
+    INSERT INTO compliance_optoutrequest (
+        received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at,
+        provider_due_at, can_spam_due_at, propagated_at, alert_state)
+    SELECT a.received_at, a.channel, a.tenant_id, a.scope_key, a.scope_label, a.address_hash,
+           %(now)s, a.received_at + a.target, due.due_at,
+           CASE WHEN a.waits AND a.channel <> %(import_channel)s THEN NULL
+                ELSE %(now)s::timestamptz END, 0
+    FROM acts AS a
+    JOIN entries AS e USING (address_hash, scope_key)
+    LEFT JOIN due ON due.tenant_id IS NOT DISTINCT FROM a.tenant_id
+        AND due.day = (a.received_at AT TIME ZONE a.time_zone)::date
+    WHERE a.action IN ('add', 'readd')
+    ORDER BY a.ord
+    RETURNING id, address_hash, scope_key, applied_at, provider_due_at, can_spam_due_at
+)
+SELECT counts.added, counts.expected, counts.events, done.*
+FROM (
+    SELECT (SELECT count(*) FROM added) AS added,
+           (SELECT count(*) FROM firsts WHERE action = 'add') AS expected,
+           (SELECT count(*) FROM history) AS events
+) AS counts
+LEFT JOIN LATERAL (
+    SELECT a.ord, a.action, e.id, e.reason, e.origin, e.address, e.expires_at, e.updated_at,
+           o.id, o.applied_at, o.provider_due_at, o.can_spam_due_at
+    FROM acts AS a
+    JOIN entries AS e USING (address_hash, scope_key)
+    LEFT JOIN opt_outs AS o ON a.action IN ('add', 'readd')
+        AND o.address_hash = a.address_hash AND o.scope_key = a.scope_key
+    WHERE a.action IS NOT NULL
+) AS done ON true
+ORDER BY done.ord
+"""
+
+
+class InsertedMeanwhile(Exception):
+    """Another writer inserted a key of the batch after OPT_OUT_APPLY's snapshot was taken."""
+
+
+def apply_opt_outs(
+    rows: Sequence[OptOutRow],
+    targets: Sequence[OptOutTarget],
+    *,
+    due_days: Sequence[DueDay],
+    now: datetime.datetime,
+    reason: str,
+    origin: str,
+    evidence_type_id: int,
+    actor,
+) -> list[AppliedRow]:
+    """Run OPT_OUT_APPLY for `rows`; return what it did for each opt-out that changed its entry,
+    in batch order. Raises InsertedMeanwhile (nothing of the statement stays once the caller's
+    savepoint is rolled back). PostgreSQL only; call inside a transaction."""
+    params = {
+        "t_id": [t.id for t in targets],
+        "t_key": [t.scope_key for t in targets],
+        "t_label": [t.scope_label for t in targets],
+        "t_tenant": [t.tenant_id for t in targets],
+        "t_scope": [t.scope for t in targets],
+        "t_stream": [t.stream_id for t in targets],
+        "t_topic": [t.topic_id for t in targets],
+        "t_zone": [t.time_zone for t in targets],
+        "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
+        "t_waits": [t.waits for t in targets],
+        "d_tenant": [d.tenant_id for d in due_days],
+        "d_day": [d.day for d in due_days],
+        "d_at": [d.due_at for d in due_days],
+        "i_target": [r.target for r in rows],
+        "i_hash": [r.address_hash for r in rows],
+        "i_address": [r.address for r in rows],
+        "i_received": [r.received_at for r in rows],
+        "i_channel": [r.channel for r in rows],
+        "i_evidence": [r.evidence_id for r in rows],
+        "i_note": [r.evidence_note for r in rows],
+        "now": now,
+        "reason": reason,
+        "origin": origin,
+        # entries._goes_downstream: imports are never pushed downstream.
+        "import_channel": "import",
+        "precedence": list(rules.PRECEDENCE),
+        "evidence_type": evidence_type_id,
+        "actor_label": actor.label[:200],
+        "via": actor.via,
+        "actor_user": actor.user_id,
+        "actor_api_key": actor.api_key_id,
+    }
+    connection.ensure_connection()
+    # Server-side binding on Django's connection and transaction, as blocking_rows does: the
+    # arrays travel as binary values rather than thousands of literals in the query text.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(OPT_OUT_APPLY, params, binary=True)
+        found = cursor.fetchall()
+    added, expected, _ = found[0][:3]
+    if added != expected:
+        raise InsertedMeanwhile(f"{expected - added} key(s) inserted meanwhile")
+    return [AppliedRow(*row[3:]) for row in found if row[3] is not None]
