@@ -384,9 +384,8 @@ def insert_copied_rows(
 
 
 class OptOutTarget(NamedTuple):
-    """Where the opt-outs of a batch numbered `id` go, with their tenant's deadlines."""
+    """Where some opt-outs of a batch go, with their tenant's deadlines."""
 
-    id: int
     scope_key: str
     scope_label: str
     tenant_id: int | None
@@ -402,7 +401,7 @@ class OptOutTarget(NamedTuple):
 class OptOutRow(NamedTuple):
     """One opt-out of a batch, in the order they are applied."""
 
-    target: int  # an OptOutTarget id
+    target: int  # the place of its OptOutTarget in the batch's list, from 1
     address_hash: bytes
     address: str | None
     received_at: datetime.datetime
@@ -431,8 +430,8 @@ class AppliedRow(NamedTuple):
 def _weightier_than(column: str) -> str:
     """rules.weightier(column, %(reason)s) as SQL, over the PRECEDENCE array."""
     return (
-        f"CASE WHEN array_position(%(precedence)s::text[], {column}::text)"
-        f" <= array_position(%(precedence)s::text[], %(reason)s::text)"
+        f"CASE WHEN array_position(%(precedence)b::text[], {column}::text)"
+        f" <= array_position(%(precedence)b::text[], %(reason)s::text)"
         f" THEN {column} ELSE %(reason)s END"
     )
 
@@ -444,135 +443,160 @@ def _weightier_than(column: str) -> str:
 # already in force for this reason is left alone. A later opt-out of the same key in the batch
 # finds the entry as the first left it: only a weightier reason than this one (a complaint, a
 # hard bounce) makes it write a `reason` event again. Adds and re-adds write an OptOutRequest,
-# whose CAN-SPAM due time is the tenant's local day's (DueDay). Entries already listed are locked
-# in key order; a key inserted by another writer since this statement's snapshot is counted
-# (`added` below `expected`), and the caller runs the statement again.
+# whose CAN-SPAM due time is the tenant's local day's (DueDay).
+#
+# Entries already listed are locked in key order. A key another writer inserted since this
+# statement's snapshot is not inserted twice (ON CONFLICT), but counted (`added` below
+# `expected`): the caller rolls the statement back and runs it again. Each opt-out finds its
+# target by index in the target arrays and each new row takes its id from the table's sequence
+# up front, so no step joins rows it has just written: with the row counts of fresh CTEs unknown
+# to the planner, such joins were nested loops, a million comparisons per thousand opt-outs.
 OPT_OUT_APPLY = f"""
-WITH targets AS (
-    SELECT * FROM unnest(
-        %(t_id)s::integer[], %(t_key)s::text[], %(t_label)s::text[], %(t_tenant)s::bigint[],
-        %(t_scope)s::text[], %(t_stream)s::bigint[], %(t_topic)s::bigint[], %(t_zone)s::text[],
-        %(t_target)s::interval[], %(t_waits)s::boolean[]
-    ) AS t(id, scope_key, scope_label, tenant_id, scope, stream_id, topic_id, time_zone,
-           target, waits)
-), due AS (
-    SELECT * FROM unnest(%(d_tenant)s::bigint[], %(d_day)s::date[], %(d_at)s::timestamptz[])
-        AS d(tenant_id, day, due_at)
-), items AS (
-    SELECT i.ord - 1 AS ord, i.address_hash, i.address, i.received_at, i.channel,
-           i.evidence_id, i.evidence_note, t.scope_key, t.scope_label, t.tenant_id, t.scope,
-           t.stream_id, t.topic_id, t.time_zone, t.target, t.waits
+WITH items AS (
+    SELECT i.ord, i.address_hash, i.address, i.received_at, i.channel, i.evidence_id,
+           i.evidence_note,
+           (%(t_key)b::text[])[i.target] AS scope_key,
+           (%(t_label)b::text[])[i.target] AS scope_label,
+           (%(t_tenant)b::bigint[])[i.target] AS tenant_id,
+           (%(t_scope)b::text[])[i.target] AS scope,
+           (%(t_stream)b::bigint[])[i.target] AS stream_id,
+           (%(t_topic)b::bigint[])[i.target] AS topic_id,
+           (%(t_zone)b::text[])[i.target] AS time_zone,
+           (%(t_target)b::interval[])[i.target] AS target,
+           (%(t_waits)b::boolean[])[i.target] AS waits
     FROM unnest(
-        %(i_target)s::integer[], %(i_hash)s::bytea[], %(i_address)s::text[],
-        %(i_received)s::timestamptz[], %(i_channel)s::text[], %(i_evidence)s::text[],
-        %(i_note)s::text[]
+        %(i_target)b::integer[], %(i_hash)b::bytea[], %(i_address)b::text[],
+        %(i_received)b::timestamptz[], %(i_channel)b::text[], %(i_evidence)b::text[],
+        %(i_note)b::text[]
     ) WITH ORDINALITY AS i(target, address_hash, address, received_at, channel, evidence_id,
                            evidence_note, ord)
-    JOIN targets AS t ON t.id = i.target
 ), existing AS (
-    SELECT s.id, s.address_hash, s.scope_key, s.reason, s.lifted_at, s.expires_at
+    SELECT s.id, s.address_hash, s.scope_key, s.reason, s.origin, s.address, s.lifted_at,
+           s.expires_at
     FROM suppression_suppression AS s
     WHERE (s.address_hash, s.scope_key) IN (SELECT address_hash, scope_key FROM items)
     ORDER BY s.address_hash, s.scope_key
     FOR UPDATE OF s
-), firsts AS (
-    SELECT DISTINCT ON (i.address_hash, i.scope_key) i.*, e.reason AS old_reason,
-        CASE WHEN e.id IS NULL THEN 'add'
-             WHEN NOT ({rules.active_sql(alias="e", now="%(now)s")}) THEN 'readd'
-             WHEN e.reason = %(reason)s AND e.expires_at IS NULL THEN NULL
-             ELSE 'reason' END AS action
+), ranked AS (
+    SELECT i.*, e.id AS existing_id, e.reason AS old_reason, e.origin AS old_origin,
+           e.address AS old_address,
+           CASE WHEN e.id IS NULL THEN 'add'
+                WHEN NOT ({rules.active_sql(alias="e", now="%(now)s")}) THEN 'readd'
+                WHEN e.reason = %(reason)s AND e.expires_at IS NULL THEN NULL
+                ELSE 'reason' END AS key_action,
+           row_number() OVER (PARTITION BY i.address_hash, i.scope_key ORDER BY i.ord) = 1
+               AS first
     FROM items AS i LEFT JOIN existing AS e USING (address_hash, scope_key)
-    ORDER BY i.address_hash, i.scope_key, i.ord
+), decided AS (
+    SELECT r.*,
+           CASE WHEN r.first THEN r.key_action
+                WHEN r.key_action = 'reason' AND {_weightier_than("r.old_reason")} <> %(reason)s
+                    THEN 'reason'
+           END AS action,
+           -- The entry as it stands once changed (for the later opt-outs of a key, as the
+           -- first left it: only `reason` changes it again, and with the same values).
+           CASE WHEN r.key_action IN ('add', 'readd') THEN %(reason)s
+                WHEN r.key_action = 'reason' THEN {_weightier_than("r.old_reason")}
+                ELSE r.old_reason END AS entry_reason,
+           CASE WHEN r.key_action IN ('add', 'readd') THEN %(origin)s
+                ELSE r.old_origin END AS entry_origin,
+           CASE WHEN r.key_action = 'add' THEN r.address
+                WHEN r.key_action = 'readd' THEN coalesce(r.old_address, r.address)
+                ELSE r.old_address END AS entry_address,
+           CASE WHEN r.key_action = 'add' THEN r.received_at
+                ELSE %(now)s::timestamptz END AS entry_updated_at
+    FROM ranked AS r
+), acts AS (
+    SELECT d.*,
+           coalesce(d.existing_id, CASE WHEN d.first THEN nextval(%(entry_ids)s::regclass) END)
+               AS entry_id,
+           CASE WHEN d.action IN ('add', 'readd') THEN nextval(%(opt_out_ids)s::regclass) END
+               AS opt_out_id,
+           due.due_at AS can_spam_due_at
+    FROM decided AS d
+    LEFT JOIN (
+        SELECT * FROM unnest(%(d_tenant)b::bigint[], %(d_day)b::date[], %(d_at)b::timestamptz[])
+    ) AS due(tenant_id, day, due_at)
+        ON d.action IN ('add', 'readd') AND due.tenant_id IS NOT DISTINCT FROM d.tenant_id
+        AND due.day = (d.received_at AT TIME ZONE d.time_zone)::date
+    ORDER BY d.ord
 ), added AS (
     INSERT INTO suppression_suppression (
-        tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason, origin,
-        evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
-    SELECT tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address,
-           %(reason)s, %(origin)s, %(evidence_type)s, evidence_id, evidence_note, received_at,
-           received_at
-    FROM firsts
-    WHERE action = 'add'
+        id, tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason,
+        origin, evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
+    SELECT entry_id, tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address,
+           entry_reason, entry_origin, %(evidence_type)s, evidence_id, evidence_note,
+           received_at, received_at
+    FROM acts
+    WHERE first AND key_action = 'add'
     ORDER BY address_hash, scope_key
     ON CONFLICT (address_hash, scope_key) DO NOTHING
-    RETURNING id, address_hash, scope_key, reason, origin, address, expires_at, updated_at
+    RETURNING 1
 ), changed AS (
     UPDATE suppression_suppression AS s SET
-        reason = CASE WHEN f.action = 'readd' THEN %(reason)s
-                      ELSE {_weightier_than("s.reason")} END,
-        origin = CASE WHEN f.action = 'readd' THEN %(origin)s ELSE s.origin END,
-        evidence_type_id = CASE WHEN f.action = 'readd' THEN %(evidence_type)s
+        reason = a.entry_reason,
+        origin = a.entry_origin,
+        address = a.entry_address,
+        evidence_type_id = CASE WHEN a.key_action = 'readd' THEN %(evidence_type)s
                                 ELSE s.evidence_type_id END,
-        evidence_id = CASE WHEN f.action = 'readd' THEN f.evidence_id ELSE s.evidence_id END,
-        evidence_note = CASE WHEN f.action = 'readd' THEN f.evidence_note
+        evidence_id = CASE WHEN a.key_action = 'readd' THEN a.evidence_id ELSE s.evidence_id END,
+        evidence_note = CASE WHEN a.key_action = 'readd' THEN a.evidence_note
                              ELSE s.evidence_note END,
-        address = CASE WHEN f.action = 'readd' THEN coalesce(s.address, f.address)
-                       ELSE s.address END,
         lifted_at = NULL,
         expires_at = NULL,
-        updated_at = %(now)s
-    FROM firsts AS f
-    WHERE f.action IN ('readd', 'reason')
-      AND s.address_hash = f.address_hash AND s.scope_key = f.scope_key
-    RETURNING s.id, s.address_hash, s.scope_key, s.reason, s.origin, s.address, s.expires_at,
-              s.updated_at
-), entries AS (
-    SELECT * FROM added UNION ALL SELECT * FROM changed
-), acts AS (
-    SELECT i.*, CASE
-        WHEN i.ord = f.ord THEN f.action
-        WHEN f.action = 'reason' AND {_weightier_than("f.old_reason")} <> %(reason)s
-            THEN 'reason'
-    END AS action
-    FROM items AS i JOIN firsts AS f USING (address_hash, scope_key)
+        updated_at = a.entry_updated_at
+    FROM acts AS a
+    WHERE a.first AND a.key_action IN ('readd', 'reason')
+      AND s.address_hash = a.address_hash AND s.scope_key = a.scope_key
+    RETURNING 1
 ), history AS (
     INSERT INTO suppression_suppressionevent (
         suppression_id, action, reason, origin, scope_key, address_hash, note, actor_label, via,
         actor_user_id, actor_api_key_id, evidence_type_id, evidence_id, evidence_note,
         occurred_at)
-    SELECT e.id, a.action, %(reason)s, %(origin)s, a.scope_key, a.address_hash, '',
+    SELECT entry_id, action, %(reason)s, %(origin)s, scope_key, address_hash, '',
            %(actor_label)s, %(via)s, %(actor_user)s, %(actor_api_key)s, %(evidence_type)s,
-           a.evidence_id, a.evidence_note, %(now)s
-    FROM acts AS a JOIN entries AS e USING (address_hash, scope_key)
-    WHERE a.action IS NOT NULL
-    ORDER BY a.ord
+           evidence_id, evidence_note, %(now)s
+    FROM acts
+    WHERE action IS NOT NULL
+    ORDER BY ord
     RETURNING 1
 ), opt_outs AS (
     INSERT INTO compliance_optoutrequest (
-        received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at,
+        id, received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at,
         provider_due_at, can_spam_due_at, propagated_at, alert_state)
-    SELECT a.received_at, a.channel, a.tenant_id, a.scope_key, a.scope_label, a.address_hash,
-           %(now)s, a.received_at + a.target, due.due_at,
-           CASE WHEN a.waits AND a.channel <> %(import_channel)s THEN NULL
+    SELECT opt_out_id, received_at, channel, tenant_id, scope_key, scope_label, address_hash,
+           %(now)s, received_at + target, can_spam_due_at,
+           CASE WHEN waits AND channel <> %(import_channel)s THEN NULL
                 ELSE %(now)s::timestamptz END, 0
-    FROM acts AS a
-    JOIN entries AS e USING (address_hash, scope_key)
-    LEFT JOIN due ON due.tenant_id IS NOT DISTINCT FROM a.tenant_id
-        AND due.day = (a.received_at AT TIME ZONE a.time_zone)::date
-    WHERE a.action IN ('add', 'readd')
-    ORDER BY a.ord
-    RETURNING id, address_hash, scope_key, applied_at, provider_due_at, can_spam_due_at
+    FROM acts
+    WHERE opt_out_id IS NOT NULL
+    ORDER BY ord
+    RETURNING 1
 )
-SELECT counts.added, counts.expected, counts.events, done.*
-FROM (
-    SELECT (SELECT count(*) FROM added) AS added,
-           (SELECT count(*) FROM firsts WHERE action = 'add') AS expected,
-           (SELECT count(*) FROM history) AS events
-) AS counts
-LEFT JOIN LATERAL (
-    SELECT a.ord, a.action, e.id, e.reason, e.origin, e.address, e.expires_at, e.updated_at,
-           o.id, o.applied_at, o.provider_due_at, o.can_spam_due_at
-    FROM acts AS a
-    JOIN entries AS e USING (address_hash, scope_key)
-    LEFT JOIN opt_outs AS o ON a.action IN ('add', 'readd')
-        AND o.address_hash = a.address_hash AND o.scope_key = a.scope_key
-    WHERE a.action IS NOT NULL
-) AS done ON true
-ORDER BY done.ord
+SELECT (SELECT count(*) FROM added),
+       (SELECT count(*) FROM acts WHERE first AND key_action = 'add'),
+       (SELECT count(*) FROM changed) + (SELECT count(*) FROM history)
+           + (SELECT count(*) FROM opt_outs),
+       a.ord - 1, a.action, a.entry_id, a.entry_reason, a.entry_origin, a.entry_address,
+       NULL::timestamptz,
+       a.entry_updated_at, a.opt_out_id, %(now)s::timestamptz, a.received_at + a.target,
+       a.can_spam_due_at
+FROM (SELECT 1) AS one
+LEFT JOIN acts AS a ON a.action IS NOT NULL
+ORDER BY a.ord
 """
 
 
 class InsertedMeanwhile(Exception):
     """Another writer inserted a key of the batch after OPT_OUT_APPLY's snapshot was taken."""
+
+
+@functools.lru_cache(maxsize=4)
+def _sequence_of(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
 
 
 def apply_opt_outs(
@@ -586,11 +610,11 @@ def apply_opt_outs(
     evidence_type_id: int,
     actor,
 ) -> list[AppliedRow]:
-    """Run OPT_OUT_APPLY for `rows`; return what it did for each opt-out that changed its entry,
-    in batch order. Raises InsertedMeanwhile (nothing of the statement stays once the caller's
-    savepoint is rolled back). PostgreSQL only; call inside a transaction."""
+    """Run OPT_OUT_APPLY for `rows`, whose `target` is a 1-based place in `targets`; return what
+    it did for each opt-out that changed its entry, in batch order. Raises InsertedMeanwhile
+    (nothing of the statement stays once the caller's savepoint is rolled back). PostgreSQL only;
+    call inside a transaction."""
     params = {
-        "t_id": [t.id for t in targets],
         "t_key": [t.scope_key for t in targets],
         "t_label": [t.scope_label for t in targets],
         "t_tenant": [t.tenant_id for t in targets],
@@ -617,6 +641,8 @@ def apply_opt_outs(
         "import_channel": "import",
         "precedence": list(rules.PRECEDENCE),
         "evidence_type": evidence_type_id,
+        "entry_ids": _sequence_of(Suppression._meta.db_table),
+        "opt_out_ids": _sequence_of("compliance_optoutrequest"),
         "actor_label": actor.label[:200],
         "via": actor.via,
         "actor_user": actor.user_id,

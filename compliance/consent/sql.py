@@ -212,8 +212,8 @@ def state_rows(
 OPT_OUT_WITHDRAW = f"""
 WITH opt_outs AS (
     SELECT * FROM unnest(
-        %(tenant)s::bigint[], %(hash)s::bytea[], %(address)s::text[], %(stream)s::bigint[],
-        %(topic)s::bigint[], %(occurred)s::timestamptz[], %(method)s::text[], %(cause)s::text[]
+        %(tenant)b::bigint[], %(hash)b::bytea[], %(address)b::text[], %(stream)b::bigint[],
+        %(topic)b::bigint[], %(occurred)b::timestamptz[], %(method)b::text[], %(cause)b::text[]
     ) WITH ORDINALITY AS o(tenant_id, address_hash, address, stream_id, topic_id, occurred_at,
                            method, cause, ord)
 ), purposes AS (

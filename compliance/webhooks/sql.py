@@ -19,8 +19,8 @@ WITH events AS (
         (public_id, event_type, occurred_at, tenant_id, address_hash, body, opt_out_id)
     SELECT public_id, event_type, occurred_at, tenant_id, address_hash, body, opt_out_id
     FROM unnest(
-        %(public_id)s::text[], %(event_type)s::text[], %(occurred_at)s::timestamptz[],
-        %(tenant)s::bigint[], %(hash)s::bytea[], %(body)s::text[], %(opt_out)s::bigint[]
+        %(public_id)b::text[], %(event_type)b::text[], %(occurred_at)b::timestamptz[],
+        %(tenant)b::bigint[], %(hash)b::bytea[], %(body)b::text[], %(opt_out)b::bigint[]
     ) WITH ORDINALITY AS e(public_id, event_type, occurred_at, tenant_id, address_hash, body,
                            opt_out_id, n)
     ORDER BY n
@@ -29,7 +29,7 @@ WITH events AS (
 INSERT INTO webhooks_webhookdelivery
     (endpoint_id, event_id, order_key, status, attempts, next_attempt_at, last_error)
 SELECT d.endpoint_id, events.id, events.address_hash, %(pending)s, 0, %(now)s, ''
-FROM unnest(%(d_event)s::text[], %(d_endpoint)s::bigint[]) AS d(public_id, endpoint_id)
+FROM unnest(%(d_event)b::text[], %(d_endpoint)b::bigint[]) AS d(public_id, endpoint_id)
 JOIN events USING (public_id)
 ORDER BY events.id, d.endpoint_id
 """

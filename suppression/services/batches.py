@@ -48,19 +48,21 @@ def suppress_opt_outs(
         raise ValueError(f"{reason!r} is not an opt-out")
     if not opt_outs:
         return []
-    targets: dict[Target, sql.OptOutTarget] = {}
+    places: dict[Target, int] = {}  # each target's place in `targets`, from 1
+    targets: list[sql.OptOutTarget] = []
     policies: dict[int | None, deadlines.OptOutPolicy] = {}
     rows, normalised = [], []
     digest = addresses.hasher(hash_key())
     for item in opt_outs:
-        target = targets.get(item.target)
-        if target is None:
-            target = targets[item.target] = _target_row(item.target, len(targets), policies)
+        place = places.get(item.target)
+        if place is None:
+            targets.append(_target_row(item.target, policies))
+            place = places[item.target] = len(targets)
         address, address_hash = _normalised(item, digest)
         normalised.append(address)
         rows.append(
             sql.OptOutRow(
-                target=target.id,
+                target=place,
                 address_hash=address_hash,
                 address=address,
                 received_at=item.received_at,
@@ -78,7 +80,7 @@ def suppress_opt_outs(
             with transaction.atomic():  # a savepoint: a failed attempt leaves nothing behind
                 applied = sql.apply_opt_outs(
                     rows,
-                    list(targets.values()),
+                    targets,
                     due_days=due_days,
                     now=now,
                     reason=reason,
@@ -93,7 +95,7 @@ def suppress_opt_outs(
         except OperationalError as exc:
             if attempt == ATTEMPTS or not _deadlocked(exc):
                 raise
-    target_of = {row.id: target for target, row in targets.items()}
+    target_of = {place: target for target, place in places.items()}
     changes = [
         signals.BulkChange(
             action=done.action,
@@ -137,12 +139,11 @@ def _normalised(item: OptOut, digest) -> tuple[str | None, bytes]:
     return normalised, digest(normalised.encode())
 
 
-def _target_row(target: Target, number: int, policies: dict) -> sql.OptOutTarget:
+def _target_row(target: Target, policies: dict) -> sql.OptOutTarget:
     policy = deadlines.policy_of(target.tenant)
     tenant_id = target.tenant.pk if target.tenant else None
     policies[tenant_id] = policy
     return sql.OptOutTarget(
-        id=number,
         scope_key=target.key,
         scope_label=target.label,
         tenant_id=tenant_id,
