@@ -3,7 +3,9 @@ the database is unreachable.
 
 Every opt-out writes an `UnsubscribeRequest` (the evidence: channel, time, IP, user agent) and
 suppresses through `suppression.services`, which also writes the `OptOutRequest` the deadline
-tracking counts from. Functions raise `compliance.errors.ServiceError` for refused requests.
+tracking counts from. On PostgreSQL requests are applied in batches (`suppress_opt_outs`, a
+batch of one for an opt-out applied at once); on SQLite one by one (`suppress`). Functions raise
+`compliance.errors.ServiceError` for refused requests.
 """
 
 from __future__ import annotations
@@ -115,8 +117,9 @@ def record_opt_out(
 
     It is applied (suppressed, with its opt-out record) in the same transaction when
     `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker); otherwise a worker's
-    sweep applies pending requests every few seconds, so a burst of one-clicks costs the web
-    tier one INSERT each and no broker call. Raises ServiceError when the link's stream or topic
+    sweep applies pending requests every few seconds, in batches, so a burst of one-clicks costs
+    the web tier one INSERT each and no broker call; checks see a pending request meanwhile (its
+    `scope_key`, suppression/sql.py). Raises ServiceError when the link's stream or topic
     no longer exists, DatabaseError when the database cannot take it.
     """
     if apply_now is None:
