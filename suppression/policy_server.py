@@ -233,7 +233,7 @@ def blocking_entries(
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = _lookup_cursor(read_alias(), connection.connection)
-        params = [(digest, *sql.key_arrays(keys)) for digest, keys in lookups]
+        params = [sql.lookup_params(digest, keys) for digest, keys in lookups]
         if len(params) == 1:
             cursor.execute(sql.POLICY_LOOKUP_SQL, params[0], prepare=True)
             return [cursor.fetchall()]

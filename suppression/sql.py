@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import psycopg
+from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -25,24 +26,42 @@ from suppression.models import Suppression, SuppressionEvent, blocking_q
 # rules.BlockingKeys) from rules.blocking_sql, built once here at import: the rule is written in
 # rules.py only, and tests/suppression/test_rule_on_every_path.py holds every path to it.
 
+# Opt-outs recorded but not applied yet block as the `unsubscribe` entries they are about to
+# become (DESIGN.md: a check one second after a click answers `suppressed`). They are rows of
+# unsubscribe.models.UnsubscribeRequest, named here by table, not imported: this app imports
+# nothing above it. Shaped like the suppression table, so the one rule applies to them as well;
+# only pending rows are indexed by hash (unsubscribe_pending_by_hash), so the lookup stays as
+# small as the backlog.
+PENDING_OPT_OUTS = f"""(
+    SELECT address_hash, scope_key, '{rules.UNSUBSCRIBE}'::varchar AS reason,
+           received_at AS created_at, NULL::timestamptz AS lifted_at,
+           NULL::timestamptz AS expires_at
+    FROM unsubscribe_unsubscriberequest
+    WHERE applied_at IS NULL
+)"""
+
 # A join of the sorted hashes against the table beat `address_hash = ANY(%s)` by about half again
 # on a large table (see bench/batch_check.py): the planner walks the index in order.
 # The hashes travel as one bytea of sorted 32-byte hashes, cut apart by the server: cheaper for
 # the client than a 10,000-element array, which psycopg dumps element by element.
+_BATCH_RULE = {
+    "now": "%(now)s",
+    "any_reason": "%(any_reason)s",
+    "never_mail_only": "%(never_mail_only)s",
+    "never_mail": "%(never_mail)s",
+}
 BLOCKING_SQL = f"""
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
 FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
 JOIN suppression_suppression AS s
   ON s.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
-WHERE {
-    rules.blocking_sql(
-        alias="s",
-        now="%(now)s",
-        any_reason="%(any_reason)s",
-        never_mail_only="%(never_mail_only)s",
-        never_mail="%(never_mail)s",
-    )
-}
+WHERE {rules.blocking_sql(alias="s", **_BATCH_RULE)}
+UNION ALL
+SELECT p.address_hash, p.scope_key, p.reason, p.created_at
+FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i
+JOIN {PENDING_OPT_OUTS} AS p
+  ON p.address_hash = substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32)
+WHERE {rules.blocking_sql(alias="p", **_BATCH_RULE)}
 """
 
 # The batch on the hash-partitioned list (suppression/partitioning.py): PostgreSQL takes each
@@ -69,16 +88,24 @@ _ONE_HASH_RULE = rules.blocking_sql(
     now="now()", any_reason="%s::text[]", never_mail_only="%s::text[]", never_mail="%s::text[]"
 )
 
-# The single check (through Django's cursor).
+# The single check (through Django's cursor). Its parameters: `lookup_params`.
 SINGLE_SQL = f"""
 SELECT scope_key, reason, created_at FROM suppression_suppression
 WHERE address_hash = %s
   AND {_ONE_HASH_RULE}
+UNION ALL
+SELECT scope_key, reason, created_at FROM {PENDING_OPT_OUTS} AS p
+WHERE address_hash = %s
+  AND {_ONE_HASH_RULE}
 """
 
-# The Postfix policy server, as a prepared statement.
+# The Postfix policy server, as a prepared statement. Its parameters: `lookup_params`.
 POLICY_LOOKUP_SQL = f"""
 SELECT scope_key, reason FROM suppression_suppression
+WHERE address_hash = %s
+  AND {_ONE_HASH_RULE}
+UNION ALL
+SELECT scope_key, reason FROM {PENDING_OPT_OUTS} AS p
 WHERE address_hash = %s
   AND {_ONE_HASH_RULE}
 """
@@ -100,6 +127,13 @@ def key_arrays(keys: rules.BlockingKeys) -> tuple[str, str, str]:
         text_array(keys.never_mail_only),
         text_array(keys.never_mail),
     )
+
+
+def lookup_params(digest: bytes, keys: rules.BlockingKeys) -> tuple:
+    """The parameters of SINGLE_SQL and POLICY_LOOKUP_SQL: the hash and the key arrays, once for
+    the entries and once for the pending opt-outs."""
+    arrays = key_arrays(keys)
+    return (digest, *arrays, digest, *arrays)
 
 
 # Only events of transactions older than every transaction still running: a later read can never
@@ -166,7 +200,7 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
     if db.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
     with db.cursor() as cursor:
-        cursor.execute(SINGLE_SQL, [digest, *key_arrays(keys)])
+        cursor.execute(SINGLE_SQL, lookup_params(digest, keys))
         return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall()]
 
 
@@ -179,7 +213,22 @@ def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
             blocking_q(keys, now=now), address_hash__in=chunk
         ).values_list("address_hash", "scope_key", "reason", "created_at")
         found.extend(BlockingRow(bytes(h), k, r, c) for h, k, r, c in rows)
+        found.extend(_pending_rows_orm(chunk, keys))
     return found
+
+
+def _pending_rows_orm(hashes, keys) -> list[BlockingRow]:
+    """PENDING_OPT_OUTS through the ORM: the opt-outs of `hashes` recorded and not yet applied
+    that block under `keys`, each as the `unsubscribe` entry it becomes (in force: no expiry)."""
+    # Named, not imported, for the reason PENDING_OPT_OUTS gives.
+    pending = apps.get_model("unsubscribe", "UnsubscribeRequest").objects.filter(
+        applied_at__isnull=True, address_hash__in=hashes
+    )
+    return [
+        BlockingRow(bytes(h), k, rules.UNSUBSCRIBE, received_at)
+        for h, k, received_at in pending.values_list("address_hash", "scope_key", "received_at")
+        if k is not None and keys.blocks(k, rules.UNSUBSCRIBE)
+    ]
 
 
 def feed_event_ids(
@@ -363,3 +412,280 @@ def insert_copied_rows(
         )
         added, _, _ = cursor.fetchone()
     return added
+
+
+class OptOutTarget(NamedTuple):
+    """Where some opt-outs of a batch go, with their tenant's deadlines."""
+
+    scope_key: str
+    scope_label: str
+    tenant_id: int | None
+    scope: str
+    stream_id: int | None
+    topic_id: int | None
+    time_zone: str
+    target_hours: int
+    # Does an opt-out of this tenant wait for downstream systems (compliance.propagation)?
+    waits: bool
+
+
+class OptOutRow(NamedTuple):
+    """One opt-out of a batch, in the order they are applied."""
+
+    target: int  # the place of its OptOutTarget in the batch's list, from 1
+    address_hash: bytes
+    address: str | None
+    received_at: datetime.datetime
+    channel: str
+    evidence_id: str
+    evidence_note: str
+
+
+class AppliedRow(NamedTuple):
+    """What OPT_OUT_APPLY did for one opt-out that changed its entry."""
+
+    index: int  # the opt-out's place in the batch, from 0
+    action: str  # the SuppressionEvent action written
+    suppression_id: int
+    reason: str  # the entry's, once changed
+    origin: str
+    address: str | None
+    expires_at: datetime.datetime | None
+    updated_at: datetime.datetime
+    opt_out_id: int | None  # the OptOutRequest written, for an add or re-add
+    applied_at: datetime.datetime | None
+    provider_due_at: datetime.datetime | None
+    can_spam_due_at: datetime.datetime | None
+
+
+def _weightier_than(column: str) -> str:
+    """rules.weightier(column, %(reason)s) as SQL, over the PRECEDENCE array."""
+    return (
+        f"CASE WHEN array_position(%(precedence)b::text[], {column}::text)"
+        f" <= array_position(%(precedence)b::text[], %(reason)s::text)"
+        f" THEN {column} ELSE %(reason)s END"
+    )
+
+
+# A batch of opt-outs, one statement: what suppression.services.entries.suppress does for each of
+# them in turn, written for the whole batch in the shape of IMPORT_INSERT. Per key, the batch's
+# first opt-out decides: a new key is added, a lifted or expired entry added again (`readd`), an
+# entry in force with another reason or an expiry gets the weightier reason (`reason`), an entry
+# already in force for this reason is left alone. A later opt-out of the same key in the batch
+# finds the entry as the first left it: only a weightier reason than this one (a complaint, a
+# hard bounce) makes it write a `reason` event again. Adds and re-adds write an OptOutRequest,
+# whose CAN-SPAM due time is the tenant's local day's (DueDay).
+#
+# Entries already listed are locked in key order. A key another writer inserted since this
+# statement's snapshot is not inserted twice (ON CONFLICT), but counted (`added` below
+# `expected`): the caller rolls the statement back and runs it again. Each opt-out finds its
+# target by index in the target arrays and each new row takes its id from the table's sequence
+# up front, so no step joins rows it has just written: with the row counts of fresh CTEs unknown
+# to the planner, such joins were nested loops, a million comparisons per thousand opt-outs.
+OPT_OUT_APPLY = f"""
+WITH items AS (
+    SELECT i.ord, i.address_hash, i.address, i.received_at, i.channel, i.evidence_id,
+           i.evidence_note,
+           (%(t_key)b::text[])[i.target] AS scope_key,
+           (%(t_label)b::text[])[i.target] AS scope_label,
+           (%(t_tenant)b::bigint[])[i.target] AS tenant_id,
+           (%(t_scope)b::text[])[i.target] AS scope,
+           (%(t_stream)b::bigint[])[i.target] AS stream_id,
+           (%(t_topic)b::bigint[])[i.target] AS topic_id,
+           (%(t_zone)b::text[])[i.target] AS time_zone,
+           (%(t_target)b::interval[])[i.target] AS target,
+           (%(t_waits)b::boolean[])[i.target] AS waits
+    FROM unnest(
+        %(i_target)b::integer[], %(i_hash)b::bytea[], %(i_address)b::text[],
+        %(i_received)b::timestamptz[], %(i_channel)b::text[], %(i_evidence)b::text[],
+        %(i_note)b::text[]
+    ) WITH ORDINALITY AS i(target, address_hash, address, received_at, channel, evidence_id,
+                           evidence_note, ord)
+), existing AS (
+    SELECT s.id, s.address_hash, s.scope_key, s.reason, s.origin, s.address, s.lifted_at,
+           s.expires_at
+    FROM suppression_suppression AS s
+    WHERE (s.address_hash, s.scope_key) IN (SELECT address_hash, scope_key FROM items)
+    ORDER BY s.address_hash, s.scope_key
+    FOR UPDATE OF s
+), ranked AS (
+    SELECT i.*, e.id AS existing_id, e.reason AS old_reason, e.origin AS old_origin,
+           e.address AS old_address,
+           CASE WHEN e.id IS NULL THEN 'add'
+                WHEN NOT ({rules.active_sql(alias="e", now="%(now)s")}) THEN 'readd'
+                WHEN e.reason = %(reason)s AND e.expires_at IS NULL THEN NULL
+                ELSE 'reason' END AS key_action,
+           row_number() OVER (PARTITION BY i.address_hash, i.scope_key ORDER BY i.ord) = 1
+               AS first
+    FROM items AS i LEFT JOIN existing AS e USING (address_hash, scope_key)
+), decided AS (
+    SELECT r.*,
+           CASE WHEN r.first THEN r.key_action
+                WHEN r.key_action = 'reason' AND {_weightier_than("r.old_reason")} <> %(reason)s
+                    THEN 'reason'
+           END AS action,
+           -- The entry as it stands once changed (for the later opt-outs of a key, as the
+           -- first left it: only `reason` changes it again, and with the same values).
+           CASE WHEN r.key_action IN ('add', 'readd') THEN %(reason)s
+                WHEN r.key_action = 'reason' THEN {_weightier_than("r.old_reason")}
+                ELSE r.old_reason END AS entry_reason,
+           CASE WHEN r.key_action IN ('add', 'readd') THEN %(origin)s
+                ELSE r.old_origin END AS entry_origin,
+           CASE WHEN r.key_action = 'add' THEN r.address
+                WHEN r.key_action = 'readd' THEN coalesce(r.old_address, r.address)
+                ELSE r.old_address END AS entry_address,
+           CASE WHEN r.key_action = 'add' THEN r.received_at
+                ELSE %(now)s::timestamptz END AS entry_updated_at
+    FROM ranked AS r
+), acts AS (
+    SELECT d.*,
+           coalesce(d.existing_id, CASE WHEN d.first THEN nextval(%(entry_ids)s::regclass) END)
+               AS entry_id,
+           CASE WHEN d.action IN ('add', 'readd') THEN nextval(%(opt_out_ids)s::regclass) END
+               AS opt_out_id,
+           due.due_at AS can_spam_due_at
+    FROM decided AS d
+    LEFT JOIN (
+        SELECT * FROM unnest(%(d_tenant)b::bigint[], %(d_day)b::date[], %(d_at)b::timestamptz[])
+    ) AS due(tenant_id, day, due_at)
+        ON d.action IN ('add', 'readd') AND due.tenant_id IS NOT DISTINCT FROM d.tenant_id
+        AND due.day = (d.received_at AT TIME ZONE d.time_zone)::date
+    ORDER BY d.ord
+), added AS (
+    INSERT INTO suppression_suppression (
+        id, tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address, reason,
+        origin, evidence_type_id, evidence_id, evidence_note, created_at, updated_at)
+    SELECT entry_id, tenant_id, scope, stream_id, topic_id, scope_key, address_hash, address,
+           entry_reason, entry_origin, %(evidence_type)s, evidence_id, evidence_note,
+           received_at, received_at
+    FROM acts
+    WHERE first AND key_action = 'add'
+    ORDER BY address_hash, scope_key
+    ON CONFLICT (address_hash, scope_key) DO NOTHING
+    RETURNING 1
+), changed AS (
+    UPDATE suppression_suppression AS s SET
+        reason = a.entry_reason,
+        origin = a.entry_origin,
+        address = a.entry_address,
+        evidence_type_id = CASE WHEN a.key_action = 'readd' THEN %(evidence_type)s
+                                ELSE s.evidence_type_id END,
+        evidence_id = CASE WHEN a.key_action = 'readd' THEN a.evidence_id ELSE s.evidence_id END,
+        evidence_note = CASE WHEN a.key_action = 'readd' THEN a.evidence_note
+                             ELSE s.evidence_note END,
+        lifted_at = NULL,
+        expires_at = NULL,
+        updated_at = a.entry_updated_at
+    FROM acts AS a
+    WHERE a.first AND a.key_action IN ('readd', 'reason')
+      AND s.address_hash = a.address_hash AND s.scope_key = a.scope_key
+    RETURNING 1
+), history AS (
+    INSERT INTO suppression_suppressionevent (
+        suppression_id, action, reason, origin, scope_key, address_hash, note, actor_label, via,
+        actor_user_id, actor_api_key_id, evidence_type_id, evidence_id, evidence_note,
+        occurred_at)
+    SELECT entry_id, action, %(reason)s, %(origin)s, scope_key, address_hash, '',
+           %(actor_label)s, %(via)s, %(actor_user)s, %(actor_api_key)s, %(evidence_type)s,
+           evidence_id, evidence_note, %(now)s
+    FROM acts
+    WHERE action IS NOT NULL
+    ORDER BY ord
+    RETURNING 1
+), opt_outs AS (
+    INSERT INTO compliance_optoutrequest (
+        id, received_at, channel, tenant_id, scope_key, scope_label, address_hash, applied_at,
+        provider_due_at, can_spam_due_at, propagated_at, alert_state)
+    SELECT opt_out_id, received_at, channel, tenant_id, scope_key, scope_label, address_hash,
+           %(now)s, received_at + target, can_spam_due_at,
+           CASE WHEN waits AND channel <> %(import_channel)s THEN NULL
+                ELSE %(now)s::timestamptz END, 0
+    FROM acts
+    WHERE opt_out_id IS NOT NULL
+    ORDER BY ord
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM added),
+       (SELECT count(*) FROM acts WHERE first AND key_action = 'add'),
+       (SELECT count(*) FROM changed) + (SELECT count(*) FROM history)
+           + (SELECT count(*) FROM opt_outs),
+       a.ord - 1, a.action, a.entry_id, a.entry_reason, a.entry_origin, a.entry_address,
+       NULL::timestamptz,
+       a.entry_updated_at, a.opt_out_id, %(now)s::timestamptz, a.received_at + a.target,
+       a.can_spam_due_at
+FROM (SELECT 1) AS one
+LEFT JOIN acts AS a ON a.action IS NOT NULL
+ORDER BY a.ord
+"""
+
+
+class InsertedMeanwhile(Exception):
+    """Another writer inserted a key of the batch after OPT_OUT_APPLY's snapshot was taken."""
+
+
+@functools.lru_cache(maxsize=4)
+def _sequence_of(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
+
+
+def apply_opt_outs(
+    rows: Sequence[OptOutRow],
+    targets: Sequence[OptOutTarget],
+    *,
+    due_days: Sequence[DueDay],
+    now: datetime.datetime,
+    reason: str,
+    origin: str,
+    evidence_type_id: int,
+    actor,
+) -> list[AppliedRow]:
+    """Run OPT_OUT_APPLY for `rows`, whose `target` is a 1-based place in `targets`; return what
+    it did for each opt-out that changed its entry, in batch order. Raises InsertedMeanwhile
+    (nothing of the statement stays once the caller's savepoint is rolled back). PostgreSQL only;
+    call inside a transaction."""
+    params = {
+        "t_key": [t.scope_key for t in targets],
+        "t_label": [t.scope_label for t in targets],
+        "t_tenant": [t.tenant_id for t in targets],
+        "t_scope": [t.scope for t in targets],
+        "t_stream": [t.stream_id for t in targets],
+        "t_topic": [t.topic_id for t in targets],
+        "t_zone": [t.time_zone for t in targets],
+        "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
+        "t_waits": [t.waits for t in targets],
+        "d_tenant": [d.tenant_id for d in due_days],
+        "d_day": [d.day for d in due_days],
+        "d_at": [d.due_at for d in due_days],
+        "i_target": [r.target for r in rows],
+        "i_hash": [r.address_hash for r in rows],
+        "i_address": [r.address for r in rows],
+        "i_received": [r.received_at for r in rows],
+        "i_channel": [r.channel for r in rows],
+        "i_evidence": [r.evidence_id for r in rows],
+        "i_note": [r.evidence_note for r in rows],
+        "now": now,
+        "reason": reason,
+        "origin": origin,
+        # entries._goes_downstream: imports are never pushed downstream.
+        "import_channel": "import",
+        "precedence": list(rules.PRECEDENCE),
+        "evidence_type": evidence_type_id,
+        "entry_ids": _sequence_of(Suppression._meta.db_table),
+        "opt_out_ids": _sequence_of("compliance_optoutrequest"),
+        "actor_label": actor.label[:200],
+        "via": actor.via,
+        "actor_user": actor.user_id,
+        "actor_api_key": actor.api_key_id,
+    }
+    connection.ensure_connection()
+    # Server-side binding on Django's connection and transaction, as blocking_rows does: the
+    # arrays travel as binary values rather than thousands of literals in the query text.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(OPT_OUT_APPLY, params, binary=True)
+        found = cursor.fetchall()
+    added, expected, _ = found[0][:3]
+    if added != expected:
+        raise InsertedMeanwhile(f"{expected - added} key(s) inserted meanwhile")
+    return [AppliedRow(*row[3:]) for row in found if row[3] is not None]

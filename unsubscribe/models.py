@@ -58,23 +58,35 @@ class UnsubscribeRequest(models.Model):
     # replayed click inserts nothing (ON CONFLICT DO NOTHING on its unique index). Cleared when
     # the recipient's opt-out is lifted, so a new opt-out after a resubscription is stored.
     repeat_key = models.BinaryField(max_length=32, null=True, blank=True)
+    # The key of the entry it becomes (suppression.rules.scope_key), worked out when recorded so
+    # checks see a pending opt-out before a worker applies it (suppression/sql.py). Empty only for
+    # rows recorded before the column existed and already applied.
+    scope_key = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-received_at"]
         verbose_name = "unsubscribe request"
         indexes = [
             # An erasure finds the requester's rows by hash: applied ones through this index,
-            # which the worker's update writes, so the one-click INSERT pays for no extra
-            # index; the few still pending through the pending index below.
+            # which the worker's update writes; the few still pending through the pending index
+            # by hash below.
             models.Index(
                 fields=["address_hash"],
                 condition=models.Q(applied_at__isnull=False),
                 name="unsubscribe_address_hash",
             ),
+            # The worker's sweep takes the oldest pending first.
             models.Index(
                 fields=["received_at"],
                 condition=models.Q(applied_at__isnull=True),
                 name="unsubscribe_pending",
+            ),
+            # Every check looks for a pending opt-out of the address (suppression/sql.py): only
+            # the rows not yet applied, so the index stays as small as the backlog.
+            models.Index(
+                fields=["address_hash"],
+                condition=models.Q(applied_at__isnull=True),
+                name="unsubscribe_pending_by_hash",
             ),
         ]
         constraints = [

@@ -33,6 +33,7 @@ __all__ = [
     "text_for",
     "grant_in_preference_centre",
     "withdraw_for_opt_out",
+    "withdraw_for_opt_outs",
 ]
 
 Channel = OptOutRequest.Channel
@@ -420,3 +421,38 @@ def withdraw_for_opt_out(*, request: OptOutRequest, target, address: str, reason
         for stream, topic in _purposes_of(target)
     ]
     return len(record_prepared(prepared))
+
+
+def withdraw_for_opt_outs(changes: Sequence) -> list[sql.Withdrawal]:
+    """`withdraw_for_opt_out` for every opt-out of a batch applied at once (the `opt_out` of
+    each suppression.signals.BulkChange that has one), in one statement; returns the records
+    written. Announces them with `signals.withdrawn_in_bulk`. PostgreSQL only."""
+    opt_outs = []
+    for change in changes:
+        request, target = change.opt_out, change.target
+        if request is None or target.tenant is None:
+            continue  # no opt-out recorded, or one shared by every tenant (see above)
+        if target.scope == suppression_rules.TOPIC:
+            stream_id, topic_id = target.topic.stream_id, target.topic.pk
+        elif target.scope == suppression_rules.STREAM:
+            stream_id, topic_id = target.stream.pk, None
+        else:
+            stream_id, topic_id = None, None  # every commercial stream of the tenant
+        opt_outs.append(
+            sql.OptOutPurpose(
+                tenant_id=target.tenant.pk,
+                address_hash=bytes(change.address_hash),
+                address=change.address,
+                stream_id=stream_id,
+                topic_id=topic_id,
+                occurred_at=request.received_at,
+                method=METHOD_FOR_CHANNEL.get(request.channel, rules.API),
+                cause=f"opt-out #{request.id} ({request.channel}, {change.reason})"[:100],
+            )
+        )
+    if not opt_outs:
+        return []
+    rows = sql.withdraw_for_opt_outs(opt_outs, now=timezone.now(), actor=audit.current_actor())
+    if rows:
+        signals.withdrawn_in_bulk.send(sender=ConsentRecord, rows=rows)
+    return rows

@@ -2,8 +2,9 @@
 import (measured by bench/import_consents.py), and the states a batch of send decisions reads
 (measured by bench/send_decisions.py).
 
-PostgreSQL and SQLite both accept STATE_ADVANCE; the import's statements are PostgreSQL only
-(SQLite, the embedded default, imports row by row through the services).
+PostgreSQL and SQLite both accept STATE_ADVANCE; the import's statements and the withdrawals of
+a batch of opt-outs are PostgreSQL only (SQLite, the embedded default, writes row by row
+through the services).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import NamedTuple
 import psycopg
 from django.db import connection
 
+from compliance.consent import rules
 from compliance.consent.models import ConsentState
+from compliance.models import Stream
 from compliance.replicas import read_connection
 
 # A record becomes its purpose's state only if it is later than the state held (the ledger's
@@ -201,3 +204,118 @@ def state_rows(
         ).values_list("address_hash", "topic_key", "action", "basis", "since", "record_id")
         found.extend(StateRow(bytes(h), *rest) for h, *rest in rows)
     return found
+
+
+# The withdrawals a batch of opt-outs leaves (suppression.services.batches), one statement: what
+# services.withdraw_for_opt_out writes for each opt-out in turn. An opt-out of a topic or a
+# stream withdraws that purpose; one of all commercial mail (no stream given) every commercial
+# stream of the tenant, in stream order. A record keeps the basis of its purpose's state as it
+# stood before the batch (a withdrawal copies the basis, so one earlier in the batch leaves it
+# as it was), and the latest record per purpose becomes its state, as STATE_ADVANCE allows.
+OPT_OUT_WITHDRAW = f"""
+WITH opt_outs AS (
+    SELECT * FROM unnest(
+        %(tenant)b::bigint[], %(hash)b::bytea[], %(address)b::text[], %(stream)b::bigint[],
+        %(topic)b::bigint[], %(occurred)b::timestamptz[], %(method)b::text[], %(cause)b::text[]
+    ) WITH ORDINALITY AS o(tenant_id, address_hash, address, stream_id, topic_id, occurred_at,
+                           method, cause, ord)
+), purposes AS (
+    SELECT o.*, o.stream_id AS purpose_stream, o.topic_id AS purpose_topic
+    FROM opt_outs AS o
+    WHERE o.stream_id IS NOT NULL
+    UNION ALL
+    SELECT o.*, s.id, NULL
+    FROM opt_outs AS o
+    JOIN compliance_stream AS s ON s.tenant_id = o.tenant_id AND s.kind = %(commercial)s
+    WHERE o.stream_id IS NULL
+), new AS (
+    INSERT INTO consent_consentrecord (
+        actor_user_id, actor_api_key_id, actor_label, via, tenant_id, stream_id, topic_id,
+        address, address_hash, action, basis, method, jurisdiction, occurred_at, recorded_at,
+        ip, user_agent, page_url, form_id, text_id, privacy_notice_version, confirmed_at,
+        confirmed_ip, cause, import_key)
+    SELECT %(actor_user)s, %(actor_api_key)s, %(actor_label)s, %(via)s, p.tenant_id,
+           p.purpose_stream, p.purpose_topic, p.address, p.address_hash, %(withdrawn)s,
+           coalesce(st.basis, %(consent)s), p.method, '', p.occurred_at, %(now)s, NULL, '', '',
+           '', NULL, '', NULL, NULL, p.cause, NULL
+    FROM purposes AS p
+    LEFT JOIN consent_consentstate AS st ON st.address_hash = p.address_hash
+        AND st.tenant_id = p.tenant_id AND st.stream_id = p.purpose_stream
+        AND st.topic_key = coalesce(p.purpose_topic, 0)
+    ORDER BY p.ord, p.purpose_stream
+    RETURNING id, tenant_id, stream_id, topic_id, address, address_hash, basis, method,
+              occurred_at
+), latest AS (
+    SELECT DISTINCT ON (address_hash, tenant_id, stream_id, coalesce(topic_id, 0)) *
+    FROM new
+    ORDER BY address_hash, tenant_id, stream_id, coalesce(topic_id, 0), occurred_at DESC,
+             id DESC
+), states AS (
+    INSERT INTO consent_consentstate
+        (tenant_id, address_hash, stream_id, topic_id, action, basis, since, record_id)
+    SELECT tenant_id, address_hash, stream_id, topic_id, %(withdrawn)s, basis, occurred_at, id
+    FROM latest
+    ORDER BY address_hash, tenant_id, stream_id, coalesce(topic_id, 0)
+    {STATE_ADVANCE}
+    RETURNING 1
+)
+SELECT * FROM new ORDER BY id
+"""
+
+
+class OptOutPurpose(NamedTuple):
+    """An opt-out of a batch as OPT_OUT_WITHDRAW takes it: `stream_id` None for one of all the
+    tenant's commercial mail."""
+
+    tenant_id: int
+    address_hash: bytes
+    address: str | None
+    stream_id: int | None
+    topic_id: int | None
+    occurred_at: datetime.datetime
+    method: str
+    cause: str
+
+
+class Withdrawal(NamedTuple):
+    """A withdrawal OPT_OUT_WITHDRAW recorded."""
+
+    record_id: int
+    tenant_id: int
+    stream_id: int
+    topic_id: int | None
+    address: str | None
+    address_hash: bytes
+    basis: str
+    method: str
+    occurred_at: datetime.datetime
+
+
+def withdraw_for_opt_outs(
+    opt_outs: Sequence[OptOutPurpose], *, now: datetime.datetime, actor
+) -> list[Withdrawal]:
+    """Run OPT_OUT_WITHDRAW; return the records written, in ledger order. PostgreSQL only; call
+    inside a transaction."""
+    params = {
+        "tenant": [o.tenant_id for o in opt_outs],
+        "hash": [o.address_hash for o in opt_outs],
+        "address": [o.address for o in opt_outs],
+        "stream": [o.stream_id for o in opt_outs],
+        "topic": [o.topic_id for o in opt_outs],
+        "occurred": [o.occurred_at for o in opt_outs],
+        "method": [o.method for o in opt_outs],
+        "cause": [o.cause for o in opt_outs],
+        "commercial": Stream.Kind.COMMERCIAL.value,
+        "withdrawn": rules.WITHDRAWN,
+        "consent": rules.CONSENT,
+        "now": now,
+        "actor_user": actor.user_id,
+        "actor_api_key": actor.api_key_id,
+        "actor_label": actor.label[:200],
+        "via": actor.via,
+    }
+    connection.ensure_connection()
+    # Binary parameters on Django's own connection and transaction, as state_rows does.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(OPT_OUT_WITHDRAW, params, binary=True)
+        return list(map(Withdrawal._make, cursor.fetchall()))

@@ -3,7 +3,9 @@ the database is unreachable.
 
 Every opt-out writes an `UnsubscribeRequest` (the evidence: channel, time, IP, user agent) and
 suppresses through `suppression.services`, which also writes the `OptOutRequest` the deadline
-tracking counts from. Functions raise `compliance.errors.ServiceError` for refused requests.
+tracking counts from. On PostgreSQL requests are applied in batches (`suppress_opt_outs`, a
+batch of one for an opt-out applied at once); on SQLite one by one (`suppress`). Functions raise
+`compliance.errors.ServiceError` for refused requests.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
 from compliance.errors import ServiceError
@@ -112,8 +117,9 @@ def record_opt_out(
 
     It is applied (suppressed, with its opt-out record) in the same transaction when
     `apply_now` (default: `UNSUBSCRIBE_APPLY_INLINE`, on without a broker); otherwise a worker's
-    sweep applies pending requests every few seconds, so a burst of one-clicks costs the web
-    tier one INSERT each and no broker call. Raises ServiceError when the link's stream or topic
+    sweep applies pending requests every few seconds, in batches, so a burst of one-clicks costs
+    the web tier one INSERT each and no broker call; checks see a pending request meanwhile (its
+    `scope_key`, suppression/sql.py). Raises ServiceError when the link's stream or topic
     no longer exists, DatabaseError when the database cannot take it.
     """
     if apply_now is None:
@@ -141,6 +147,7 @@ def record_opt_out(
         token_key_id=evidence.token_key_id,
         capture_id=evidence.capture_id,
         repeat_key=key,
+        scope_key=_scope_key_of(claims, breadth),
     )
     # A lone INSERT commits on its own; a transaction (two more round trips) is needed only to
     # apply it with it.
@@ -229,8 +236,164 @@ def _target_of(request: UnsubscribeRequest) -> Target:
     return Target(tenant=request.tenant, scope=rules.STREAM, stream=request.stream)
 
 
+def _scope_key_of(claims: Claims, breadth: str) -> str:
+    """The key of the entry the opt-out becomes (what `_target_of` will name), stored with the
+    request so checks see it while it is pending."""
+    if breadth == Breadth.COMMERCIAL:
+        return rules.scope_key(claims.tenant_id, rules.COMMERCIAL)
+    if claims.topic_id is not None:
+        return rules.scope_key(claims.tenant_id, rules.TOPIC, claims.topic_id)
+    return rules.scope_key(claims.tenant_id, rules.STREAM, claims.stream_id)
+
+
+LIST_GONE = "(the list no longer exists)"
+
+# How many pending requests one transaction applies: big enough that the statements' own cost
+# is spread thin, small enough that a batch holds its locks briefly.
+BATCH_SIZE = 1000
+
+
 def apply_opt_out(request: UnsubscribeRequest) -> UnsubscribeRequest:
-    """Suppress what a recorded request asks for; applying it twice changes nothing."""
+    """Suppress what a recorded request asks for; applying it twice changes nothing. On
+    PostgreSQL it is a batch of one, through the statements the worker's sweep runs, so the two
+    cannot drift apart; SQLite (the embedded default) goes one row at a time."""
+    if connection.vendor != "postgresql":
+        return _apply_one(request)
+    with transaction.atomic():
+        _apply_batch(_claimed(UnsubscribeRequest.objects.filter(pk=request.pk), skip_locked=False))
+    request.refresh_from_db(fields=["applied_at", "scope_label"])
+    return request
+
+
+def apply_pending_opt_outs(*, limit: int = 20_000, batch_size: int = BATCH_SIZE) -> int:
+    """Apply recorded opt-outs not yet applied, oldest first, `batch_size` per transaction;
+    return how many were applied (at most about `limit`). Workers running side by side take
+    different requests: a batch skips the rows another one holds."""
+    if connection.vendor != "postgresql":
+        pending = UnsubscribeRequest.objects.filter(applied_at__isnull=True)
+        count = 0
+        for request in pending.order_by("received_at", "pk")[:limit]:
+            _apply_one(request)
+            count += 1
+        return count
+    applied = 0
+    while applied < limit:
+        size = min(batch_size, limit - applied)
+        with transaction.atomic():
+            claimed = _claimed(UnsubscribeRequest.objects.all(), skip_locked=True, oldest=size)
+            _apply_batch(claimed)
+        applied += len(claimed)
+        if len(claimed) < size:
+            break
+    return applied
+
+
+_CLAIMED_FIELDS = (
+    "pk",
+    "received_at",
+    "channel",
+    "tenant_id",
+    "stream_id",
+    "topic_id",
+    "breadth",
+    "address",
+    "address_hash",
+    "ip",
+)
+
+
+class _Claimed(NamedTuple):
+    pk: int
+    received_at: datetime.datetime
+    channel: str
+    tenant_id: int
+    stream_id: int
+    topic_id: int | None
+    breadth: str
+    address: str | None
+    address_hash: bytes
+    ip: str | None
+
+
+def _claimed(requests, *, skip_locked: bool, oldest: int | None = None) -> list[_Claimed]:
+    """The pending requests among `requests` (the `oldest` so many, if given), locked for this
+    transaction; with `skip_locked`, those another transaction holds are left to it."""
+    rows = requests.filter(applied_at__isnull=True).select_for_update(skip_locked=skip_locked)
+    if oldest is not None:
+        rows = rows.order_by("received_at", "pk")[:oldest]
+    return [_Claimed(*row) for row in rows.values_list(*_CLAIMED_FIELDS)]
+
+
+_CHANNELS = dict(UnsubscribeRequest.Channel.choices)
+
+
+def _apply_batch(claimed: list[_Claimed]) -> None:
+    """Apply claimed requests through suppression.services.suppress_opt_outs (one statement for
+    their entries, history and opt-out records, and one for each layer above), then mark them
+    applied. A request whose stream or topic was deleted since the click is marked applied with
+    nothing to stop."""
+    if not claimed:
+        return
+    streams = Stream.objects.select_related("tenant").in_bulk({c.stream_id for c in claimed})
+    topic_ids = {c.topic_id for c in claimed if c.topic_id is not None}
+    topics = Topic.objects.select_related("stream").in_bulk(topic_ids) if topic_ids else {}
+    targets: dict[tuple, Target | None] = {}
+    opt_outs, labels = [], {}
+    for c in claimed:
+        key = (c.tenant_id, c.stream_id, c.topic_id, c.breadth)
+        if key not in targets:
+            targets[key] = _target_for(c, streams, topics)
+        target = targets[key]
+        if target is None:
+            labels[c.pk] = LIST_GONE
+            continue
+        labels[c.pk] = target.label
+        opt_outs.append(
+            suppression_services.OptOut(
+                target=target,
+                address=c.address,
+                address_hash=bytes(c.address_hash),
+                received_at=c.received_at,
+                channel=c.channel,
+                evidence_id=str(c.pk),
+                evidence_note=f"{_CHANNELS.get(c.channel, c.channel)} from {c.ip or 'unknown'}",
+            )
+        )
+    suppression_services.suppress_opt_outs(
+        opt_outs,
+        reason=rules.UNSUBSCRIBE,
+        origin=Origin.RECIPIENT,
+        evidence_type=ContentType.objects.get_for_model(UnsubscribeRequest),
+    )
+    by_label: dict[str, list[int]] = {}
+    for pk, label in labels.items():
+        by_label.setdefault(label, []).append(pk)
+    UnsubscribeRequest.objects.filter(pk__in=list(labels)).update(
+        applied_at=_now(),
+        scope_label=Case(
+            *(When(pk__in=pks, then=Value(label)) for label, pks in by_label.items()),
+            output_field=CharField(),
+        ),
+    )
+
+
+def _target_for(c: _Claimed, streams: dict, topics: dict) -> Target | None:
+    """What the request opts out of, or None when its stream or topic no longer exists."""
+    stream = streams.get(c.stream_id)
+    if stream is None or stream.tenant_id != c.tenant_id:
+        return None
+    if c.breadth == Breadth.COMMERCIAL:
+        return Target(tenant=stream.tenant, scope=rules.COMMERCIAL)
+    if c.topic_id is None:
+        return Target(tenant=stream.tenant, scope=rules.STREAM, stream=stream)
+    topic = topics.get(c.topic_id)
+    if topic is None:
+        return None
+    return Target(tenant=stream.tenant, scope=rules.TOPIC, stream=stream, topic=topic)
+
+
+def _apply_one(request: UnsubscribeRequest) -> UnsubscribeRequest:
+    """One request through suppression.services.suppress (SQLite's path)."""
     with transaction.atomic():
         found = (
             UnsubscribeRequest.objects.select_for_update(of=("self",))
@@ -238,10 +401,10 @@ def apply_opt_out(request: UnsubscribeRequest) -> UnsubscribeRequest:
             .filter(pk=request.pk)
             .first()
         )
-        if found is None:
+        if found is None or (found.topic_id is not None and found.topic is None):
             # Its stream or topic was deleted between the click and now: nothing left to stop.
             UnsubscribeRequest.objects.filter(pk=request.pk, applied_at__isnull=True).update(
-                applied_at=_now(), scope_label="(the list no longer exists)"
+                applied_at=_now(), scope_label=LIST_GONE
             )
             request.refresh_from_db()
             return request
@@ -263,16 +426,6 @@ def apply_opt_out(request: UnsubscribeRequest) -> UnsubscribeRequest:
         request.scope_label = target.label
         request.save(update_fields=["applied_at", "scope_label"])
     return request
-
-
-def apply_pending_opt_outs(*, limit: int = 5000) -> int:
-    """Apply recorded opt-outs not yet applied, oldest first; return how many were applied."""
-    pending = UnsubscribeRequest.objects.filter(applied_at__isnull=True).order_by("received_at")
-    count = 0
-    for request in pending[:limit]:
-        apply_opt_out(request)
-        count += 1
-    return count
 
 
 def unsubscribe(
