@@ -293,11 +293,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def replica_reads(cluster, number: int) -> int:
-    """Scans of the suppression table the replica has run (its own statistics)."""
+    """Scans of the suppression table the replica has run (its own statistics): the table's
+    partitions' when it is partitioned, since a partitioned parent counts none itself."""
     with cluster.connect(cluster.replicas[number], dbname=common.DB_NAME) as conn:
         return conn.execute("SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) "
-                            "FROM pg_stat_user_tables WHERE relname = %s",
-                            (common.TABLE,)).fetchone()[0]
+                            "FROM pg_stat_user_tables WHERE relname = %s OR relid IN "
+                            "(SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)",
+                            (common.TABLE, common.TABLE)).fetchone()[0]
 
 
 def check_rate(ports: list[int], key: str, body: bytes, clients: int, seconds: float,
