@@ -364,6 +364,15 @@ def import_copy_line(
     return f"{line}\t\\\\x{address_hash.hex()}\t{address}\t{target}\t{when}\n"
 
 
+def _due_day_params(due_days: Sequence[DueDay]) -> dict[str, list]:
+    """The `due` arrays of IMPORT_INSERT and OPT_OUT_APPLY: CAN-SPAM due times per local day."""
+    return {
+        "d_tenant": [d.tenant_id for d in due_days],
+        "d_day": [d.day for d in due_days],
+        "d_at": [d.due_at for d in due_days],
+    }
+
+
 def insert_copied_rows(
     data: str,
     targets: Sequence[ImportTarget],
@@ -396,9 +405,7 @@ def insert_copied_rows(
                 "t_expires_after": [t.expires_after for t in targets],
                 "t_zone": [t.time_zone for t in targets],
                 "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
-                "d_tenant": [d.tenant_id for d in due_days],
-                "d_day": [d.day for d in due_days],
-                "d_at": [d.due_at for d in due_days],
+                **_due_day_params(due_days),
                 "now": now,
                 "evidence_type": evidence_type_id,
                 "evidence_id": evidence_id,
@@ -655,9 +662,7 @@ def apply_opt_outs(
         "t_zone": [t.time_zone for t in targets],
         "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
         "t_waits": [t.waits for t in targets],
-        "d_tenant": [d.tenant_id for d in due_days],
-        "d_day": [d.day for d in due_days],
-        "d_at": [d.due_at for d in due_days],
+        **_due_day_params(due_days),
         "i_target": [r.target for r in rows],
         "i_hash": [r.address_hash for r in rows],
         "i_address": [r.address for r in rows],
