@@ -364,6 +364,21 @@ def import_copy_line(
     return f"{line}\t\\\\x{address_hash.hex()}\t{address}\t{target}\t{when}\n"
 
 
+def _target_params(targets) -> dict[str, list]:
+    """The `targets` arrays IMPORT_INSERT and OPT_OUT_APPLY share: where each entry goes and the
+    tenant's deadline policy."""
+    return {
+        "t_key": [t.scope_key for t in targets],
+        "t_label": [t.scope_label for t in targets],
+        "t_tenant": [t.tenant_id for t in targets],
+        "t_scope": [t.scope for t in targets],
+        "t_stream": [t.stream_id for t in targets],
+        "t_topic": [t.topic_id for t in targets],
+        "t_zone": [t.time_zone for t in targets],
+        "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
+    }
+
+
 def _due_day_params(due_days: Sequence[DueDay]) -> dict[str, list]:
     """The `due` arrays of IMPORT_INSERT and OPT_OUT_APPLY: CAN-SPAM due times per local day."""
     return {
@@ -395,16 +410,9 @@ def insert_copied_rows(
             IMPORT_INSERT,
             {
                 "t_id": [t.id for t in targets],
-                "t_key": [t.scope_key for t in targets],
-                "t_label": [t.scope_label for t in targets],
-                "t_tenant": [t.tenant_id for t in targets],
-                "t_scope": [t.scope for t in targets],
-                "t_stream": [t.stream_id for t in targets],
-                "t_topic": [t.topic_id for t in targets],
+                **_target_params(targets),
                 "t_reason": [t.reason for t in targets],
                 "t_expires_after": [t.expires_after for t in targets],
-                "t_zone": [t.time_zone for t in targets],
-                "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
                 **_due_day_params(due_days),
                 "now": now,
                 "evidence_type": evidence_type_id,
@@ -653,14 +661,7 @@ def apply_opt_outs(
     (nothing of the statement stays once the caller's savepoint is rolled back). PostgreSQL only;
     call inside a transaction."""
     params = {
-        "t_key": [t.scope_key for t in targets],
-        "t_label": [t.scope_label for t in targets],
-        "t_tenant": [t.tenant_id for t in targets],
-        "t_scope": [t.scope for t in targets],
-        "t_stream": [t.stream_id for t in targets],
-        "t_topic": [t.topic_id for t in targets],
-        "t_zone": [t.time_zone for t in targets],
-        "t_target": [datetime.timedelta(hours=t.target_hours) for t in targets],
+        **_target_params(targets),
         "t_waits": [t.waits for t in targets],
         **_due_day_params(due_days),
         "i_target": [r.target for r in rows],
