@@ -105,7 +105,10 @@ def test_soft_bounces_suppress_only_past_the_threshold_and_the_entry_expires(str
     settings.SOFT_BOUNCE_WINDOW_DAYS = 14
     settings.SOFT_BOUNCE_SUPPRESS_DAYS = 30
     address = "full@example.com"
-    start = timezone.now() - datetime.timedelta(days=5)
+    # Noon: a day's retries an hour apart stay on one calendar day whenever the test runs.
+    start = (timezone.now() - datetime.timedelta(days=5)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
     for day in range(3):
         for attempt in range(2):  # a message's retries on one day count once
             raw = bounce(address, "4.2.2", f"452 4.2.2 mailbox full (day {day} try {attempt})")
