@@ -8,7 +8,10 @@ planned as the service plans its batch on the partitioned list: index probes, no
 each with the hashes passed as %s (psycopg sends a text array) and as %b (a binary array; (c) and
 (d)), and
   (e) a join with the sorted hashes sent as one bytea and cut into 32-byte pieces by the server
-      (generate_series and substring), as the service itself sends them.
+      (generate_series and substring), as the service itself sends them;
+  (f) on a partitioned list, (e) per partition: each partition read directly with the hashes
+      PostgreSQL routes to it (suppression.partition_routes, routed beforehand), as the service
+      reads a partitioned list.
 The fastest is "fastest bare SQL". The API figure includes everything
 the service does (HTTP, JSON, auth, normalising and hashing every address, the query, the
 answer). Each round runs every query and one API request back to back (medians over --repeat
@@ -38,7 +41,7 @@ import time
 
 import common
 
-from suppression import rules
+from suppression import partition_routes, rules
 
 TARGET_RATIO = 0.5
 REPLICA_TARGET_RATIO = 0.9
@@ -48,6 +51,7 @@ LABELS = {
     "c": "(c) = ANY, binary array (%b)",
     "d": "(d) unnest join, binary array (%b)",
     "e": "(e) join on one bytea cut by the server (%b)",
+    "f": "(f) each partition joined with its own hashes, routed beforehand (%b)",
 }
 
 SQL_ANY = """
@@ -73,6 +77,17 @@ JOIN suppression_suppression AS s
 WHERE s.lifted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
   AND s.scope_key = ANY(%(keys)s)
 """
+
+
+def routed_sql(layout) -> tuple[str, list[str]]:
+    """(f): SQL_BLOB per partition of a partitioned list, each partition read directly with the
+    hashes PostgreSQL routes to it in its own parameter; the parameter names by remainder."""
+    params = [f"p{remainder}" for remainder in range(layout.modulus)]
+    branches = [
+        SQL_BLOB.replace("suppression_suppression", table).replace("(hashes)", f"({param})")
+        for table, param in zip(layout.partitions, params, strict=True)
+    ]
+    return "UNION ALL".join(branches), params
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -117,6 +132,19 @@ def make_batch(rows: int, size: int, seed: int) -> tuple[list[str], set[str]]:
     batch = listed + unlisted
     rng.shuffle(batch)
     return batch, set(listed)
+
+
+def list_layout():
+    """The list's hash partitions (suppression.partition_routes), or None for a plain table."""
+    with common.connect() as conn, conn.cursor() as cursor:
+        oid = cursor.execute("SELECT 'suppression_suppression'::regclass::oid").fetchone()[0]
+        return partition_routes.read_layout(cursor, oid)
+
+
+def sql_params(values, keys: list[str]) -> dict:
+    """A variant's parameters: its hashes (or, for (f), its hashes per partition) and the keys."""
+    return {**values, "keys": keys} if isinstance(values, dict) else {"hashes": values,
+                                                                      "keys": keys}
 
 
 def run_sql(conn, sql: str, params: dict, expected: int) -> float:
@@ -194,6 +222,12 @@ def main(args: argparse.Namespace) -> int:
         # (e): the whole batch as one value, no per-element array work on either side.
         "e": (SQL_BLOB, b"".join(sorted(hashes))),
     }
+    layout = list_layout()
+    if layout is not None:
+        # (f): on the partitioned list, no probe goes through the partitions' Append node.
+        sql_f, names = routed_sql(layout)
+        runs = partition_routes.split(b"".join(sorted(hashes)), layout.modulus)
+        variants["f"] = (sql_f, {name: runs.get(r, b"") for r, name in enumerate(names)})
     times: dict[str, list[float]] = {name: [] for name in [*variants, "api"]}
     key = common.create_api_key()
     body = json.dumps({"stream": "marketing", "addresses": batch}).encode()
@@ -216,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
         conn.execute("SET enable_mergejoin = off")
         conn.execute("SET jit = off")
         for sql, values in variants.values():
-            run_sql(conn, sql, {"hashes": values, "keys": keys}, len(listed))  # warm-up
+            run_sql(conn, sql, sql_params(values, keys), len(listed))  # warm-up
         common.wait_quiet(max_wait=args.quiet_wait)
         # Rounds of every measurement one after the other, so that a burst of other work on
         # this shared machine hits the baseline and the API alike; a round during which other
@@ -230,8 +264,7 @@ def main(args: argparse.Namespace) -> int:
             meter.start()
             round_times = {}
             for name, (sql, values) in variants.items():
-                round_times[name] = run_sql(conn, sql, {"hashes": values, "keys": keys},
-                                            len(listed))
+                round_times[name] = run_sql(conn, sql, sql_params(values, keys), len(listed))
             round_times["api"], answer = post_batch(server.port, key, body)
             cpu = meter.stop()
             check(answer)
