@@ -79,12 +79,25 @@ WHERE s.lifted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
 """
 
 
+# (f), one branch per partition: the hashes are cut in a subquery kept apart (OFFSET 0), as the
+# service does, so that each probe compares with a column rather than with an expression over
+# the whole parameter.
+SQL_PARTITION = """
+SELECT s.address_hash, s.scope_key, s.reason, s.created_at
+FROM (SELECT substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32) AS address_hash
+      FROM generate_series(0, length(%(hashes)b::bytea) / 32 - 1) AS i OFFSET 0) AS h
+JOIN suppression_suppression AS s ON s.address_hash = h.address_hash
+WHERE s.lifted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
+  AND s.scope_key = ANY(%(keys)s)
+"""
+
+
 def routed_sql(layout) -> tuple[str, list[str]]:
-    """(f): SQL_BLOB per partition of a partitioned list, each partition read directly with the
+    """(f): SQL_PARTITION for each partition of a partitioned list, read directly with the
     hashes PostgreSQL routes to it in its own parameter; the parameter names by remainder."""
     params = [f"p{remainder}" for remainder in range(layout.modulus)]
     branches = [
-        SQL_BLOB.replace("suppression_suppression", table).replace("(hashes)", f"({param})")
+        SQL_PARTITION.replace("suppression_suppression", table).replace("(hashes)", f"({param})")
         for table, param in zip(layout.partitions, params, strict=True)
     ]
     return "UNION ALL".join(branches), params
