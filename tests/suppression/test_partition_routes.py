@@ -9,29 +9,19 @@ import logging
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 
 from suppression import partition_routes, partitioning, rules, sql
-from tests.support import require
 
 TABLE = partitioning.TABLE
 
 
-@pytest.fixture
-def postgresql(db):
-    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+@pytest.fixture(autouse=True)
+def fresh_layouts():
+    """Each test reads the list's layout afresh, as a new process would."""
     sql._layouts.clear()
     yield
     sql._layouts.clear()
-
-
-@pytest.fixture
-def rebuilt_back(transactional_db, postgresql):
-    """Tests that rebuild the table leave it as the migration made it."""
-    yield
-    connections.close_all()
-    if partitioning.partition_count(connection) != settings.SUPPRESSION_PARTITIONS:
-        partitioning.rebuild(connection, partitions=settings.SUPPRESSION_PARTITIONS)
 
 
 def query(text: str, params=None) -> list[tuple]:

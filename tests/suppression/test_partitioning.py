@@ -19,24 +19,10 @@ from suppression import partitioning, sql
 from suppression.checks import check_suppression_partitions
 from suppression.models import Suppression, SuppressionEvent
 from suppression.services import lift
-from tests.support import require, run_manage, same_database_env, service_env
+from tests.support import run_manage, same_database_env, service_env
 
 TABLE = Suppression._meta.db_table
 READ = "suppression:read"
-
-
-@pytest.fixture
-def postgresql(db):
-    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
-
-
-@pytest.fixture
-def rebuilt_back(transactional_db, postgresql):
-    """Tests that rebuild the table leave it as the migration made it."""
-    yield
-    connections.close_all()
-    if partitioning.partition_count(connection) != settings.SUPPRESSION_PARTITIONS:
-        partitioning.rebuild(connection, partitions=settings.SUPPRESSION_PARTITIONS)
 
 
 def query(sql_text: str, params=None) -> list[tuple]:
