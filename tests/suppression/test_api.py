@@ -63,8 +63,8 @@ def test_single_check_bad_input_is_a_4xx_with_a_message(api_client, params, mess
 
 
 def test_batch_check_lists_only_the_suppressed_and_the_invalid(api_client, suppress):
-    suppress("one@example.com", "hard_bounce", scope="global")
-    suppress("two@example.com", "unsubscribe", scope="stream:marketing")
+    one = suppress("one@example.com", "hard_bounce", scope="global")
+    two = suppress("two@example.com", "unsubscribe", scope="stream:marketing")
     answer = api_client(READ).post(
         "/api/v1/suppressions/check",
         {
@@ -81,7 +81,13 @@ def test_batch_check_lists_only_the_suppressed_and_the_invalid(api_client, suppr
         "ONE@example.com": ("hard_bounce", "global"),
         "two@example.com": ("unsubscribe", "stream:marketing"),
     }
-    assert all(datetime.datetime.fromisoformat(s["since"]) for s in body["suppressed"])
+    # Each entry's time as ISO 8601 with its offset, microseconds kept.
+    since = {s["address"]: s["since"] for s in body["suppressed"]}
+    assert since == {
+        "ONE@example.com": one.created_at.isoformat(),
+        "two@example.com": two.created_at.isoformat(),
+    }
+    assert all(datetime.datetime.fromisoformat(s).utcoffset() is not None for s in since.values())
     assert [i["address"] for i in body["invalid"]] == ["bad@@x"]
     assert body["invalid"][0]["reason"]
 
