@@ -325,3 +325,20 @@ def test_a_database_error_in_the_batch_lookup_is_djangos_own(db):
     keys = rules.BlockingKeys(any_reason=("1:commercial",), never_mail_only=())
     with pytest.raises(DatabaseError):
         sql.blocking_rows([b"x" * 32], keys)
+
+
+def test_a_database_error_in_the_single_lookup_is_djangos_own(db):
+    """The single check's lookup uses its own cursor too; its failures are Django's as well."""
+    import psycopg
+    from django.db import DatabaseError, connection
+
+    from suppression import rules, sql
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    connection.ensure_connection()
+    with pytest.raises(psycopg.Error):  # behind Django's back: the transaction is now aborted
+        connection.connection.execute("SELECT 1/0")
+    keys = rules.BlockingKeys(any_reason=("1:commercial",), never_mail_only=())
+    with pytest.raises(DatabaseError):
+        sql.blocking_rows_for_one(b"x" * 32, keys)
