@@ -389,6 +389,11 @@ def main(args: argparse.Namespace) -> int:
                               + (f", {wrk['socket_errors']}" if wrk["socket_errors"] else "")))
                 if wrk["non2xx"]:
                     failed = True
+            pairs = [c / b for c, b in zip(run["wrk"]["check"]["rounds"],
+                                           run["wrk"]["bare"]["rounds"], strict=True)]
+            lines.append((f"{tag}: each round's pair",
+                          f"{', '.join(f'{p:.2f}' for p in pairs)}; median "
+                          f"{common.median(pairs):.2f} (information)"))
             ratio = run["wrk"]["check"]["rps"] / run["wrk"]["bare"]["rps"]
             lines.append((f"{tag}: ratio check / bare view",
                           f"{ratio:.2f}  (target >= {TARGET_RATIO}: "
