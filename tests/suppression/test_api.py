@@ -309,9 +309,17 @@ def test_a_tenant_key_sees_only_its_own_and_shared_entries(api_client, suppress,
     assert refused.status_code == 403
 
 
-def test_a_database_error_in_the_batch_lookup_is_djangos_own(db):
-    """The fast path uses its own cursor; its failures must still be Django's error types, which
-    the API and the callers handle."""
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        lambda sql, keys: sql.blocking_rows([b"x" * 32], keys),
+        lambda sql, keys: sql.blocking_rows_for_one(b"x" * 32, keys),
+    ],
+    ids=["batch", "single"],
+)
+def test_a_database_error_in_a_lookup_is_djangos_own(db, lookup):
+    """The batch and single lookups use cursors of psycopg's own; their failures must still be
+    Django's error types, which the API and the callers handle."""
     import psycopg
     from django.db import DatabaseError, connection
 
@@ -324,21 +332,4 @@ def test_a_database_error_in_the_batch_lookup_is_djangos_own(db):
         connection.connection.execute("SELECT 1/0")
     keys = rules.BlockingKeys(any_reason=("1:commercial",), never_mail_only=())
     with pytest.raises(DatabaseError):
-        sql.blocking_rows([b"x" * 32], keys)
-
-
-def test_a_database_error_in_the_single_lookup_is_djangos_own(db):
-    """The single check's lookup uses its own cursor too; its failures are Django's as well."""
-    import psycopg
-    from django.db import DatabaseError, connection
-
-    from suppression import rules, sql
-    from tests.support import require
-
-    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
-    connection.ensure_connection()
-    with pytest.raises(psycopg.Error):  # behind Django's back: the transaction is now aborted
-        connection.connection.execute("SELECT 1/0")
-    keys = rules.BlockingKeys(any_reason=("1:commercial",), never_mail_only=())
-    with pytest.raises(DatabaseError):
-        sql.blocking_rows_for_one(b"x" * 32, keys)
+        lookup(sql, keys)
