@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -103,40 +103,80 @@ class Blocked(NamedTuple):
     since: datetime.datetime
 
 
-def hashed_batch(addresses_: list[str]) -> tuple[dict[bytes, list[str]], list[tuple[str, str]]]:
-    """A batch of at most MAX_BATCH addresses normalised and hashed: ({hash: the given spellings},
-    [(invalid address, reason)]). Raises ServiceError (413) for a larger batch."""
+# A batch is hashed in parts, and each part's lookup goes to the database as soon as the part is
+# hashed (sql.blocking_rows_in_parts): PostgreSQL looks up one part while the next is hashed. The
+# first part is small so that the database starts early; the later ones are larger, as every
+# query is planned on its own.
+FIRST_PART = 1_000
+LATER_PART = 4_500
+
+
+class CheckedBatch(NamedTuple):
+    """A batch normalised, hashed and looked up."""
+
+    spellings: dict[bytes, list[str]]  # each hash: the given spellings with that hash
+    invalid: list[tuple[str, str]]  # (address, reason) of the malformed ones
+    blocked: dict[bytes, Blocked]  # the blocking entry of each blocked hash
+
+
+def check_batch(
+    *, stream: Stream, addresses_: list[str], topic: Topic | None = None
+) -> CheckedBatch:
+    """Normalise, hash and look up a batch of at most MAX_BATCH addresses for mail of `stream`
+    (and `topic`): the batch check's and the send decisions' lookup. Raises ServiceError (413)
+    for a larger batch."""
     if len(addresses_) > MAX_BATCH:
         raise ServiceError(
             f"at most {MAX_BATCH} addresses per request, got {len(addresses_)}",
             code="batch_too_large",
             status=413,
         )
-    return addresses.hash_many(addresses_, settings.ADDRESS_HASH_KEY.encode())
+    key = settings.ADDRESS_HASH_KEY.encode()
+    spellings: dict[bytes, list[str]] = {}
+    invalid: list[tuple[str, str]] = []
 
+    def hashed_parts() -> Iterator[list[bytes]]:
+        for start, stop in _part_bounds(len(addresses_)):
+            found, malformed = addresses.hash_many(addresses_[start:stop], key)
+            invalid.extend(malformed)
+            if spellings.keys().isdisjoint(found):
+                spellings.update(found)
+                yield list(found)
+                continue
+            new = []  # an address repeated across parts is looked up once
+            for digest, raws in found.items():
+                if digest in spellings:
+                    spellings[digest].extend(raws)
+                else:
+                    spellings[digest] = raws
+                    new.append(digest)
+            yield new
 
-def blocked_among(
-    *, stream: Stream, hashes: Iterable[bytes], topic: Topic | None = None
-) -> dict[bytes, Blocked]:
-    """The blocking entry of each of `hashes` that may not get mail of `stream` (and `topic`):
-    the batch check's lookup, for callers that hashed the batch themselves (`hashed_batch`)."""
-    rows = sql.blocking_rows(list(hashes), _keys(stream, topic))
+    rows = sql.blocking_rows_in_parts(hashed_parts(), _keys(stream, topic))
     label = _labeller(stream, topic)
-    return {
+    blocked = {
         digest: Blocked(row.reason, label(row.scope_key), row.created_at)
         for digest, row in _winners(rows).items()
     }
+    return CheckedBatch(spellings, invalid, blocked)
+
+
+def _part_bounds(count: int) -> Iterator[tuple[int, int]]:
+    start, size = 0, FIRST_PART
+    while start < count:
+        yield start, min(start + size, count)
+        start, size = start + size, LATER_PART
 
 
 def suppressed_among(
     *, stream: Stream, addresses_: list[str], topic: Topic | None = None
 ) -> BatchVerdict:
     """Which of `addresses_` may not get mail of `stream`; malformed ones are listed apart."""
-    originals, invalid = hashed_batch(addresses_)
+    spellings, invalid, blocked = check_batch(stream=stream, topic=topic, addresses_=addresses_)
     suppressed = [
         Verdict(raw, True, entry.reason, entry.scope, entry.since)
-        for digest, entry in blocked_among(stream=stream, topic=topic, hashes=originals).items()
-        for raw in originals[digest]
+        for digest, entry in blocked.items()
+        for raw in spellings[digest]
     ]
     return BatchVerdict(checked=len(addresses_), suppressed=suppressed, invalid=invalid)
 

@@ -202,8 +202,9 @@ def decide_many(
     table (`decisions.decide`) per address. Raises ServiceError: an unknown jurisdiction (400),
     more than the batch check's limit of addresses (413)."""
     regime = regime_for(stream, jurisdiction)
-    originals, invalid = suppression_selectors.hashed_batch(addresses_)
-    blocked = suppression_selectors.blocked_among(stream=stream, topic=topic, hashes=originals)
+    originals, invalid, blocked = suppression_selectors.check_batch(
+        stream=stream, topic=topic, addresses_=addresses_
+    )
     # Transactional mail needs no consent (CAN-SPAM 7702(17), GDPR Art. 6(1)(b)): no query.
     commercial = stream.is_commercial
     states = consent_states(stream=stream, topic=topic, hashes=originals) if commercial else {}

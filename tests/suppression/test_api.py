@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from suppression import selectors
 from suppression.models import Suppression
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +91,34 @@ def test_batch_check_lists_only_the_suppressed_and_the_invalid(api_client, suppr
     assert all(datetime.datetime.fromisoformat(s).utcoffset() is not None for s in since.values())
     assert [i["address"] for i in body["invalid"]] == ["bad@@x"]
     assert body["invalid"][0]["reason"]
+
+
+def test_a_batch_looked_up_in_parts_answers_as_one(api_client, suppress, monkeypatch):
+    # A large batch is hashed and looked up part by part; an address repeated in a later part,
+    # under another spelling, is still reported under each spelling, and the malformed ones of
+    # every part are listed in the order given.
+    monkeypatch.setattr(selectors, "FIRST_PART", 2)
+    monkeypatch.setattr(selectors, "LATER_PART", 3)
+    suppress("one@example.com", "hard_bounce", scope="global")
+    suppress("six@example.com", "unsubscribe", scope="commercial")
+    batch = [
+        "one@example.com", "bad@@x",  # part 1
+        "two@example.com", "ONE@example.com", "also bad",  # part 2
+        "six@example.com", "three@example.com", " One@Example.com ",  # part 3
+    ]  # fmt: skip
+    body = (
+        api_client(READ)
+        .post("/api/v1/suppressions/check", {"stream": "marketing", "addresses": batch}, "json")
+        .json()
+    )
+    assert body["checked"] == 8
+    assert sorted((s["address"], s["reason"]) for s in body["suppressed"]) == [
+        (" One@Example.com ", "hard_bounce"),
+        ("ONE@example.com", "hard_bounce"),
+        ("one@example.com", "hard_bounce"),
+        ("six@example.com", "unsubscribe"),
+    ]
+    assert [i["address"] for i in body["invalid"]] == ["bad@@x", "also bad"]
 
 
 def test_batch_check_refuses_more_than_100000_addresses(api_client):
