@@ -297,14 +297,28 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
     db = read_connection()
     if db.vendor != "postgresql":
         return _blocking_rows_orm([digest], keys, timezone.now())
-    # Django's health check and connection as for any query, then a cursor of psycopg's own
-    # with binary results: Django's text loader of timestamps runs in Python, and loading a
-    # listed hash's row through it cost as much as a tenth of the check.
-    db.close_if_health_check_failed()
+    # A cursor of psycopg's own with binary results: Django's text loader of timestamps runs in
+    # Python, and loading a listed hash's row through it cost as much as a tenth of the check.
+    # The lookup is its own health check: instead of Django's `SELECT 1` before the first query
+    # of a request (a round trip as long as the lookup), a lookup that finds its connection dead
+    # runs again once on a new one.
     db.ensure_connection()
-    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        cursor.execute(SINGLE_SQL, (digest, digest), binary=True)
-        return [BlockingRow(digest, k, r, c) for k, r, c in cursor.fetchall() if keys.blocks(k, r)]
+    with db.wrap_database_errors:
+        try:
+            found = _entries_of_one(db.connection, digest)
+        except psycopg.OperationalError:
+            if db.health_check_done or db.in_atomic_block:
+                raise
+            db.close()
+            db.ensure_connection()
+            found = _entries_of_one(db.connection, digest)
+    db.health_check_done = True
+    return [BlockingRow(digest, k, r, c) for k, r, c in found if keys.blocks(k, r)]
+
+
+def _entries_of_one(conn: psycopg.Connection, digest: bytes) -> list[tuple]:
+    with psycopg.Cursor(conn) as cursor:
+        return cursor.execute(SINGLE_SQL, (digest, digest), binary=True).fetchall()
 
 
 def _blocking_rows_orm(hashes, keys, now) -> list[BlockingRow]:
