@@ -114,6 +114,9 @@ SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),
        current_setting('jit'), set_config('enable_hashjoin', 'off', true),
        set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)
 """
+# All a batch needs before its lookups, in one round trip (a round trip costs as much as
+# looking up a few dozen hashes): the lock, INDEX_PROBES_ONLY and the list's identity.
+BATCH_SETUP = f"{LOCK_LIST};\n{INDEX_PROBES_ONLY.rstrip()}, ({LIST_OID})"
 RESTORE_PLANNER = """
 SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true),
        set_config('jit', %s, true)
@@ -231,9 +234,11 @@ def blocking_rows_in_parts(
         transaction.atomic(using=db.alias),
         psycopg.Cursor(db.connection) as cursor,
     ):
-        cursor.execute(LOCK_LIST)
-        previous = cursor.execute(INDEX_PROBES_ONLY).fetchone()[:3]
-        layout = _partition_layout(cursor, db.alias)
+        cursor.execute(BATCH_SETUP)
+        cursor.nextset()  # past the lock's result
+        *settings, table_oid = cursor.fetchone()
+        previous = settings[:3]
+        layout = _partition_layout(cursor, db.alias, table_oid)
         sent: list[psycopg.Cursor] = []
         try:
             with _pipelined(db.connection):
@@ -284,8 +289,7 @@ def _batch_query(
 _layouts: dict[str, tuple[int, partition_routes.Layout | None]] = {}
 
 
-def _partition_layout(cursor, alias: str) -> partition_routes.Layout | None:
-    table_oid = cursor.execute(LIST_OID).fetchone()[0]
+def _partition_layout(cursor, alias: str, table_oid: int) -> partition_routes.Layout | None:
     known = _layouts.get(alias)
     if known is None or known[0] != table_oid:
         known = _layouts[alias] = (table_oid, partition_routes.read_layout(cursor, table_oid))
