@@ -120,17 +120,27 @@ def remainders(hashes: bytes, modulus: int) -> np.ndarray:
     return hashed % np.uint64(modulus)
 
 
-def split(sorted_hashes: bytes, modulus: int) -> dict[int, bytes]:
-    """The hashes of each partition that holds any, each run still sorted: {remainder: hashes}."""
+def group(sorted_hashes: bytes, modulus: int) -> tuple[bytes, dict[int, tuple[int, int]]]:
+    """The hashes reordered by partition, each partition's run still sorted, and where each run
+    lies: (hashes, {remainder: (index of its first hash, of its last)}) for every partition that
+    holds any."""
     parts = remainders(sorted_hashes, modulus)
     order = np.argsort(parts, kind="stable")
     grouped = np.frombuffer(sorted_hashes, dtype=f"S{HASH_BYTES}")[order]
-    bounds = np.searchsorted(parts[order], np.arange(modulus + 1))
-    return {
-        remainder: grouped[bounds[remainder] : bounds[remainder + 1]].tobytes()
+    bounds = np.searchsorted(parts[order], np.arange(modulus + 1)).tolist()
+    runs = {
+        remainder: (bounds[remainder], bounds[remainder + 1] - 1)
         for remainder in range(modulus)
         if bounds[remainder + 1] > bounds[remainder]
     }
+    return grouped.tobytes(), runs
+
+
+def split(sorted_hashes: bytes, modulus: int) -> dict[int, bytes]:
+    """The hashes of each partition that holds any, each run still sorted: {remainder: hashes}."""
+    grouped, runs = group(sorted_hashes, modulus)
+    size = HASH_BYTES
+    return {r: grouped[first * size : (last + 1) * size] for r, (first, last) in runs.items()}
 
 
 LAYOUT_SQL = """

@@ -59,18 +59,25 @@ _BATCH_RULE = {
 }
 
 
-def _hashes_in(param: str) -> str:
+def _hashes_in(run: str | None = None) -> str:
+    """The hashes of the parameter `hashes` as rows: all of them, or those of the run `run`
+    (from the index in the parameter `<run>_first` to the one in `<run>_last`)."""
+    indexes = (
+        f"%({run}_first)s::int, %({run}_last)s::int"
+        if run
+        else "0, length(%(hashes)b::bytea) / 32 - 1"
+    )
     return f"""(
-    SELECT substring(%({param})b::bytea FROM i * 32 + 1 FOR 32) AS address_hash
-    FROM generate_series(0, length(%({param})b::bytea) / 32 - 1) AS i
+    SELECT substring(%(hashes)b::bytea FROM i * 32 + 1 FOR 32) AS address_hash
+    FROM generate_series({indexes}) AS i
     OFFSET 0
 )"""
 
 
-def _entries_of(table: str, param: str) -> str:
+def _entries_of(table: str, run: str | None = None) -> str:
     return f"""
 SELECT s.address_hash, s.scope_key, s.reason, s.created_at
-FROM {_hashes_in(param)} AS h
+FROM {_hashes_in(run)} AS h
 JOIN {table} AS s ON s.address_hash = h.address_hash
 WHERE {rules.blocking_sql(alias="s", **_BATCH_RULE)}
 """
@@ -78,18 +85,20 @@ WHERE {rules.blocking_sql(alias="s", **_BATCH_RULE)}
 
 _PENDING_OF_BATCH = f"""
 SELECT p.address_hash, p.scope_key, p.reason, p.created_at
-FROM {_hashes_in("hashes")} AS h
+FROM {_hashes_in()} AS h
 JOIN {PENDING_OPT_OUTS} AS p ON p.address_hash = h.address_hash
 WHERE {rules.blocking_sql(alias="p", **_BATCH_RULE)}
 """
 
-BLOCKING_SQL = _entries_of("suppression_suppression", "hashes") + "UNION ALL" + _PENDING_OF_BATCH
+BLOCKING_SQL = _entries_of("suppression_suppression") + "UNION ALL" + _PENDING_OF_BATCH
 
 
 @functools.lru_cache(maxsize=512)
 def routed_blocking_sql(partitions: tuple[tuple[int, str], ...]) -> str:
     """BLOCKING_SQL reading each of `partitions` ((remainder, table)) directly, with the hashes
-    routed to it in the parameter `p<remainder>` (suppression/partition_routes.py)."""
+    grouped by partition (suppression/partition_routes.py): each partition reads its own run
+    of them, `p<remainder>`. The hashes are sent once, for the partitions and the pending
+    opt-outs alike."""
     branches = [_entries_of(_quoted(table), f"p{remainder}") for remainder, table in partitions]
     return "UNION ALL".join([*branches, _PENDING_OF_BATCH])
 
@@ -277,10 +286,13 @@ def _batch_query(
     }
     if layout is None:
         return BLOCKING_SQL, params
-    runs = partition_routes.split(batch, layout.modulus)
+    grouped, runs = partition_routes.group(batch, layout.modulus)
     if len(runs) > partition_routes.MAX_ROUTED_PARTITIONS:
         return BLOCKING_SQL, params
-    params.update({f"p{remainder}": run for remainder, run in runs.items()})
+    params["hashes"] = grouped
+    for remainder, (first, last) in runs.items():
+        params[f"p{remainder}_first"] = first
+        params[f"p{remainder}_last"] = last
     return routed_blocking_sql(tuple((r, layout.partitions[r]) for r in runs)), params
 
 
