@@ -19,7 +19,8 @@ answer). Each round runs every query and one API request back to back (medians o
 rounds, after a warm-up), so other work on the shared machine weighs on the baseline and the API
 alike; rounds disturbed by other work are set aside and run again.
 
-Target: API throughput >= 0.5 x fastest bare SQL.
+Target (DESIGN.md): API throughput >= 0.8 x fastest bare SQL (0.5 was the first bar; both
+verdicts are printed).
 
 --replica: the same batch check against a streaming read replica beside the primary. The run
 starts a private PostgreSQL primary (tests/pg_cluster.py, the machine's own PostgreSQL programs)
@@ -44,7 +45,8 @@ import common
 
 from suppression import partition_routes, rules
 
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.8
+FIRST_BAR = 0.5
 REPLICA_TARGET_RATIO = 0.9
 LABELS = {
     "a": "(a) = ANY, text array (%s)",
@@ -346,7 +348,8 @@ def main(args: argparse.Namespace) -> int:
         (f"API POST (gunicorn -w {args.workers})", rate(api)),
         ("ratio API / fastest bare SQL",
          f"{ratio:.2f}  (target >= {TARGET_RATIO}: "
-         f"{common.verdict(ratio, TARGET_RATIO, at_most=False)})"),
+         f"{common.verdict(ratio, TARGET_RATIO, at_most=False)}; first bar {FIRST_BAR}: "
+         f"{common.verdict(ratio, FIRST_BAR, at_most=False)})"),
         ("information: API / fastest of (a), (b)",
          f"{text_fastest / api:.2f} (the hashes as a text array, %s, as first specified)"),
         ("other work on the machine",

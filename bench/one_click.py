@@ -16,7 +16,8 @@ Three downstream endpoints (a local receiver, bench/webhook_receiver.py) are con
 default (`--endpoints`), as the deadlines issue asks: the worker applying the opt-outs also
 fans each out to them, and the summary says how long until every endpoint had every one.
 
-Target (DESIGN.md): at least 0.7 of the bare view's rate; every acknowledged opt-out present.
+Target (DESIGN.md): at least 0.9 of the bare view's rate (0.7 was the first bar); every
+acknowledged opt-out present.
 Needs `wrk` (apt-get install wrk) and Redis on 127.0.0.1:6379 (database 14 is used).
 """
 
@@ -51,9 +52,11 @@ from bench.common import (  # noqa: E402
     run_main,
     verdict,
 )
+from compliance import queues  # noqa: E402
 from unsubscribe.tokens import Claims, TokenCodec, derive_key  # noqa: E402
 
-TARGET = 0.7
+TARGET = 0.9
+FIRST_BAR = 0.7
 BROKER = "redis://127.0.0.1:6379/14"
 
 LUA = """
@@ -177,7 +180,7 @@ def main() -> int:
             "--concurrency",
             "1",
             "--queues",
-            "celery,webhooks",
+            ",".join(queues.QUEUES),  # the sweep applies opt-outs on `optouts`
             "--loglevel",
             "WARNING",
             "--without-gossip",
@@ -336,7 +339,11 @@ def _summary(args, results, acknowledged, rates, drain_seconds, delivered_second
                 f"{click_rate:,.0f} req/s, p99 "
                 f"{median([r['p99_ms'] for r in results['one-click']]):.1f} ms",
             ),
-            ("ratio (target >= 0.7)", f"{ratio:.2f}  {verdict(ratio, TARGET, at_most=False)}"),
+            (
+                f"ratio (target >= {TARGET})",
+                f"{ratio:.2f}  {verdict(ratio, TARGET, at_most=False)} "
+                f"(first bar {FIRST_BAR}: {verdict(ratio, FIRST_BAR, at_most=False)})",
+            ),
             ("bare: 200s / rows", f"{acknowledged['bare']} / {bare_rows}"),
             (
                 "one-click: 200s / requests / suppressions",
