@@ -139,7 +139,7 @@ _ONE_HASH_RULE = rules.blocking_sql(
     now="now()", any_reason="%s::text[]", never_mail_only="%s::text[]", never_mail="%s::text[]"
 )
 
-# The single check (through Django's cursor), with the hash twice. It returns the hash's entries
+# The single check (psycopg's own cursor), with the hash twice. It returns the hash's entries
 # in force, and `blocking_rows_for_one` keeps those whose key blocks (`BlockingKeys.blocks`, the
 # rule's key test in Python): a hash has a handful of entries, and parsing and checking the three
 # key arrays in every lookup took a third of PostgreSQL's time per check. A pending opt-out is
