@@ -317,13 +317,13 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
     # Python, and loading a listed hash's row through it cost as much as a tenth of the check.
     # The lookup is its own health check: instead of Django's `SELECT 1` before the first query
     # of a request (a round trip as long as the lookup), a lookup that finds its connection dead
-    # runs again once on a new one.
+    # runs again once on a new one. Any other error (a query cancelled on a replica) is raised.
     db.ensure_connection()
     with db.wrap_database_errors:
         try:
             found = _entries_of_one(db.connection, digest)
         except psycopg.OperationalError:
-            if db.health_check_done or db.in_atomic_block:
+            if db.health_check_done or db.in_atomic_block or not db.connection.broken:
                 raise
             db.close()
             db.ensure_connection()

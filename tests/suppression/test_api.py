@@ -363,6 +363,37 @@ def test_a_single_check_on_a_connection_that_died_between_requests_still_answers
     assert connection.connection.info.backend_pid != first
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_single_check_cancelled_on_a_live_connection_is_not_run_again(
+    suppress, default_tenant, monkeypatch
+):
+    """Only a dead connection is replaced: a query the server cancelled (as a replica does in a
+    recovery conflict) is an error for the caller, whose relay read then asks the primary."""
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from compliance.selectors import stream_of
+    from suppression import sql
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    stream = stream_of(default_tenant, "marketing")
+    connection.ensure_connection()
+    first = connection.connection.info.backend_pid
+    calls = []
+
+    def cancelled(conn, digest):
+        calls.append(digest)
+        raise psycopg.errors.QueryCanceled("canceling statement due to conflict with recovery")
+
+    monkeypatch.setattr(sql, "_entries_of_one", cancelled)
+    connection.close_if_unusable_or_obsolete()  # as Django does when the next request starts
+    with pytest.raises(OperationalError):
+        selectors.is_suppressed(stream=stream, address="any@example.com")
+    assert len(calls) == 1
+    assert connection.connection.info.backend_pid == first
+
+
 @pytest.mark.parametrize(
     "lookup",
     [
