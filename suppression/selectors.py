@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -19,7 +19,7 @@ from suppression.scopes import label_for_key
 MAX_BATCH = 100_000
 
 
-class Verdict(NamedTuple):  # a tuple: a batch answer holds thousands of these
+class Verdict(NamedTuple):  # the single check's answer
     address: str
     suppressed: bool
     reason: str | None = None
@@ -27,10 +27,21 @@ class Verdict(NamedTuple):  # a tuple: a batch answer holds thousands of these
     since: datetime.datetime | None = None
 
 
+class Suppressed(TypedDict):
+    """One suppressed address of a batch, as the batch check answers it. A dict, not an object
+    with attributes: a batch has thousands, and orjson writes dicts about three times as fast
+    as dataclasses."""
+
+    address: str
+    reason: str
+    scope: str
+    since: datetime.datetime
+
+
 @dataclass(frozen=True)
 class BatchVerdict:
     checked: int
-    suppressed: list[Verdict] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -105,10 +116,11 @@ class Blocked(NamedTuple):
 
 # A batch is hashed in parts, and each part's lookup goes to the database as soon as the part is
 # hashed (sql.blocking_rows_in_parts): PostgreSQL looks up one part while the next is hashed. The
-# first part is small so that the database starts early; the later ones are larger, as every
-# query is planned on its own.
-FIRST_PART = 1_000
-LATER_PART = 4_500
+# first part is small so that the database starts early; each part after it is twice the one
+# before, as hashing a part takes about as long as looking up half as many again, so the database
+# is not left waiting; none is larger than LARGEST_PART, as every query is planned on its own.
+FIRST_PART = 800
+LARGEST_PART = 4_500
 
 
 class CheckedBatch(NamedTuple):
@@ -165,7 +177,7 @@ def _part_bounds(count: int) -> Iterator[tuple[int, int]]:
     start, size = 0, FIRST_PART
     while start < count:
         yield start, min(start + size, count)
-        start, size = start + size, LATER_PART
+        start, size = start + size, min(2 * size, LARGEST_PART)
 
 
 def suppressed_among(
@@ -173,8 +185,8 @@ def suppressed_among(
 ) -> BatchVerdict:
     """Which of `addresses_` may not get mail of `stream`; malformed ones are listed apart."""
     spellings, invalid, blocked = check_batch(stream=stream, topic=topic, addresses_=addresses_)
-    suppressed = [
-        Verdict(raw, True, entry.reason, entry.scope, entry.since)
+    suppressed: list[Suppressed] = [
+        {"address": raw, "reason": entry.reason, "scope": entry.scope, "since": entry.since}
         for digest, entry in blocked.items()
         for raw in spellings[digest]
     ]

@@ -143,10 +143,7 @@ class CheckView(APIView):
         body = orjson.dumps(
             {
                 "checked": verdict.checked,
-                "suppressed": [
-                    {"address": v.address, "reason": v.reason, "scope": v.scope, "since": v.since}
-                    for v in verdict.suppressed
-                ],
+                "suppressed": verdict.suppressed,
                 "invalid": [{"address": a, "reason": r} for a, r in verdict.invalid],
             }
         )

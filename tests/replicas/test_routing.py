@@ -206,7 +206,7 @@ def test_a_relay_read_reads_the_replica_and_nothing_from_the_primary(second_alia
     ):
         assert check(stream=stream, address="pat@example.com").suppressed is True
         assert [
-            v.address for v in batch(stream=stream, addresses_=["pat@example.com"]).suppressed
+            v["address"] for v in batch(stream=stream, addresses_=["pat@example.com"]).suppressed
         ] == ["pat@example.com"]
         events, _ = feed(selectors.Cursor(0, 0), limit=10, tenant_ids=None)
         assert [e.current.address for e in events] == ["pat@example.com"]

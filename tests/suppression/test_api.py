@@ -98,7 +98,7 @@ def test_a_batch_looked_up_in_parts_answers_as_one(api_client, suppress, monkeyp
     # under another spelling, is still reported under each spelling, and the malformed ones of
     # every part are listed in the order given.
     monkeypatch.setattr(selectors, "FIRST_PART", 2)
-    monkeypatch.setattr(selectors, "LATER_PART", 3)
+    monkeypatch.setattr(selectors, "LARGEST_PART", 3)
     suppress("one@example.com", "hard_bounce", scope="global")
     suppress("six@example.com", "unsubscribe", scope="commercial")
     batch = [

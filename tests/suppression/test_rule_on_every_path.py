@@ -149,7 +149,7 @@ def by_single_check(world, stream, topic, asked):
 
 def by_batch_check(world, stream, topic, asked):
     verdict = selectors.suppressed_among(stream=stream, topic=topic, addresses_=asked)
-    return {v.address for v in verdict.suppressed}
+    return {v["address"] for v in verdict.suppressed}
 
 
 def by_policy_server(world, stream, topic, asked):
