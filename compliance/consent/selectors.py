@@ -216,11 +216,10 @@ def decide_many(
         entry = blocked.get(digest)
         blocking = None
         if entry is not None:
-            blocking = blockings.get((entry.reason, entry.scope))
+            reason, scope, _ = entry
+            blocking = blockings.get((reason, scope))
             if blocking is None:
-                blocking = blockings[(entry.reason, entry.scope)] = decisions.Blocking(
-                    entry.reason, entry.scope
-                )
+                blocking = blockings[(reason, scope)] = decisions.Blocking(reason, scope)
         denial = decisions.decide(
             commercial=commercial,
             regime_name=regime,
