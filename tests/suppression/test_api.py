@@ -141,9 +141,15 @@ def test_batch_check_refuses_malformed_json(api_client):
     assert "JSON" in answer.json()["detail"]
 
 
-def test_batch_check_refuses_addresses_that_are_not_a_list_of_strings(api_client):
+@pytest.mark.parametrize(
+    "addresses",
+    [[1, 2], ["a@example.com", None], ["a@example.com", ["b@example.com"]], "a@example.com"],
+)
+def test_batch_check_refuses_addresses_that_are_not_a_list_of_strings(api_client, addresses):
     answer = api_client(READ).post(
-        "/api/v1/suppressions/check", {"stream": "marketing", "addresses": [1, 2]}, format="json"
+        "/api/v1/suppressions/check",
+        {"stream": "marketing", "addresses": addresses},
+        format="json",
     )
     assert answer.status_code == 400
     assert "list of strings" in answer.json()["detail"]
