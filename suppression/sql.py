@@ -117,18 +117,24 @@ LIST_OID = "SELECT 'suppression_suppression'::regclass::oid"
 # partition, and past a few thousand hashes picks a hash join over the whole list instead
 # (2,000,000 rows, 10,000 hashes: 1.7 to 4.3 s against 0.4 s). A batch is bounded, so index
 # probes are always right: BLOCKING_SQL is planned with them only, and without the JIT
-# compilation the inflated estimate would switch on. The settings last for the one query.
+# compilation the inflated estimate would switch on. It is also planned generically, with its
+# parameters as parameters: a custom plan takes them in as constants, and the planner copied the
+# batch's hashes (up to 145 kB per part) into the expressions of each partition's branch, which
+# cost more than a tenth of the check (bench/README.md, batch check). Nothing is prepared or kept
+# on the server: the unnamed statement of each query is planned once with the setting.
+# The settings last for the transaction.
 INDEX_PROBES_ONLY = """
 SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),
-       current_setting('jit'), set_config('enable_hashjoin', 'off', true),
-       set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)
+       current_setting('jit'), current_setting('plan_cache_mode'),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)
 """
 # All a batch needs before its lookups, in one round trip (a round trip costs as much as
 # looking up a few dozen hashes): the lock, INDEX_PROBES_ONLY and the list's identity.
 BATCH_SETUP = f"{LOCK_LIST};\n{INDEX_PROBES_ONLY.rstrip()}, ({LIST_OID})"
 RESTORE_PLANNER = """
 SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true),
-       set_config('jit', %s, true)
+       set_config('jit', %s, true), set_config('plan_cache_mode', %s, true)
 """
 
 # BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
@@ -252,7 +258,7 @@ def blocking_rows_in_parts(
         cursor.execute(BATCH_SETUP)
         cursor.nextset()  # past the lock's result
         *settings, table_oid = cursor.fetchone()
-        previous = settings[:3]
+        previous = settings[:4]
         layout = _partition_layout(cursor, db.alias, table_oid)
         sent: list[psycopg.Cursor] = []
         try:

@@ -519,6 +519,6 @@ def test_a_batch_check_leaves_the_planner_settings_of_its_transaction_alone(post
     ]
     settings_now = query(
         "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), "
-        "current_setting('jit')"
+        "current_setting('jit'), current_setting('plan_cache_mode')"
     )
-    assert settings_now == [("on", "off", jit)]
+    assert settings_now == [("on", "off", jit, "auto")]
