@@ -122,20 +122,25 @@ LIST_OID = "SELECT 'suppression_suppression'::regclass::oid"
 # batch's hashes (up to 145 kB per part) into the expressions of each partition's branch, which
 # cost more than a tenth of the check (bench/README.md, batch check). Nothing is prepared or kept
 # on the server: the unnamed statement of each query is planned once with the setting.
-# The settings last for the transaction.
-INDEX_PROBES_ONLY = """
-SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),
-       current_setting('jit'), current_setting('plan_cache_mode'),
-       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
-       set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)
-"""
+# The settings last for the batch's transaction only.
+_BATCH_PLANNER = {
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "jit": "off",
+    "plan_cache_mode": "force_generic_plan",
+}
+# The caller's values of those settings, then the batch's own.
+INDEX_PROBES_ONLY = "SELECT " + ", ".join(
+    [f"current_setting('{name}')" for name in _BATCH_PLANNER]
+    + [f"set_config('{name}', '{value}', true)" for name, value in _BATCH_PLANNER.items()]
+)
 # All a batch needs before its lookups, in one round trip (a round trip costs as much as
 # looking up a few dozen hashes): the lock, INDEX_PROBES_ONLY and the list's identity.
-BATCH_SETUP = f"{LOCK_LIST};\n{INDEX_PROBES_ONLY.rstrip()}, ({LIST_OID})"
-RESTORE_PLANNER = """
-SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true),
-       set_config('jit', %s, true), set_config('plan_cache_mode', %s, true)
-"""
+BATCH_SETUP = f"{LOCK_LIST};\n{INDEX_PROBES_ONLY}, ({LIST_OID})"
+# The caller's values back, for a caller's transaction that goes on.
+RESTORE_PLANNER = "SELECT " + ", ".join(
+    f"set_config('{name}', %s, true)" for name in _BATCH_PLANNER
+)
 
 # BLOCKING_SQL for one hash: a plain index lookup by hash, planned in microseconds (the unnest
 # join is built for batches, and parsing and planning it for every lookup cost several times the
@@ -258,7 +263,7 @@ def blocking_rows_in_parts(
         cursor.execute(BATCH_SETUP)
         cursor.nextset()  # past the lock's result
         *settings, table_oid = cursor.fetchone()
-        previous = settings[:4]
+        previous = settings[: len(_BATCH_PLANNER)]
         layout = _partition_layout(cursor, db.alias, table_oid)
         sent: list[psycopg.Cursor] = []
         try:

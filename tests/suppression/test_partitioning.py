@@ -512,6 +512,7 @@ def test_a_batch_check_leaves_the_planner_settings_of_its_transaction_alone(post
     keys = rules.BlockingKeys(any_reason=(entry.scope_key,), never_mail_only=(), never_mail=())
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_mergejoin = off")
+        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     [(jit,)] = query("SHOW jit")
     rows = sql.blocking_rows([bytes(entry.address_hash), b"\0" * 32], keys)
     assert [(r.address_hash, r.scope_key) for r in rows] == [
@@ -521,4 +522,4 @@ def test_a_batch_check_leaves_the_planner_settings_of_its_transaction_alone(post
         "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), "
         "current_setting('jit'), current_setting('plan_cache_mode')"
     )
-    assert settings_now == [("on", "off", jit, "auto")]
+    assert settings_now == [("on", "off", jit, "force_custom_plan")]
