@@ -18,6 +18,8 @@ from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from fbl.boundary_lines import PARSEGEN
+
 __all__ = [
     "MAX_DECODED_HEADER",
     "MAX_ENCODED_WORDS",
@@ -65,6 +67,7 @@ class _BoundedParser(BytesFeedParser):
     Deeper parts keep their text as a text/plain payload."""
 
     too_deep = False
+    _parsegen = PARSEGEN  # the stdlib's, without a pattern compiled per boundary
 
     def _parse_headers(self, lines: list[str]) -> None:
         super()._parse_headers(lines)
