@@ -115,3 +115,15 @@ def test_a_boundary_line_matches_as_the_compiled_pattern_does():
     assert line.match("--bxc\n") is None  # the dot is literal
     assert line.match("--b.cd\n") is None
     assert line.match(" --b.c\n") is None
+
+
+@pytest.mark.parametrize(("encoded", "boundary"), [("%E2%82%AC", "€"), ("a%0Ab", "a\nb")])
+def test_boundaries_given_in_rfc_2231_encoding_read_as_the_stdlib_reads_them(encoded, boundary):
+    # A parameter in RFC 2231 encoding may carry any character, a line end among them.
+    raw = (
+        f"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary*=utf-8''{encoded}\n\n"
+        f"--{boundary}\nContent-Type: text/plain\n\none\n--{boundary}--\n"
+    ).encode()
+    ours = read_message(raw)
+    assert ours.get_boundary() == boundary
+    assert tree(ours) == tree(stdlib(raw))
