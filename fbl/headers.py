@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 from fbl.boundary_lines import PARSEGEN
+from fbl.indexed_message import IndexedMessage
 
 __all__ = [
     "MAX_DECODED_HEADER",
@@ -54,7 +55,7 @@ _FOLD: Final = re.compile(r"\r?\n[ \t]+")
 _FIELD: Final = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$")  # RFC 5322 2.2 field-name ":"
 
 
-class _Flattened(Message):
+class _Flattened(IndexedMessage):
     """A part below MAX_MIME_DEPTH: whatever its Content-Type says, it reads as text/plain, so
     the parser keeps its body as text instead of descending (the header stays as written)."""
 
@@ -82,7 +83,7 @@ class _BoundedParser(BytesFeedParser):
 
 def read_message(data: bytes, problems: list[str] | None = None) -> Message:
     """`data` parsed as a compat32 message, MIME structure read to MAX_MIME_DEPTH levels."""
-    parser = _BoundedParser(policy=compat32)
+    parser = _BoundedParser(IndexedMessage, policy=compat32)
     parser.feed(data)
     msg = parser.close()
     if parser.too_deep and problems is not None:
@@ -293,7 +294,7 @@ def _headers_from_text(text: str) -> tuple[Message | None, str | None]:
     if not block.strip():
         return None, None
     try:
-        parsed = HeaderParser(policy=compat32).parsestr(block, headersonly=True)
+        parsed = HeaderParser(IndexedMessage, policy=compat32).parsestr(block, headersonly=True)
     except Exception:
         return None, block
     return parsed, block
