@@ -23,7 +23,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from typing import Final
 
-from fbl import classification
+from fbl import classification, pattern_cache
 from fbl.addresses import (
     ADDRESS,
     MAX_RECIPIENTS,
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 # Where the human-readable notice ends and the returned original begins.
-_ORIGINAL_MARKER: Final = re.compile(
+_ORIGINAL_MARKER: Final = pattern_cache.compile(
     r"(?im)^[ \t>|]*(?:"
     r"(?:[-=*_]{2,}|#{2,})[ \t]*(?:[^\n]{0,40}?)(?:original|copy of|returned message|"
     r"unsent message|headers? (?:of|follow)|message follows|rejected message|included message)|"
@@ -63,13 +63,13 @@ _ORIGINAL_MARKER: Final = re.compile(
     r"cabe(?:ç|c)alhos da mensagem original|元のメッセージ ヘッダー|原始邮件头"
     r")"
 )
-HEADER_START: Final = re.compile(
+HEADER_START: Final = pattern_cache.compile(
     r"(?m)^(?:Received|Return-Path|DKIM-Signature|ARC-Seal|ARC-Authentication-Results|"
     r"Authentication-Results):[ \t]"
 )
 
 # Lines that name the sender or are contact hints, never the failed recipient.
-_NOT_RECIPIENT_LINE: Final = re.compile(
+_NOT_RECIPIENT_LINE: Final = pattern_cache.compile(
     r"(?i)^[\s>]*(?:from|sender|reply-to|return-path|mail from|original sender|envelope-from|"
     r"message-id|in-reply-to|references|x-postfix-sender|x-original-sender|"
     # the sender in other languages: de, fr, es, it, pt, nl, ja
@@ -82,7 +82,7 @@ _NOT_RECIPIENT_LINE: Final = re.compile(
     # (Sendmail's "(expanded from: <x>)" names the recipient a pipe or file came from.)
     r"mail ?from:|(?<!expanded )from:|http[s]?://\S*@|^\s*(?:to|cc|subject|sent|date)\s*:"
 )
-_RECIPIENT_CONTEXT: Final = re.compile(
+_RECIPIENT_CONTEXT: Final = pattern_cache.compile(
     r"(?i)(?:>>>|rcpt to:?|recipient(?: address)?:|final-recipient:|original-recipient:|"
     r"delivered to:?|delivering (?:your )?(?:mail|message) to|to the following "
     r"(?:address|recipient)|(?:following|these) recipients?[^:\n]{0,40}:|failed recipient|"
@@ -120,27 +120,33 @@ _RECIPIENT_CONTEXT: Final = re.compile(
 )
 # The line before an address alone on its line that makes it a contact or an instruction
 # ("send mail with the body 'guide' to the address", "the postmaster can be reached as").
-_INSTRUCTION_BEFORE: Final = re.compile(
+_INSTRUCTION_BEFORE: Final = pattern_cache.compile(
     r"(?i)(?:\b(?:send|write|mail|forward|reply|contact|reach(?:ed)?)\b.*\b(?:to|at|as)|"
     r"to the address|can be reached(?: as| at)?|^\s*--\s*|(?:best |kind )?regards,?|"
     r"thanks?(?: you)?,?|sincerely,?)\s*:?\s*$"
 )
 # The reporting site's own mailboxes (RFC 5321 4.5.1, RFC 2142), never a failed recipient beside
 # one the notice names.
-_ROLE: Final = re.compile(r"(?i)^(?:postmaster|mailer-daemon|hostmaster|abuse|no-?reply)@")
-_DELAY_WORDS: Final = re.compile(
+_ROLE: Final = pattern_cache.compile(
+    r"(?i)^(?:postmaster|mailer-daemon|hostmaster|abuse|no-?reply)@"
+)
+_DELAY_WORDS: Final = pattern_cache.compile(
     r"(?i)will (?:continue|keep) (?:trying|to try)|has not yet been delivered|still trying|"
     r"delivery (?:is )?delayed|warning: message|will be retried|not been delivered yet"
 )
-_PERMANENT_WORDS: Final = re.compile(r"(?i)permanent(?:ly)? (?:fatal )?(?:error|fail)|fatal error")
-_DSN_FIELDS_IN_TEXT: Final = re.compile(
+_PERMANENT_WORDS: Final = pattern_cache.compile(
+    r"(?i)permanent(?:ly)? (?:fatal )?(?:error|fail)|fatal error"
+)
+_DSN_FIELDS_IN_TEXT: Final = pattern_cache.compile(
     r"(?im)^[ \t]*(?:final-recipient|original-recipient|x-actual-recipient|action|status|"
     r"diagnostic-code|remote-mta|reporting-mta|received-from-mta|arrival-date|"
     r"last-attempt-date|will-retry-until|original-envelope-id|x-postfix-[a-z-]+)[ \t]*:.*"
     r"(?:\n[ \t]+\S.*)*$"
 )
-_MESSAGE_ID_LIKE: Final = re.compile(r"^[0-9a-f.\-_$]{16,}@|^[0-9]{8,}\.[0-9a-z.]+@", re.I)
-_TAGS: Final = re.compile(r"<[^>]{0,2000}>")
+_MESSAGE_ID_LIKE: Final = pattern_cache.compile(
+    r"^[0-9a-f.\-_$]{16,}@|^[0-9]{8,}\.[0-9a-z.]+@", re.I
+)
+_TAGS: Final = pattern_cache.compile(r"<[^>]{0,2000}>")
 
 
 def read_notice(msg: Message) -> tuple[str, str]:
@@ -171,7 +177,7 @@ def read_notice(msg: Message) -> tuple[str, str]:
     return _DSN_FIELDS_IN_TEXT.sub("", text[:cut]), text[cut:]
 
 
-_LINE_TAGS: Final = re.compile(r"(?i)<br\s*/?>|</(?:p|div|tr|li|h[1-6]|table|pre)\s*>")
+_LINE_TAGS: Final = pattern_cache.compile(r"(?i)<br\s*/?>|</(?:p|div|tr|li|h[1-6]|table|pre)\s*>")
 
 
 def _html_text(markup: str) -> str:
@@ -218,7 +224,7 @@ class _Candidate:
     named: str | None = None  # the text the bounce named it by, when completed
 
 
-_TRAILER_AFTER_ADDRESS: Final = re.compile(
+_TRAILER_AFTER_ADDRESS: Final = pattern_cache.compile(
     # Exchange 2003: "x@y on 10/10/2023" ("am", "le", "el", "il", "em", "op" in its languages)
     r"""^[>\]"'\s]*(?:$|[:,.(\[<]|\.\.\.|\s-\s|\s+(?:on|am|le|el|il|em|op)\s|\s+\[)|"""
     # "x@y Invalid Address, ERROR_CODE :550", "x@y 550 5.1.1 User unknown"
@@ -228,15 +234,19 @@ _TRAILER_AFTER_ADDRESS: Final = re.compile(
     # Japanese particles after the address: "x 宛のメール", "x へ送信", "x は存在しません"
     r"""^[>\]"']?\s*(?:宛|へ|は|に)"""
 )
-_FOLDED_HEADER: Final = re.compile(
+_FOLDED_HEADER: Final = pattern_cache.compile(
     r"(?i)^[ \t]*(?:(?:re(?:sent|ply)-)?to|cc|bcc|from|sender)[ \t]*:.*,[ \t]*$"
 )
-_IN_URL: Final = re.compile(r"https?://\S*$", re.I)
-_DISPLAY_NAME: Final = re.compile(r"""\s*["']?[^\W\d_][^<>()@:;,"'\n]{0,60}["']?\s*[<(]\s*""")
+_IN_URL: Final = pattern_cache.compile(r"https?://\S*$", re.I)
+_DISPLAY_NAME: Final = pattern_cache.compile(
+    r"""\s*["']?[^\W\d_][^<>()@:;,"'\n]{0,60}["']?\s*[<(]\s*"""
+)
 # Between two addresses of one list: commas, semicolons, brackets, quotes, "and".
-_SEPARATOR_ONLY: Final = re.compile(r"""[\s>,;"')\]]*(?:\s(?:and|et|und|y)\s)?[\s<"'(\[]*$""")
+_SEPARATOR_ONLY: Final = pattern_cache.compile(
+    r"""[\s>,;"')\]]*(?:\s(?:and|et|und|y)\s)?[\s<"'(\[]*$"""
+)
 # A list marker before an address on its own line ("1. x@y", "* x@y", "- x@y").
-_LIST_MARKER: Final = re.compile(r"^\s*(?:[-*\u2022\u00b7]|\d{1,3}[.)])\s+")
+_LIST_MARKER: Final = pattern_cache.compile(r"^\s*(?:[-*\u2022\u00b7]|\d{1,3}[.)])\s+")
 
 
 def _level(before: str, after: str) -> int:
@@ -378,18 +388,20 @@ def _line_before(lines: list[str], index: int) -> str:
     return ""
 
 
-_PHASE: Final = re.compile(
+_PHASE: Final = pattern_cache.compile(
     r"(?i)in reply to (?:end of )?(DATA|RCPT|MAIL|HELO|EHLO)\b|"
     r"after (?:end of )?(DATA|RCPT|MAIL|HELO|EHLO|initial connection)\b|"
     r"did not like our (?:final )?(DATA|RCPT|MAIL|HELO|EHLO)\b|"
     r"SMTP command\W+(DATA|RCPT|MAIL|HELO|EHLO)\b"
 )
-_REMOTE_HOST: Final = re.compile(
+_REMOTE_HOST: Final = pattern_cache.compile(
     r"(?i)(?:\bhost|talking to|remote system:\s*dns;|server)\s+\[?([a-z0-9-]+(?:\.[a-z0-9-]+)+)"
 )
-_TRANSCRIPT_SENT: Final = re.compile(r"(?m)^>>>\s*([A-Za-z]+)")
-_TRANSCRIPT_ERROR: Final = re.compile(r"(?m)^<<<\s*[45]\d\d\b.*$")
-_PIPELINED: Final = re.compile(r"(?i)need (?:mail|rcpt)|no valid recipients|bad sequence")
+_TRANSCRIPT_SENT: Final = pattern_cache.compile(r"(?m)^>>>\s*([A-Za-z]+)")
+_TRANSCRIPT_ERROR: Final = pattern_cache.compile(r"(?m)^<<<\s*[45]\d\d\b.*$")
+_PIPELINED: Final = pattern_cache.compile(
+    r"(?i)need (?:mail|rcpt)|no valid recipients|bad sequence"
+)
 
 
 def phase_in(*texts: str | None) -> str | None:
@@ -431,7 +443,7 @@ def _command(word: str) -> str:
     return word
 
 
-_REPLY_CODE: Final = re.compile(r"(?:^|[\s'\"(<:])[245]\d\d(?:[\s-]|$)")
+_REPLY_CODE: Final = pattern_cache.compile(r"(?:^|[\s'\"(<:])[245]\d\d(?:[\s-]|$)")
 
 
 def _has_code(text: str) -> bool:
@@ -499,7 +511,7 @@ def _enclosed_transcript(enclosed: Message | None, address: str) -> str | None:
 
 # A recipient line without a domain: qmail's and Postfix's "<john>:" paragraphs, Sendmail's
 # "john... User unknown" and its "<john>" under "addresses had permanent fatal errors".
-_DOMAINLESS_LINE: Final = re.compile(
+_DOMAINLESS_LINE: Final = pattern_cache.compile(
     r"(?m)^[ \t]*(?:<([A-Za-z0-9._%+=-]{1,64})>(?=[ \t]*(?::|\.\.\.|\(|$))|"
     r"([A-Za-z0-9._%+=-]{1,64})\.\.\.[ \t]+(?i:user|unknown|no such|mailbox|recipient|"
     r"account|invalid|quota|disabled|[45]\d\d\b))"
@@ -531,7 +543,9 @@ def _domainless(notice: str) -> list[tuple[str, str]]:
     return out
 
 
-_QUOTED_TO: Final = re.compile(r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$")
+_QUOTED_TO: Final = pattern_cache.compile(
+    r"(?im)^[ \t>]*(?:to|recipients?|an|à|para)[ \t]*:[ \t]*(.{1,500})$"
+)
 
 
 def _listed_addresses(values: list[str], exclude: set[str]) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from email.header import decode_header, make_header
 from typing import Final
 
+from fbl import pattern_cache
 from fbl.report import Category, FoundBy, Recipient
 
 __all__ = [
@@ -89,17 +90,18 @@ GENERIC_STATUSES: Final[frozenset[str]] = frozenset(
 def _rules(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...]:
     # The texts are read lower-cased (see _masked), so the rules are too: a case-sensitive
     # search of lower-cased text is about three times as fast as re.IGNORECASE.
-    return tuple((re.compile(_lowered(pattern)), value) for pattern, value in pairs)
+    return tuple((pattern_cache.compile(_lowered(pattern)), value) for pattern, value in pairs)
+
+
+_ESCAPE: Final = re.compile(r"(\\.)", re.DOTALL)
 
 
 def _lowered(pattern: str) -> str:
     """`pattern` with its literal letters lower-cased; escapes (\\S, \\W, \\B, ...) kept."""
-    out = []
-    escaped = False
-    for char in pattern:
-        out.append(char if escaped else char.lower())
-        escaped = not escaped and char == "\\"
-    return "".join(out)
+    # The escapes are the odd pieces of the split: only the text between them is lowered.
+    pieces = _ESCAPE.split(pattern)
+    pieces[::2] = [piece.lower() for piece in pieces[::2]]
+    return "".join(pieces)
 
 
 # Between a noun and what is said of it, the address that was masked out (see _masked):
@@ -518,14 +520,14 @@ TRANSIENT_TEXTS: Final = _rules(
     (r"system (?:full|overloaded)|out of (?:disk|memory)|insufficient system storage", "4.3.1"),
 )
 
-_ENHANCED: Final = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+_ENHANCED: Final = pattern_cache.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # An enhanced code right after an SMTP reply code (RFC 3463 section 2 / RFC 2034 section 4):
 # "550 5.1.1", "550-5.1.1", "550 #5.1.0". Preferred over a code elsewhere in the text, which
 # may be a relay's own summary ("5.1.0 - Unknown address error 550-'5.2.2 ...").
-_AFTER_REPLY: Final = re.compile(
+_AFTER_REPLY: Final = pattern_cache.compile(
     r"(?<![\d.])[245]\d\d[ -]+['\"(#]?([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)"
 )
-_REPLY: Final = re.compile(r"(?<![\d.-])([245])[0-9]{2}(?:[ -]|$)(?!\d)")
+_REPLY: Final = pattern_cache.compile(r"(?<![\d.-])([245])[0-9]{2}(?:[ -]|$)(?!\d)")
 
 
 def status_in(text: str | None, *, failure: bool = False) -> str | None:
@@ -622,7 +624,7 @@ def block_status(status: str | None, text: str | None, *, category: str) -> str 
 
 # Addresses are masked before the wording is read: a mailbox called "blocked@" or
 # "userunknown@" says nothing about why mail to it failed.
-_ADDRESS_LIKE: Final = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
+_ADDRESS_LIKE: Final = pattern_cache.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
 
 
 # Diagnostics are a line or a few; the bound keeps a hostile one from costing more.
@@ -633,10 +635,10 @@ _TEXT_LIMIT: Final = 4_000
 # is not part of the text (RFC 2047 section 6.2), and long Japanese texts are split across
 # several words.
 _ENCODED_WORD: Final = r"=\?[^?\s]{1,40}\?[bBqQ]\?[^?\s]{0,1000}\?="
-_ENCODED_WORDS: Final = re.compile(f"{_ENCODED_WORD}(?:\\s+{_ENCODED_WORD}){{0,30}}")
+_ENCODED_WORDS: Final = pattern_cache.compile(f"{_ENCODED_WORD}(?:\\s+{_ENCODED_WORD}){{0,30}}")
 # ISO-2022-JP (RFC 1468): a run of two-byte JIS X 0208 text between "ESC $ B" (or "ESC $ @")
 # and the "ESC ( B" (or "ESC ( J") that goes back to ASCII.
-_JIS_RUN: Final = re.compile(r"\x1b\$[@B][\x21-\x7e\s]{0,2000}?(?:\x1b\([BJ]|$)")
+_JIS_RUN: Final = pattern_cache.compile(r"\x1b\$[@B][\x21-\x7e\s]{0,2000}?(?:\x1b\([BJ]|$)")
 
 
 def readable(text: str) -> str:
@@ -660,9 +662,11 @@ def _decoded_words(match: re.Match[str]) -> str:
 def _decoded_jis(match: re.Match[str]) -> str:
     run = match.group(0)
     try:
-        return (run if run.endswith(("\x1b(B", "\x1b(J")) else run + "\x1b(B").encode(
-            "ascii"
-        ).decode("iso-2022-jp")
+        return (
+            (run if run.endswith(("\x1b(B", "\x1b(J")) else run + "\x1b(B")
+            .encode("ascii")
+            .decode("iso-2022-jp")
+        )
     except (UnicodeError, LookupError):
         return run
 
@@ -770,9 +774,7 @@ def _classify(status: str | None, text: str) -> Category:
         return "blocked"
     # Words beat a wrong code for conditions that clear: a "550 5.1.1" that says the mailbox
     # is full, or that the destination could not be reached, is not a dead address.
-    if text and (
-        _text_category(text, TEMPORARY_TEXTS) or _text_category(text, MAILBOX_FULL_TEXTS)
-    ):
+    if text and (_text_category(text, TEMPORARY_TEXTS) or _text_category(text, MAILBOX_FULL_TEXTS)):
         return "transient"
     if status:
         klass = status[0]
