@@ -74,9 +74,7 @@ CHANGES = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    start=st.lists(
-        st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTENT_TYPES)), max_size=4
-    ),
+    start=st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTENT_TYPES)), max_size=4),
     changes=st.lists(CHANGES, max_size=8),
 )
 def test_changed_headers_answer_as_a_plain_message(start, changes):
