@@ -8,11 +8,12 @@ import sys
 def main() -> None:
     if sys.argv[1:2] == ["parse_report"]:
         # Parsing needs no app, database or setting: skip Django's start-up (fbl/report_cli.py).
+        from fbl.report_cli import exit_now
         from fbl.report_cli import main as parse_report
 
         status = parse_report(sys.argv[2:])
         if status is not None:
-            sys.exit(status)
+            exit_now(status)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance.settings")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

@@ -14,9 +14,12 @@ to the Django command, which then answers exactly as it always has.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
+from fbl import pattern_cache
 from fbl.parallel_reports import print_in_parallel, worker_count
 from fbl.parse import parse
 from fbl.report import ParsedReport, to_json
@@ -25,6 +28,7 @@ __all__ = [
     "HELP",
     "UNREADABLE_EXIT_STATUS",
     "add_arguments",
+    "exit_now",
     "main",
     "print_reports",
     "summary",
@@ -156,3 +160,16 @@ def main(argv: Sequence[str]) -> int | None:
     out.flush()
     sys.stderr.write(message)
     return UNREADABLE_EXIT_STATUS
+
+
+def exit_now(status: int) -> NoReturn:
+    """Exit with `status` once what was printed is written out, skipping the interpreter's
+    teardown: freeing every module and object a parse leaves behind took about 10 ms, as long
+    as parsing a dozen reports. The rules compiled on the way are kept first, as at any exit."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(status)  # a reader gone, say: the ordinary exit reports it as it always has
+    pattern_cache.CACHE.save()
+    os._exit(status)

@@ -197,8 +197,7 @@ def test_the_install_step_leaves_every_rule_cached_for_the_next_process():
     assert Path(pattern_cache.CACHE.path).is_file()
 
     probe = (
-        "import fbl.parse; from fbl.pattern_cache import CACHE; "
-        "print(CACHE.hits, len(CACHE.used))"
+        "import fbl.parse; from fbl.pattern_cache import CACHE; print(CACHE.hits, len(CACHE.used))"
     )
     later = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
@@ -206,3 +205,30 @@ def test_the_install_step_leaves_every_rule_cached_for_the_next_process():
     hits, used = later.stdout.split()
     assert int(used) > 50
     assert hits == used
+
+
+def test_parse_report_keeps_the_rules_it_compiled(tmp_path):
+    # manage.py parse_report ends without the interpreter's teardown (fbl/report_cli.py,
+    # exit_now): what it compiled must still be written, as at an ordinary exit.
+    cache_file = Path(pattern_cache.CACHE.path)
+    cache_file.unlink(missing_ok=True)
+    report = tmp_path / "bounce.eml"
+    report.write_bytes(
+        b"From: MAILER-DAEMON@example.net\r\nTo: sender@example.com\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n\r\n"
+        b"<jane@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 user unknown\r\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "parse_report", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"jane@example.org" in result.stdout
+    assert cache_file.is_file()
+    reread = PatternCache(str(cache_file))
+    for pattern, flags in pattern_cache.CACHE.used:
+        reread.compile(pattern, flags)
+    assert reread.hits == len(pattern_cache.CACHE.used)
