@@ -101,7 +101,7 @@ class PatternCache:
         self._added += 1
         return compiled
 
-    def save(self, *, always: bool = False) -> bool:
+    def write(self, *, always: bool = False) -> bool:
         """Write the file if this process compiled anything it did not hold (with `always`,
         even then, and whatever PYTHONDONTWRITEBYTECODE says). Whether the file now holds
         every pattern this process used. Never raises."""
@@ -153,7 +153,7 @@ CACHE = PatternCache(
         f"report-patterns.{sys.implementation.cache_tag}.marshal",
     )
 )
-atexit.register(CACHE.save)
+atexit.register(CACHE.write)
 
 
 def compile(pattern: str, flags: int = 0) -> re.Pattern[str]:  # noqa: A001 - as re.compile
@@ -168,7 +168,7 @@ def main() -> int:
     from fbl import pattern_cache  # this module as imported, not as __main__
 
     cache = pattern_cache.CACHE
-    if not cache.save(always=True):
+    if not cache.write(always=True):
         print(f"cannot write {cache.path}", file=sys.stderr)
         return 1
     print(f"{cache.path}: {len(cache.used)} patterns")

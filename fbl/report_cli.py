@@ -171,5 +171,5 @@ def exit_now(status: int) -> NoReturn:
         sys.stderr.flush()
     except BaseException:
         sys.exit(status)  # a reader gone, say: the ordinary exit reports it as it always has
-    pattern_cache.CACHE.save()
+    pattern_cache.CACHE.write()
     os._exit(status)

@@ -31,7 +31,7 @@ def written_cache(path: Path) -> PatternCache:
     cache = PatternCache(str(path))
     for pattern, flags in PATTERNS:
         cache.compile(pattern, flags)
-    assert cache.save(always=True)
+    assert cache.write(always=True)
     return cache
 
 
@@ -77,7 +77,7 @@ def test_every_report_rule_round_trips(tmp_path):
     first = PatternCache(str(path))
     for pattern, flags in rules:
         first.compile(pattern, flags)
-    assert first.save(always=True)
+    assert first.write(always=True)
 
     again = PatternCache(str(path))
     for pattern, flags in rules:
@@ -135,7 +135,7 @@ def test_a_bad_pattern_raises_as_re_does(tmp_path, monkeypatch):
     cache = PatternCache(str(tmp_path / "patterns.marshal"))
     with pytest.raises(re.error, match="missing \\), unterminated subpattern"):
         cache.compile("(unclosed")
-    cache.save()  # nothing compiled, so nothing to write
+    cache.write()  # nothing compiled, so nothing to write
     assert not (tmp_path / "patterns.marshal").exists()
 
 
@@ -145,7 +145,7 @@ def test_a_process_that_compiled_writes_what_it_compiled(tmp_path, monkeypatch):
     cache = PatternCache(str(path))
     for pattern, flags in PATTERNS:
         cache.compile(pattern, flags)
-    assert cache.save()
+    assert cache.write()
     assert PatternCache(str(path)).compile(*PATTERNS[2]) == re.compile(*PATTERNS[2])
     assert sorted(p.name for p in path.parent.iterdir()) == ["patterns.marshal"]
 
@@ -155,9 +155,9 @@ def test_nothing_is_written_when_python_writes_no_bytecode(tmp_path, monkeypatch
     path = tmp_path / "patterns.marshal"
     cache = PatternCache(str(path))
     cache.compile(*PATTERNS[0])
-    cache.save()
+    cache.write()
     assert not path.exists()
-    assert cache.save(always=True)  # what `python -m fbl.pattern_cache` does
+    assert cache.write(always=True)  # what `python -m fbl.pattern_cache` does
     assert PatternCache(str(path)).compile(*PATTERNS[0]) == re.compile(*PATTERNS[0])
 
 
@@ -166,7 +166,7 @@ def test_an_unwritable_place_is_not_an_error(tmp_path):
     blocker.write_text("")
     cache = PatternCache(str(blocker / "__pycache__" / "patterns.marshal"))
     assert_same_as_re(cache.compile(*PATTERNS[1]), *PATTERNS[1])
-    assert cache.save(always=True) is False
+    assert cache.write(always=True) is False
     assert list(tmp_path.iterdir()) == [blocker]  # no temporary file left behind
 
 
@@ -177,7 +177,7 @@ def test_an_edited_rule_is_compiled_anew_and_kept_beside_the_old(tmp_path):
     edited = PATTERNS[3][0] + "|mailbox unavailable"
     assert_same_as_re(cache.compile(edited, PATTERNS[3][1]), edited, PATTERNS[3][1])
     assert cache.hits == 0
-    assert cache.save(always=True)
+    assert cache.write(always=True)
     again = PatternCache(str(path))
     again.compile(edited, PATTERNS[3][1])
     again.compile(*PATTERNS[0])
