@@ -104,12 +104,16 @@ def test_a_broken_file_is_ignored(tmp_path, content):
     assert cache.hits == 0
 
 
+def rewrite(path: Path, edit) -> None:
+    """The cache file at `path` with its (stamp, entries) passed through `edit`."""
+    stamp, entries = marshal.loads(path.read_bytes())
+    path.write_bytes(marshal.dumps(edit(stamp, entries)))
+
+
 def test_a_file_from_another_python_is_ignored(tmp_path):
     path = tmp_path / "patterns.marshal"
     written_cache(path)
-    stamp, entries = marshal.loads(path.read_bytes())
-    other = (stamp[0], "3.99.0 (another build)", *stamp[2:])
-    path.write_bytes(marshal.dumps((other, entries)))
+    rewrite(path, lambda stamp, entries: ((stamp[0], "3.99.0 (other)", *stamp[2:]), entries))
 
     cache = PatternCache(str(path))
     pattern, flags = PATTERNS[0]
@@ -120,11 +124,13 @@ def test_a_file_from_another_python_is_ignored(tmp_path):
 def test_an_entry_the_engine_refuses_is_compiled_instead(tmp_path):
     path = tmp_path / "patterns.marshal"
     written_cache(path)
-    stamp, entries = marshal.loads(path.read_bytes())
     key = (PATTERNS[0][0], int(PATTERNS[0][1]))
-    final_flags, _code, *rest = entries[key]
-    entries[key] = (final_flags, [999_999, 1, 2], *rest)
-    path.write_bytes(marshal.dumps((stamp, entries)))
+
+    def bad_code(stamp, entries):
+        final_flags, _code, *rest = entries[key]
+        return stamp, {**entries, key: (final_flags, [999_999, 1, 2], *rest)}
+
+    rewrite(path, bad_code)
 
     cache = PatternCache(str(path))
     assert_same_as_re(cache.compile(*PATTERNS[0]), *PATTERNS[0])
