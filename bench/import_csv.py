@@ -15,7 +15,8 @@ Baselines, each streamed through psycopg, median of 3:
 
 Then the import is run a second time on the same file: it must add nothing.
 
-Target: import time <= 3 x COPY time (2).
+Target: import time <= 2 x COPY time (2) (issue 17; the first bar was 3). The import writes on
+two connections at once (two lanes); each COPY is one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import common
 
-TARGET_RATIO = 3.0
+TARGET_RATIO = 2.0
+FIRST_BAR = 3.0
 COPY_TABLE = "bench_copy_baseline"
 
 
@@ -207,7 +209,8 @@ def main(args: argparse.Namespace) -> int:
          f"{first:.2f} s; {args.rows / first:,.0f} rows/s; added {outcome['added']:,}"),
         ("ratio import / COPY (2)",
          f"{ratio:.2f}  (target <= {TARGET_RATIO:g}: "
-         f"{common.verdict(ratio, TARGET_RATIO, at_most=True)})"),
+         f"{common.verdict(ratio, TARGET_RATIO, at_most=True)}; first bar {FIRST_BAR:g}: "
+         f"{common.verdict(ratio, FIRST_BAR, at_most=True)})"),
         ("information: import / COPY (1)", f"{first / plain_seconds:.1f}"),
         ("re-import (same file)",
          f"{second:.2f} s; added {outcome2['added']}, already listed {outcome2['existing']:,}; "

@@ -6,6 +6,14 @@ Each chunk is one transaction with the job's counters, so an interrupted import 
 and its next run (a redelivered task, a retry) resumes after the rows counted done: no row is
 counted twice. Rows already listed are left alone, which also makes re-importing a file change
 nothing. One process runs a job at a time.
+
+On PostgreSQL a file of several chunks is written on two connections at once (two lanes,
+`compliance.db_lane`): while one chunk's statement runs, the next one's does too, so both cores
+work for the database. Chunks still commit in the file's order, each after the one before it,
+so the counters always describe a prefix of the file and a resumed run starts where they say.
+A chunk that shares an address with the chunk before it waits for that one to commit before
+inserting, as one writer would; a lane that waits for another writer's row lock longer than
+LANE_LOCK_TIMEOUT gives way, and the rest of the file is written on one connection.
 """
 
 from __future__ import annotations
@@ -14,17 +22,21 @@ import datetime
 import gzip
 import io
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from functools import partial
 from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compliance import audit, deadlines, locks
+from compliance.db_lane import Lane
 from compliance.errors import ServiceError
 from compliance.models import Tenant
 from compliance.read_ahead import read_ahead
@@ -37,6 +49,11 @@ CHUNK_ROWS = 20_000
 # pg_advisory_lock's first key: this lock class, so it never meets another feature's locks.
 _LOCK_CLASS = 0x696D70  # "imp"
 ERRORS_KEPT = 1000
+# How long a lane waits for a row lock another writer holds before the import falls back to one
+# connection. A lane waiting for the chunk before it holds its own rows meanwhile, so a writer
+# waiting for those while holding one the earlier chunk needs would otherwise wait forever,
+# unseen by PostgreSQL's deadlock detector.
+LANE_LOCK_TIMEOUT = "10s"
 
 
 def _text(content: bytes) -> io.TextIOWrapper:
@@ -188,6 +205,8 @@ class _CopyChunk(NamedTuple):
     # opt-out deadlines are worked out once per day rather than once per row.
     earliest: datetime.datetime | None = None
     latest: datetime.datetime | None = None
+    # The good rows' address hashes: does the chunk share an address with the one before it?
+    keys: frozenset[bytes] = frozenset()
 
 
 def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterator[_CopyChunk]:
@@ -197,7 +216,7 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
         lines, bad = [], []
         pairs: dict[int, tuple[str | None, str]] = {}
         members: dict[int, list[tuple[int, str]]] = {}
-        dates = []
+        dates, keys = [], []
         for item in chunk:
             row = item.row
             if item.error is not None:
@@ -209,6 +228,7 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
                 pairs[number] = pair
                 members[number] = []
             members[number].append((row.line, row.email))
+            keys.append(item.address_hash)
             created = None
             if row.created_at:
                 dates.append(row.created_at)
@@ -224,6 +244,7 @@ def _copy_chunks(rows: Iterable[import_formats.ImportRow], key: bytes) -> Iterat
             members,
             min(dates) if dates else None,
             max(dates) if dates else None,
+            frozenset(keys),
         )
 
 
@@ -301,28 +322,23 @@ def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> Imp
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.RUNNING, started_at=Coalesce(F("started_at"), now), message=""
     )
-    targets = _Targets(job.tenant)
-    evidence_type = ContentType.objects.get_for_model(ImportJob)
-    text = io.TextIOWrapper(
-        gzip.GzipFile(fileobj=io.BytesIO(bytes(job.content))), encoding="utf-8-sig", newline=""
-    )
     actor = audit.Actor(label=job.created_by_label or "import", via="import")
+    run = _ChunkRun(_Targets(job.tenant), ContentType.objects.get_for_model(ImportJob), actor)
     try:
-        _, rows = import_formats.read_rows(text, format_name=job.format_name)
-        # Rows an earlier run committed (whole chunks, counted in the same transactions).
-        rows = itertools.islice(rows, job.rows_done, None)
-        key = settings.ADDRESS_HASH_KEY.encode()
-        if connection.vendor == "postgresql":
-            chunks = read_ahead(_copy_chunks(rows, key), name="import-read-ahead")
-            run_chunk = _copy_chunk
-        else:
-            run_chunk, chunks = _row_by_row_chunk, _hashed_chunks(rows, key)
         with audit.acting_as(actor):
-            for chunk in chunks:
-                run_chunk(job, chunk, targets, evidence_type, actor)
-                job.refresh_from_db(fields=_PROGRESS_FIELDS)
-                if on_progress:
-                    on_progress(job)
+            if connection.vendor != "postgresql":
+                for chunk in _hashed_chunks(_rows_not_done(job), _hash_key()):
+                    _row_by_row_chunk(job, chunk, *run)
+                    _progressed(job, on_progress)
+            elif _in_two_lanes(job):
+                try:
+                    _copy_in_two_lanes(job, run, on_progress)
+                except DatabaseError as exc:
+                    if not _waited_too_long(exc):
+                        raise
+                    _copy_in_one_lane(job, run, on_progress)  # after the chunks committed
+            else:
+                _copy_in_one_lane(job, run, on_progress)
     except Exception as exc:
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.FAILED,
@@ -337,6 +353,103 @@ def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> Imp
     return job
 
 
+class _ChunkRun(NamedTuple):
+    """What every chunk of one run is written with."""
+
+    targets: _Targets
+    evidence_type: ContentType
+    actor: audit.Actor
+
+
+def _hash_key() -> bytes:
+    return settings.ADDRESS_HASH_KEY.encode()
+
+
+def _rows_not_done(job: ImportJob) -> Iterator[import_formats.ImportRow]:
+    """The file's rows after those counted done (whole chunks committed by earlier runs)."""
+    job.refresh_from_db(fields=_PROGRESS_FIELDS)
+    text = io.TextIOWrapper(
+        gzip.GzipFile(fileobj=io.BytesIO(bytes(job.content))), encoding="utf-8-sig", newline=""
+    )
+    _, rows = import_formats.read_rows(text, format_name=job.format_name)
+    return itertools.islice(rows, job.rows_done, None)
+
+
+def _progressed(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> None:
+    job.refresh_from_db(fields=_PROGRESS_FIELDS)
+    if on_progress:
+        on_progress(job)
+
+
+def _copy_in_one_lane(job, run: _ChunkRun, on_progress) -> None:
+    chunks = _copy_chunks(_rows_not_done(job), _hash_key())
+    for chunk in read_ahead(chunks, name="import-read-ahead"):
+        _copy_chunk(job, chunk, *run)
+        _progressed(job, on_progress)
+
+
+def _in_two_lanes(job: ImportJob) -> bool:
+    """Two lanes pay for a file of more than one chunk, run outside a transaction (the lanes'
+    connections could not see one that is still open)."""
+    return not connection.in_atomic_block and job.rows_total - job.rows_done > CHUNK_ROWS
+
+
+def _copy_in_two_lanes(job, run: _ChunkRun, on_progress) -> None:
+    """Chunk n on lane n % 2, at most two in flight: the next chunk's statement starts while the
+    one before it is still running, and each commits after the one before it."""
+
+    def bounded_lock_waits():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [LANE_LOCK_TIMEOUT])
+
+    lanes = [Lane(name=f"import-lane-{n}", setup=bounded_lock_waits) for n in range(2)]
+    in_flight: deque[Future] = deque()
+    try:
+        before: Future | None = None
+        before_keys: frozenset[bytes] = frozenset()
+        chunks = _copy_chunks(_rows_not_done(job), _hash_key())
+        for number, chunk in enumerate(read_ahead(chunks, name="import-read-ahead")):
+            if len(in_flight) == 2:
+                in_flight.popleft().result()  # the earliest failure is the one raised
+                _progressed(job, on_progress)
+            shares = before is not None and not chunk.keys.isdisjoint(before_keys)
+            before = lanes[number % 2].submit(
+                partial(_lane_chunk, job, chunk, run, before, waits_first=shares)
+            )
+            in_flight.append(before)
+            before_keys = chunk.keys
+        while in_flight:
+            in_flight.popleft().result()
+            _progressed(job, on_progress)
+    finally:
+        for lane in lanes:  # a chunk still in flight ends first (rolled back if one before failed)
+            lane.close()
+
+
+class _EarlierChunkFailed(Exception):
+    """The chunk before this one did not commit, so this one must not either."""
+
+
+def _lane_chunk(job, chunk: _CopyChunk, run: _ChunkRun, before, *, waits_first: bool) -> None:
+    with audit.acting_as(run.actor):
+        if waits_first:
+            _wait_for(before)
+        _copy_chunk(job, chunk, *run, before)
+
+
+def _wait_for(before: Future | None) -> None:
+    if before is None:
+        return
+    try:
+        before.result()
+    except BaseException as exc:
+        raise _EarlierChunkFailed from exc
+
+
+def _waited_too_long(exc: DatabaseError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"  # lock_not_available
+
+
 _PROGRESS_FIELDS = ["rows_done", "rows_added", "rows_existing", "rows_bad", "errors", "status"]
 
 
@@ -346,7 +459,9 @@ def _without_nul(text: str) -> str:
 
 
 def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) -> None:
-    room = max(0, ERRORS_KEPT - len(job.errors))
+    # The errors kept so far as committed: with two lanes, `job` may not have the last chunk's.
+    errors = ImportJob.objects.values_list("errors", flat=True).get(pk=job.pk)
+    room = max(0, ERRORS_KEPT - len(errors))
     kept = [
         {k: _without_nul(v) if isinstance(v, str) else v for k, v in error.items()}
         for error in bad[:room]
@@ -356,13 +471,16 @@ def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) 
         rows_added=F("rows_added") + added,
         rows_existing=F("rows_existing") + (good - added),
         rows_bad=F("rows_bad") + len(bad),
-        errors=job.errors + kept,
+        errors=errors + kept,
     )
 
 
-def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
+def _copy_chunk(
+    job, chunk: _CopyChunk, targets, evidence_type, actor, before: Future | None = None
+) -> None:
     """PostgreSQL: the chunk's COPY data in, and one statement for entries, history and opt-out
-    requests."""
+    requests; committed with the job's counters once `before` (the chunk before it, on the
+    other lane) has committed."""
     bad = list(chunk.bad)
     good_targets = []
     policies: dict[int | None, deadlines.OptOutPolicy] = {}
@@ -404,6 +522,7 @@ def _copy_chunk(job, chunk: _CopyChunk, targets, evidence_type, actor) -> None:
             note_prefix=f"import #{job.pk} line ",
             actor=actor,
         )
+        _wait_for(before)
         _record_progress(job, rows=chunk.rows, added=added, good=chunk.rows - len(bad), bad=bad)
 
 
