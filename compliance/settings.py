@@ -104,11 +104,19 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The hottest writes (the one-click INSERT) run as prepared statements: compliance/prepared.py.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Fail fast when PostgreSQL is unreachable: health checks and durable-capture fallbacks
     # must answer within a request's time, not after the OS TCP timeout.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=3
+    )
+    # Django turns psycopg's prepared statements off (None). With them on, only a statement
+    # run with prepare=True (compliance.prepared) is prepared: no other statement is run this
+    # many times, and Django's own cursors bind on the client, which never prepares.
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        2**31 - 1 if DB_PREPARED_STATEMENTS else None
     )
 
 # --- Read replicas ----------------------------------------------------------------------------

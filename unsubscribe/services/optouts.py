@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import hashlib
 import logging
 import threading
@@ -27,6 +28,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
+from compliance import prepared
 from compliance.errors import ServiceError
 from compliance.models import Stream, Topic
 from compliance.selectors import stream_by_id, topic_by_id
@@ -142,7 +144,7 @@ def record_opt_out(
         campaign=claims.campaign or "",
         address=claims.recipient,
         address_hash=digest,
-        ip=evidence.ip,
+        ip=evidence.ip or None,  # an empty address is no address (inet takes none)
         user_agent=evidence.user_agent[:500],
         token_key_id=evidence.token_key_id,
         capture_id=evidence.capture_id,
@@ -165,16 +167,16 @@ def record_opt_out(
 def _insert_once(request: UnsubscribeRequest) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in one round trip: False (and nothing
     stored) when the repeat key or capture id is already there."""
-    meta = UnsubscribeRequest._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-    )
-    params = [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields]
-    with connection.cursor() as cursor:
+    sql, fields = _insert_statement()
+    if connection.vendor == "postgresql":
+        # Prepared once per connection (compliance.prepared), with the values as they are: the
+        # server binds them, so no field needs Django's conversion for the database.
+        params = [getattr(request, f.attname) for f in fields]
+        opened = prepared.cursor()
+    else:
+        params = [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields]
+        opened = connection.cursor()
+    with opened as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -183,6 +185,19 @@ def _insert_once(request: UnsubscribeRequest) -> bool:
     request._state.adding = False
     request._state.db = connection.alias
     return True
+
+
+@functools.cache
+def _insert_statement() -> tuple[str, list]:
+    meta = UnsubscribeRequest._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
 
 
 def retire_repeat_keys(*, tenant_id: int | None, digest: bytes) -> int:
