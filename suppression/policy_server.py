@@ -258,8 +258,9 @@ def _lookup_cursor(alias: str, raw: psycopg.Connection) -> psycopg.Cursor:
     if known is None or known[0] is not raw:
         # Django turns psycopg's prepared statements off (poolers in transaction mode lose
         # them). This connection belongs to one policy thread and runs this one statement all
-        # day, so it prepares it; behind PgBouncer that needs max_prepared_statements (1.21+).
-        raw.prepare_threshold = 5
+        # day, so it prepares it, unless DB_PREPARED_STATEMENTS is off; behind PgBouncer that
+        # needs max_prepared_statements (1.21+).
+        raw.prepare_threshold = 5 if settings.DB_PREPARED_STATEMENTS else None
         known = mine[alias] = (raw, psycopg.Cursor(raw))
     return known[1]
 

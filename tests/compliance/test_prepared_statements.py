@@ -1,6 +1,6 @@
-"""The one-click INSERT runs as a statement PostgreSQL keeps prepared on the connection, and stores
-the same row as before; `DB_PREPARED_STATEMENTS=false` (for a pooler that cannot keep prepared
-statements) stores it without preparing."""
+"""The one-click INSERT and the policy server's lookup run as statements PostgreSQL keeps prepared
+on the connection, and store or find the same rows as before; `DB_PREPARED_STATEMENTS=false`
+(for a pooler that cannot keep prepared statements) runs them without preparing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
+from suppression import addresses, policy_server, rules
 from unsubscribe import services
 from unsubscribe.models import UnsubscribeRequest
 from unsubscribe.tokens import Claims
@@ -29,13 +31,19 @@ def click(client, link, **headers) -> None:
     assert answer.status_code == 200
 
 
-def prepared_inserts() -> int:
+def prepared(start: str) -> int:
+    """How many statements starting with `start` this connection keeps prepared."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements "
-            "WHERE statement LIKE 'INSERT INTO \"unsubscribe_unsubscriberequest\"%%'"
+            "SELECT count(*) FROM pg_prepared_statements"
+            " WHERE starts_with(ltrim(statement, E' \\n'), %s)",
+            [start],
         )
         return cursor.fetchone()[0]
+
+
+def prepared_inserts() -> int:
+    return prepared('INSERT INTO "unsubscribe_unsubscriberequest"')
 
 
 def test_clicks_share_one_prepared_insert_and_keep_their_evidence(client, mint):
@@ -76,3 +84,32 @@ def test_without_prepared_statements_the_insert_is_not_prepared(client, mint, se
 
     assert prepared_inserts() == 0
     assert UnsubscribeRequest.objects.count() == 2
+
+
+def policy_lookups(default_tenant, address: str) -> list:
+    policy_server._cursors.by_alias = {}  # a fresh cursor, as on a new connection
+    marketing = default_tenant.streams.get(slug="marketing")
+    keys = rules.blocking_keys(tenant_id=default_tenant.pk, stream_id=marketing.pk, commercial=True)
+    digest = addresses.address_hash(address, settings.ADDRESS_HASH_KEY.encode())
+    return [policy_server.blocking_entries([(digest, keys)]) for _ in range(6)]
+
+
+def test_the_policy_lookup_is_prepared_and_finds_the_same_entries(client, mint, default_tenant):
+    click(client, mint("pat@example.com"))  # pending: the lookup sees it as an unsubscribe
+    marketing = default_tenant.streams.get(slug="marketing")
+    expected = [[(f"{default_tenant.pk}:stream:{marketing.pk}", "unsubscribe")]]
+
+    assert policy_lookups(default_tenant, "pat@example.com") == [expected] * 6
+    assert prepared(sql_start()) == 1
+
+
+def test_without_prepared_statements_the_policy_lookup_is_not_prepared(default_tenant, settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    assert policy_lookups(default_tenant, "pat@example.com") == [[[]]] * 6
+    assert prepared(sql_start()) == 0
+
+
+def sql_start() -> str:
+    from suppression import sql
+
+    return sql.POLICY_LOOKUP_SQL.strip()[:40]
