@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlparse
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from compliance import selectors
 from suppression import addresses, policy_server, rules
 from unsubscribe import services
 from unsubscribe.models import UnsubscribeRequest
@@ -113,3 +115,61 @@ def sql_start() -> str:
     from suppression import sql
 
     return sql.POLICY_LOOKUP_SQL.strip()[:40]
+
+
+@pytest.fixture
+def requests_as_served(settings):
+    """Clicks as a web process serves them: the link's stream comes from the per-process cache
+    (the tests' settings turn it off) and each request starts as Django starts one, with its
+    connection not yet checked (the test client leaves that out)."""
+    settings.LOOKUP_CACHE_SECONDS = 60
+    selectors._lookups.clear()
+    yield connection.close_if_unusable_or_obsolete
+    selectors._lookups.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_is_its_own_connection_check(client, mint, monkeypatch, requests_as_served):
+    """No `SELECT 1` before the INSERT: a request's connection is checked by the INSERT itself."""
+    links = [mint("pat@example.com"), mint("sam@example.com"), mint("kim@example.com")]
+    requests_as_served()
+    click(client, links[0])  # the stream is looked up once, checked as any first query is
+    checks = []
+    real = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or real())
+    for link in links[1:]:
+        requests_as_served()
+        click(client, link)
+
+    assert checks == []
+    assert UnsubscribeRequest.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_on_a_connection_the_server_closed_is_stored_on_a_new_one(
+    client, mint, settings, tmp_path, requests_as_served
+):
+    settings.UNSUBSCRIBE_SPOOL_DIR = tmp_path
+    first, second = mint("pat@example.com"), mint("sam@example.com")
+    requests_as_served()
+    click(client, first)
+    dead = connection.connection.info.backend_pid
+    with psycopg.connect(connection_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [dead])
+
+    requests_as_served()
+    click(client, second)
+
+    assert connection.connection.info.backend_pid != dead
+    assert sorted(UnsubscribeRequest.objects.values_list("address", flat=True)) == [
+        "pat@example.com",
+        "sam@example.com",
+    ]
+    assert list(tmp_path.iterdir()) == []  # stored in the database, not captured to the spool
+
+
+def connection_url() -> str:
+    params = connection.get_connection_params()
+    return psycopg.conninfo.make_conninfo(
+        **{k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port")}
+    )

@@ -169,16 +169,15 @@ def _insert_once(request: UnsubscribeRequest) -> bool:
     stored) when the repeat key or capture id is already there."""
     sql, fields = _insert_statement()
     if connection.vendor == "postgresql":
-        # Prepared once per connection (compliance.prepared), with the values as they are: the
-        # server binds them, so no field needs Django's conversion for the database.
-        params = [getattr(request, f.attname) for f in fields]
-        opened = prepared.cursor()
+        # Prepared once per connection, with the values as they are: the server binds them, so
+        # no field needs Django's conversion for the database. It is the request's connection
+        # check too (a second run after a broken connection stores nothing twice: ON CONFLICT).
+        row = prepared.fetch_one(sql, [getattr(request, f.attname) for f in fields])
     else:
         params = [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields]
-        opened = connection.cursor()
-    with opened as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is None:
         return False
     request.pk = row[0]
