@@ -171,7 +171,9 @@ def _insert_once(request: UnsubscribeRequest) -> bool:
     if connection.vendor == "postgresql":
         # Prepared once per connection, with the values as they are: the server binds them, so
         # no field needs Django's conversion for the database. It is the request's connection
-        # check too (a second run after a broken connection stores nothing twice: ON CONFLICT).
+        # check too. Should a connection break after the server committed the row, the second
+        # run inserts nothing (its repeat key or capture id conflicts); with the repeat window
+        # off it could store the request twice, as two clicks would be with the window off.
         row = prepared.fetch_one(sql, [getattr(request, f.attname) for f in fields])
     else:
         params = [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields]
