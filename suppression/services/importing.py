@@ -396,45 +396,57 @@ def _in_two_lanes(job: ImportJob) -> bool:
 
 def _copy_in_two_lanes(job, run: _ChunkRun, on_progress) -> None:
     """Chunk n on lane n % 2, at most two in flight: the next chunk's statement starts while the
-    one before it is still running, and each commits after the one before it."""
+    one before it is still running, and each commits after the one before it. After a chunk that
+    added under a quarter of its rows (a file mostly listed already), the next one starts only
+    once the chunk in flight is done, until a chunk adds many again."""
 
     def bounded_lock_waits():
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, false)", [LANE_LOCK_TIMEOUT])
 
     lanes = [Lane(name=f"import-lane-{n}", setup=bounded_lock_waits) for n in range(2)]
-    in_flight: deque[Future] = deque()
+    in_flight: deque[tuple[Future, int]] = deque()
     try:
         before: Future | None = None
         before_keys: frozenset[bytes] = frozenset()
+        writes_much = True  # did the last chunk done add many rows?
         chunks = _copy_chunks(_rows_not_done(job), _hash_key())
         for number, chunk in enumerate(read_ahead(chunks, name="import-read-ahead")):
-            if len(in_flight) == 2:
-                in_flight.popleft().result()  # the earliest failure is the one raised
-                _progressed(job, on_progress)
+            # A chunk of rows already listed is little work for the database and the reader's
+            # Python sets the pace: a second session beside it would only take the reader's core.
+            while in_flight and (len(in_flight) == 2 or not writes_much):
+                writes_much = _finished(in_flight.popleft(), job, on_progress)
             shares = before is not None and not chunk.keys.isdisjoint(before_keys)
             before = lanes[number % 2].submit(
                 partial(_lane_chunk, job, chunk, run, before, waits_first=shares)
             )
-            in_flight.append(before)
+            in_flight.append((before, chunk.rows))
             before_keys = chunk.keys
         while in_flight:
-            in_flight.popleft().result()
-            _progressed(job, on_progress)
+            _finished(in_flight.popleft(), job, on_progress)
     finally:
         for lane in lanes:  # a chunk still in flight ends first (rolled back if one before failed)
             lane.close()
+
+
+def _finished(flight: tuple[Future, int], job, on_progress) -> bool:
+    """Wait for a chunk in flight (raising its error: the earliest failure is the one raised);
+    whether it added at least a quarter of its rows, or did not say."""
+    future, rows = flight
+    added = future.result()
+    _progressed(job, on_progress)
+    return added is None or added * 4 >= rows
 
 
 class _EarlierChunkFailed(Exception):
     """The chunk before this one did not commit, so this one must not either."""
 
 
-def _lane_chunk(job, chunk: _CopyChunk, run: _ChunkRun, before, *, waits_first: bool) -> None:
+def _lane_chunk(job, chunk: _CopyChunk, run: _ChunkRun, before, *, waits_first: bool) -> int:
     with audit.acting_as(run.actor):
         if waits_first:
             _wait_for(before)
-        _copy_chunk(job, chunk, *run, before)
+        return _copy_chunk(job, chunk, *run, before)
 
 
 def _wait_for(before: Future | None) -> None:
@@ -477,10 +489,10 @@ def _record_progress(job, *, rows: int, added: int, good: int, bad: list[dict]) 
 
 def _copy_chunk(
     job, chunk: _CopyChunk, targets, evidence_type, actor, before: Future | None = None
-) -> None:
+) -> int:
     """PostgreSQL: the chunk's COPY data in, and one statement for entries, history and opt-out
     requests; committed with the job's counters once `before` (the chunk before it, on the
-    other lane) has committed."""
+    other lane) has committed. Returns how many rows it added."""
     bad = list(chunk.bad)
     good_targets = []
     policies: dict[int | None, deadlines.OptOutPolicy] = {}
@@ -524,6 +536,7 @@ def _copy_chunk(
         )
         _wait_for(before)
         _record_progress(job, rows=chunk.rows, added=added, good=chunk.rows - len(bad), bad=bad)
+    return added
 
 
 def _due_days(policies, earliest, latest, now) -> list[sql.DueDay]:

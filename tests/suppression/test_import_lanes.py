@@ -4,6 +4,7 @@ rows are reported in line order, and an import kept waiting by another writer st
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -211,3 +212,30 @@ def test_an_import_kept_waiting_by_another_writer_finishes_on_one_connection(
     assert Suppression.objects.count() == 30
     assert Suppression.objects.filter(origin=Origin.IMPORT).count() == 28
     assert SuppressionEvent.objects.filter(origin=Origin.IMPORT).count() == 28
+
+
+def test_a_file_already_listed_is_written_one_chunk_at_a_time(default_tenant, monkeypatch):
+    """Skipping listed rows is little work for the database: after a chunk that added (almost)
+    nothing, the next starts only once the chunk in flight is done, as on one connection."""
+    lines = [f"person{i}@example.com,unsubscribe,,\n" for i in range(60)]
+    run(default_tenant, lines)
+    spans: dict[int, list[float]] = {}
+    real = importing._copy_chunk
+
+    def timed(job, chunk, *rest):
+        first_line = min(line for rows in chunk.members.values() for line, _ in rows)
+        spans[first_line] = [time.monotonic()]
+        try:
+            return real(job, chunk, *rest)
+        finally:
+            spans[first_line].append(time.monotonic())
+
+    monkeypatch.setattr(importing, "_copy_chunk", timed)
+    again = run(default_tenant, lines)
+
+    assert (again.rows_done, again.rows_added, again.rows_existing) == (60, 0, 60)
+    ordered = [spans[line] for line in sorted(spans)]
+    assert len(ordered) == 6
+    # The first two may overlap, as any two may; from the third on, each starts after the one
+    # before it ended.
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(ordered[1:]))
