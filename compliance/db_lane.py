@@ -39,18 +39,18 @@ class Lane:
 
     def _serve(self) -> None:
         try:
-            ready: BaseException | None = None
+            setup_failed: BaseException | None = None
             if self._setup is not None:
                 try:
                     self._setup()
                 except BaseException as exc:  # every piece of work reports it
-                    ready = exc
+                    setup_failed = exc
             while (item := self._inbox.get()) is not None:
                 work, future = item
                 if not future.set_running_or_notify_cancel():
                     continue
-                if ready is not None:
-                    future.set_exception(ready)
+                if setup_failed is not None:
+                    future.set_exception(setup_failed)
                     continue
                 try:
                     future.set_result(work())

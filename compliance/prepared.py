@@ -5,7 +5,7 @@ parses and plans every statement anew, which for a one-row INSERT of many column
 of the server's work. `cursor()` gives Django's own cursor wrapper (query logging, execute
 wrappers, error translation) around a psycopg cursor that binds on the server and prepares each
 statement the first time a connection runs it. `fetch_one()` runs one such statement as the
-request's connection health check as well.
+request's connection check as well.
 
 Behind a connection pooler that cannot keep prepared statements (PgBouncer in transaction mode
 before 1.21), set `DB_PREPARED_STATEMENTS=false`: the same cursor then binds on the server
@@ -15,7 +15,9 @@ without preparing.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import connection
+
+from compliance.connection_check import as_connection_check
 
 
 def _preparing_cursor_class():
@@ -55,23 +57,9 @@ def cursor():
 
 def fetch_one(sql: str, params) -> tuple | None:
     """Run one statement through `cursor()` and return its first row (None: it returned none).
-
-    Outside a transaction the statement is also the request's connection health check: instead
-    of Django's `SELECT 1` before a request's first query (a round trip as long as the statement
-    itself), a statement that finds its connection dead runs once more on a new one. So give it
-    only a statement that may run twice: one whose unique key makes a second run insert nothing,
-    should the connection have broken after the server committed the first.
-    """
-    checked = connection.health_check_done or connection.in_atomic_block
-    if not checked:
-        connection.health_check_done = True  # this statement is the check
-    try:
-        return _fetch_one(sql, params)
-    except OperationalError:
-        if checked or connection.connection is None or not connection.connection.broken:
-            raise
-        connection.close()  # dead before or during the statement: once more, on a new one
-        return _fetch_one(sql, params)
+    It is the request's connection check too (`compliance.connection_check`), so give it only a
+    statement that may run twice."""
+    return as_connection_check(connection, lambda: _fetch_one(sql, params))
 
 
 def _fetch_one(sql: str, params) -> tuple | None:

@@ -20,6 +20,7 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compliance.connection_check import as_connection_check
 from compliance.replicas import read_connection
 from suppression import partition_routes, rules
 from suppression.models import Suppression, SuppressionEvent, blocking_q
@@ -332,20 +333,8 @@ def blocking_rows_for_one(digest: bytes, keys: rules.BlockingKeys) -> list[Block
         return _blocking_rows_orm([digest], keys, timezone.now())
     # A cursor of psycopg's own with binary results: Django's text loader of timestamps runs in
     # Python, and loading a listed hash's row through it cost as much as a tenth of the check.
-    # The lookup is its own health check: instead of Django's `SELECT 1` before the first query
-    # of a request (a round trip as long as the lookup), a lookup that finds its connection dead
-    # runs again once on a new one. Any other error (a query cancelled on a replica) is raised.
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        try:
-            found = _entries_of_one(db.connection, digest)
-        except psycopg.OperationalError:
-            if db.health_check_done or db.in_atomic_block or not db.connection.broken:
-                raise
-            db.close()
-            db.ensure_connection()
-            found = _entries_of_one(db.connection, digest)
-    db.health_check_done = True
+    # The lookup is the request's connection check too, instead of Django's `SELECT 1`.
+    found = as_connection_check(db, lambda: _entries_of_one(db.connection, digest))
     return [BlockingRow(digest, k, r, c) for k, r, c in found if keys.blocks(k, r)]
 
 

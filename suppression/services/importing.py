@@ -431,11 +431,11 @@ def _copy_in_two_lanes(job, run: _ChunkRun, on_progress) -> None:
 
 def _finished(flight: tuple[Future, int], job, on_progress) -> bool:
     """Wait for a chunk in flight (raising its error: the earliest failure is the one raised);
-    whether it added at least a quarter of its rows, or did not say."""
+    whether it added at least a quarter of its rows."""
     future, rows = flight
     added = future.result()
     _progressed(job, on_progress)
-    return added is None or added * 4 >= rows
+    return added * 4 >= rows
 
 
 class _EarlierChunkFailed(Exception):

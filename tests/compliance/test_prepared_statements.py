@@ -154,7 +154,7 @@ def test_a_click_on_a_connection_the_server_closed_is_stored_on_a_new_one(
     requests_as_served()
     click(client, first)
     dead = connection.connection.info.backend_pid
-    with psycopg.connect(connection_url(), autocommit=True) as admin:
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [dead])
 
     requests_as_served()
@@ -166,10 +166,3 @@ def test_a_click_on_a_connection_the_server_closed_is_stored_on_a_new_one(
         "sam@example.com",
     ]
     assert list(tmp_path.iterdir()) == []  # stored in the database, not captured to the spool
-
-
-def connection_url() -> str:
-    params = connection.get_connection_params()
-    return psycopg.conninfo.make_conninfo(
-        **{k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port")}
-    )

@@ -98,7 +98,7 @@ def test_a_failed_chunk_leaves_the_one_after_it_uncommitted(default_tenant, monk
         if first_line == 2:  # the file's first chunk
             assert second_wrote.wait(30)
             raise ConnectionError("the database went away mid-chunk")
-        real(job, chunk, targets, evidence_type, actor, Announced(before))
+        return real(job, chunk, targets, evidence_type, actor, Announced(before))
 
     monkeypatch.setattr(importing, "_copy_chunk", first_fails_after_the_second_wrote)
     lines = [f"person{i}@example.com,unsubscribe,,\n" for i in range(20)]

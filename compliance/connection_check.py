@@ -1,0 +1,38 @@
+"""A hot path's one statement as its request's connection check.
+
+With CONN_HEALTH_CHECKS Django sends `SELECT 1` before a request's first query on a kept
+connection: a round trip as long as the statement of a single check or a one-click. Run through
+`as_connection_check`, the statement is the check: one that finds its connection dead (a server
+restart, an idle timeout) runs once more on a new connection. Only a dead connection is replaced;
+any other error (a query the server cancelled, as a replica does in a recovery conflict) is the
+caller's. Give it only a statement that may run twice: a read, or a write whose unique key makes
+a second run store nothing should the connection break after the server committed the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from django.db import OperationalError
+
+T = TypeVar("T")
+
+
+def as_connection_check(db, statement: Callable[[], T]) -> T:
+    """`statement()` (which uses `db`, a Django connection, PostgreSQL) as `db`'s check."""
+    db.ensure_connection()
+    # A connection just opened, one already checked in this request, or one inside a transaction
+    # (which a new connection could not carry on) is not replaced.
+    checks = not (db.health_check_done or db.in_atomic_block)
+    db.health_check_done = True
+    with db.wrap_database_errors:
+        try:
+            return statement()
+        except (psycopg.OperationalError, OperationalError):
+            if not checks or db.connection is None or not db.connection.broken:
+                raise
+            db.close()
+            db.ensure_connection()
+            return statement()
