@@ -14,6 +14,7 @@ from django.db import connection
 
 from compliance import selectors
 from suppression import addresses, policy_server, rules
+from tests.support import require
 from unsubscribe import services
 from unsubscribe.models import UnsubscribeRequest
 from unsubscribe.tokens import Claims
@@ -23,8 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def postgresql_only(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are PostgreSQL's; SQLite runs the plain cursor")
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
     settings.UNSUBSCRIBE_APPLY_INLINE = False
 
 

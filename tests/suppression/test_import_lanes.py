@@ -15,6 +15,7 @@ from compliance.models import OptOutRequest
 from suppression.models import ImportJob, Origin, Suppression, SuppressionEvent
 from suppression.scopes import parse_scope
 from suppression.services import entries, importing
+from tests.support import require
 
 # The lanes' connections only see what the test commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,8 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the lanes are PostgreSQL's; SQLite imports one row at a time")
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL; the lanes are its)")
     monkeypatch.setattr(importing, "CHUNK_ROWS", 10)
 
 
