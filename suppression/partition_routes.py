@@ -120,6 +120,18 @@ def remainders(hashes: bytes, modulus: int) -> np.ndarray:
     return hashed % np.uint64(modulus)
 
 
+def sort(hashes: bytes) -> bytes:
+    """32-byte hashes end to end, sorted: probes in index order (numpy: half the time of
+    sorting them as Python bytes)."""
+    return np.sort(np.frombuffer(hashes, dtype=f"S{HASH_BYTES}")).tobytes()
+
+
+def cut(hashes: bytes) -> list[bytes]:
+    """32-byte hashes end to end, one bytes each."""
+    size = HASH_BYTES
+    return [hashes[start : start + size] for start in range(0, len(hashes), size)]
+
+
 def group(sorted_hashes: bytes, modulus: int) -> tuple[bytes, dict[int, tuple[int, int]]]:
     """The hashes reordered by partition, each partition's run still sorted, and where each run
     lies: (hashes, {remainder: (index of its first hash, of its last)}) for every partition that

@@ -137,13 +137,13 @@ def check_batch(
     spellings: dict[bytes, list[str]] = {}
     invalid: list[tuple[str, str]] = []
 
-    def hashed_parts() -> Iterator[list[bytes]]:
+    def hashed_parts() -> Iterator[bytes]:
         for start, stop in _part_bounds(len(addresses_)):
             found, malformed = addresses.hash_many(addresses_[start:stop], key)
             invalid.extend(malformed)
             if spellings.keys().isdisjoint(found):
                 spellings.update(found)
-                yield list(found)
+                yield b"".join(found)
                 continue
             new = []  # an address repeated across parts is looked up once
             for digest, raws in found.items():
@@ -152,7 +152,7 @@ def check_batch(
                 else:
                     spellings[digest] = raws
                     new.append(digest)
-            yield new
+            yield b"".join(new)
 
     rows = sql.blocking_rows_in_parts(hashed_parts(), _keys(stream, topic))
     labels: dict[str, str] = {}  # a batch has thousands of rows but a handful of scopes

@@ -144,3 +144,19 @@ def test_a_layout_the_server_does_not_confirm_is_not_used(
         assert found(hashes + unlisted(60)) == set(hashes)
     assert routed_modulus() is None
     assert "routes hashes to partitions other than expected" in caplog.text
+
+
+def test_hashes_sort_byte_by_byte_whatever_bytes_they_hold():
+    # Zero bytes at the end or inside a hash are bytes like any other: none is lost or moved.
+    hashes = [b"\x01" + b"\0" * 31, b"\0" * 32, b"\x01" * 31 + b"\0", b"\0" * 31 + b"\x01"]
+    hashes += unlisted(200)
+    assert partition_routes.sort(b"".join(hashes)) == b"".join(sorted(hashes))
+    assert partition_routes.cut(b"".join(hashes)) == hashes
+
+
+def test_a_lookup_names_its_parameters_as_postgresql_numbers_them():
+    numbered, names = sql.numbered_placeholders(
+        "SELECT %(a)s, %(b)b, %(a)s, '100%%' WHERE x = %(c)s"
+    )
+    assert numbered == b"SELECT $1, $2, $1, '100%' WHERE x = $3"
+    assert names == ("a", "b", "c")
