@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import NamedTuple, TypedDict, TypeVar
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.db.models import QuerySet
 
 from compliance.errors import ServiceError
 from compliance.models import Stream, Topic
-from suppression import addresses, rules, sql
+from suppression import addresses, given_hashes, rules, sql
 from suppression.models import Suppression, SuppressionEvent, active_q
 from suppression.scopes import label_for_key
 
@@ -38,10 +39,19 @@ class Suppressed(TypedDict):
     since: datetime.datetime
 
 
+class SuppressedHash(TypedDict):
+    """One suppressed hash of a batch asked by hashes (suppression/given_hashes.py)."""
+
+    hash: str
+    reason: str
+    scope: str
+    since: datetime.datetime
+
+
 @dataclass(frozen=True)
 class BatchVerdict:
     checked: int
-    suppressed: list[Suppressed] = field(default_factory=list)
+    suppressed: list[Suppressed] | list[SuppressedHash] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -127,12 +137,7 @@ def check_batch(
     """Normalise, hash and look up a batch of at most MAX_BATCH addresses for mail of `stream`
     (and `topic`): the batch check's and the send decisions' lookup. Raises ServiceError (413)
     for a larger batch."""
-    if len(addresses_) > MAX_BATCH:
-        raise ServiceError(
-            f"at most {MAX_BATCH} addresses per request, got {len(addresses_)}",
-            code="batch_too_large",
-            status=413,
-        )
+    _check_size(addresses_, "addresses")
     key = settings.ADDRESS_HASH_KEY.encode()
     spellings: dict[bytes, list[str]] = {}
     invalid: list[tuple[str, str]] = []
@@ -155,6 +160,22 @@ def check_batch(
             yield b"".join(new)
 
     rows = sql.blocking_rows_in_parts(hashed_parts(), _keys(stream, topic))
+    return CheckedBatch(spellings, invalid, _blocked(rows, stream, topic))
+
+
+def _check_size(batch: list[str], name: str) -> None:
+    if len(batch) > MAX_BATCH:
+        raise ServiceError(
+            f"at most {MAX_BATCH} {name} per request, got {len(batch)}",
+            code="batch_too_large",
+            status=413,
+        )
+
+
+def _blocked(
+    rows: Iterable[sql.RawBlockingRow], stream: Stream, topic: Topic | None
+) -> dict[bytes, Blocked]:
+    """The blocking entry of each hash among `rows`, its scope labelled as the answer names it."""
     labels: dict[str, str] = {}  # a batch has thousands of rows but a handful of scopes
     blocked: dict[bytes, Blocked] = {}
     for digest, (_, scope_key, reason, since) in _winners(rows).items():
@@ -162,7 +183,7 @@ def check_batch(
         if scope is None:
             scope = labels[scope_key] = label_for_key(scope_key, stream=stream, topic=topic)
         blocked[digest] = (reason, scope, since)
-    return CheckedBatch(spellings, invalid, blocked)
+    return blocked
 
 
 def _part_bounds(count: int) -> Iterator[tuple[int, int]]:
@@ -183,6 +204,28 @@ def suppressed_among(
         for raw in spellings[digest]
     ]
     return BatchVerdict(checked=len(addresses_), suppressed=suppressed, invalid=invalid)
+
+
+def suppressed_hashes_among(
+    *, stream: Stream, hashes_: list[str], topic: Topic | None = None
+) -> BatchVerdict:
+    """`suppressed_among` for a batch of keyed hashes in hex (suppression/given_hashes.py), which
+    the service looks up as they are: one lookup, nothing to normalise or hash. The suppressed
+    ones are answered under the spelling given, in the order given."""
+    _check_size(hashes_, "hashes")
+    parsed = given_hashes.parse(hashes_)
+    rows = sql.blocking_rows_in_parts([parsed.distinct], _keys(stream, topic))
+    by_hex = {digest.hex(): entry for digest, entry in _blocked(rows, stream, topic).items()}
+    # Each given hash's entry or None, then the given hashes that have one beside their entries:
+    # loops in C (map, compress, filter), which took a third of the time of one in Python.
+    entries = list(map(by_hex.get, parsed.keys))
+    suppressed: list[SuppressedHash] = [
+        {"hash": given, "reason": reason, "scope": scope, "since": since}
+        for given, (reason, scope, since) in zip(
+            compress(hashes_, entries), filter(None, entries), strict=True
+        )
+    ]
+    return BatchVerdict(checked=len(hashes_), suppressed=suppressed, invalid=parsed.invalid)
 
 
 def suppressions_visible_to(tenant_ids: list[int] | None) -> QuerySet[Suppression]:

@@ -21,24 +21,39 @@ class CheckAnswer(serializers.Serializer):
 
 
 class BatchCheckRequest(serializers.Serializer):
-    """Documentation shape; the view validates the (large) address list itself for speed."""
+    """Documentation shape; the view validates the (large) list itself for speed. Exactly one
+    of `addresses` and `hashes`."""
 
     stream = serializers.CharField(max_length=50)
     topic = serializers.CharField(max_length=50, required=False)
     tenant = serializers.CharField(max_length=50, required=False)
     # Not email-formatted: an address that is none is answered in `invalid`, not refused.
-    addresses = serializers.ListField(child=serializers.CharField(), max_length=100_000)
+    addresses = serializers.ListField(
+        child=serializers.CharField(), max_length=100_000, required=False
+    )
+    hashes = serializers.ListField(
+        child=serializers.CharField(),
+        max_length=100_000,
+        required=False,
+        help_text=(
+            "Instead of `addresses`: their keyed hashes (HMAC-SHA256 of the normalised address "
+            "under the service's ADDRESS_HASH_KEY) as 64 hexadecimal digits, as a relay's "
+            "mirror holds them. The answer names each by `hash` instead of `address`."
+        ),
+    )
 
 
 class SuppressedAddress(serializers.Serializer):
-    address = serializers.CharField()
+    address = serializers.CharField(required=False, help_text="as given (asked by addresses)")
+    hash = serializers.CharField(required=False, help_text="as given (asked by hashes)")
     reason = serializers.CharField()
     scope = serializers.CharField()
     since = serializers.DateTimeField()
 
 
 class InvalidAddress(serializers.Serializer):
-    address = serializers.CharField()
+    address = serializers.CharField(required=False, help_text="as given (asked by addresses)")
+    hash = serializers.CharField(required=False, help_text="as given (asked by hashes)")
     reason = serializers.CharField()
 
 

@@ -11,6 +11,7 @@ from compliance.consent import selectors
 from compliance.consent.serializers import SendDecisionsAnswer, SendDecisionsRequest
 from compliance.errors import ServiceError
 from compliance.key_permissions import KeyPermission
+from compliance.parsers import BatchJSONParser
 from compliance.permissions import PermissionRequired
 from compliance.replicas import relay_read
 
@@ -26,6 +27,7 @@ def _denied(address: str, denial) -> dict:
 
 
 class SendDecisionsView(APIView):
+    parser_classes = [BatchJSONParser]
     permission_classes = [PermissionRequired]
     required_permissions = {"POST": KeyPermission.CONSENT_READ}
 

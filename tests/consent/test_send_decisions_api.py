@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from django.utils import timezone
@@ -281,3 +282,18 @@ def test_the_key_needs_consent_read(api_client):
     )
     assert answer.status_code == 403
     assert "consent:read" in answer.json()["detail"]
+
+
+def test_send_decisions_take_a_batch_body_up_to_the_batch_limit(api_client):
+    from compliance.parsers import BATCH_MAX_BYTES
+
+    client = api_client("consent:read")
+    post = {"path": "/api/v1/send-decisions", "content_type": "application/json"}
+    over = client.generic("POST", data=b"{}", CONTENT_LENGTH=str(BATCH_MAX_BYTES + 1), **post)
+    assert over.status_code == 413
+    # 3 MB of addresses: more than Django lets a form post.
+    batch = [f"name.surname{i}@example-company.com" for i in range(65_000)]
+    body = json.dumps({"stream": "marketing", "addresses": batch, "jurisdiction": "US"})
+    answer = client.generic("POST", data=body, **post)
+    assert answer.status_code == 200, answer.content[:300]
+    assert answer.json()["checked"] == 65_000

@@ -4,10 +4,11 @@ import base64
 import datetime
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from suppression import selectors
+from suppression import addresses, selectors, services
 from suppression.models import Suppression
 
 pytestmark = pytest.mark.django_db
@@ -121,6 +122,92 @@ def test_a_batch_looked_up_in_parts_answers_as_one(api_client, suppress, monkeyp
     assert [i["address"] for i in body["invalid"]] == ["bad@@x", "also bad"]
 
 
+def hex_hash(address: str) -> str:
+    """The keyed hash a relay's mirror holds for `address`, in hex."""
+    return addresses.hash_address(address, settings.ADDRESS_HASH_KEY.encode()).hex()
+
+
+def test_a_batch_of_hashes_answers_each_hash_as_given_in_order(api_client, suppress):
+    one = suppress("one@example.com", "hard_bounce", scope="global")
+    two = suppress("two@example.com", "unsubscribe", scope="stream:marketing")
+    one_hex, two_hex = hex_hash("one@example.com"), hex_hash("two@example.com")
+    batch = [
+        two_hex,
+        one_hex.upper(),  # either case
+        hex_hash("three@example.com"),
+        "not a hash",
+        one_hex,  # asked twice: answered twice
+        one_hex[:-2],  # too short
+        one_hex[:-2] + " 0",  # the right length, but not all digits
+    ]
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check", {"stream": "marketing", "hashes": batch}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["checked"] == 7
+    assert body["suppressed"] == [
+        {
+            "hash": two_hex,
+            "reason": "unsubscribe",
+            "scope": "stream:marketing",
+            "since": two.created_at.isoformat(),
+        },
+        {
+            "hash": one_hex.upper(),
+            "reason": "hard_bounce",
+            "scope": "global",
+            "since": one.created_at.isoformat(),
+        },
+        {
+            "hash": one_hex,
+            "reason": "hard_bounce",
+            "scope": "global",
+            "since": one.created_at.isoformat(),
+        },
+    ]
+    assert [i["hash"] for i in body["invalid"]] == ["not a hash", one_hex[:-2], one_hex[:-2] + " 0"]
+    assert all("64 hexadecimal digits" in i["reason"] for i in body["invalid"])
+
+
+def test_a_batch_of_hashes_is_answered_as_the_same_batch_of_addresses(api_client, suppress):
+    # The same entries block, under the same rule: a transactional stream only by "never mail"
+    # entries, a commercial one by opt-outs too.
+    suppress("bounced@example.com", "hard_bounce", scope="global")
+    suppress("optout@example.com", "unsubscribe", scope="commercial")
+    services.lift(suppression=suppress("lifted@example.com", "manual"), note="test")
+    asked = ["bounced@example.com", "optout@example.com", "lifted@example.com", "new@example.com"]
+    client = api_client(READ)
+    for stream in ("marketing", "transactional"):
+        by_address = client.post(
+            "/api/v1/suppressions/check", {"stream": stream, "addresses": asked}, format="json"
+        ).json()
+        by_hash = client.post(
+            "/api/v1/suppressions/check",
+            {"stream": stream, "hashes": [hex_hash(a) for a in asked]},
+            format="json",
+        ).json()
+        answered = {hex_hash(s.pop("address")): s for s in by_address["suppressed"]}
+        assert {s.pop("hash"): s for s in by_hash["suppressed"]} == answered
+        assert answered, "the commercial stream is blocked by both entries"
+
+
+def test_a_batch_names_addresses_or_hashes_not_both(api_client):
+    client = api_client(READ)
+    both = {"stream": "marketing", "addresses": ["a@example.com"], "hashes": [hex_hash("a@x.io")]}
+    answer = client.post("/api/v1/suppressions/check", both, format="json")
+    assert answer.status_code == 400
+    assert "not both" in answer.json()["detail"]
+    not_strings = {"stream": "marketing", "hashes": [hex_hash("a@x.io"), 7]}
+    answer = client.post("/api/v1/suppressions/check", not_strings, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "'hashes' must be a list of strings"
+    too_many = {"stream": "marketing", "hashes": [hex_hash("a@x.io")] * 100_001}
+    answer = client.post("/api/v1/suppressions/check", too_many, format="json")
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == "at most 100000 hashes per request, got 100001"
+
+
 def test_batch_check_refuses_more_than_100000_addresses(api_client):
     answer = api_client(READ).post(
         "/api/v1/suppressions/check",
@@ -129,6 +216,34 @@ def test_batch_check_refuses_more_than_100000_addresses(api_client):
     )
     assert answer.status_code == 413
     assert "100000" in answer.json()["detail"]
+
+
+def test_batch_checks_take_100000_ordinary_addresses_or_hashes(api_client, suppress):
+    # 4.7 MB of addresses, 6.8 MB of hashes: more than Django lets a form post.
+    suppress("name.surname99999@example-company.com", "hard_bounce", scope="global")
+    batch = [f"name.surname{i}@example-company.com" for i in range(100_000)]
+    client = api_client(READ)
+    for name, values in (("addresses", batch), ("hashes", [hex_hash(a) for a in batch])):
+        answer = client.post(
+            "/api/v1/suppressions/check", {"stream": "marketing", name: values}, format="json"
+        )
+        assert answer.status_code == 200, answer.content[:300]
+        assert answer.json()["checked"] == 100_000
+        assert len(answer.json()["suppressed"]) == 1
+
+
+def test_a_batch_body_over_its_limit_is_refused_before_it_is_read(api_client):
+    from compliance.parsers import BATCH_MAX_BYTES
+
+    answer = api_client(READ).generic(
+        "POST",
+        "/api/v1/suppressions/check",
+        b"{}",
+        content_type="application/json",
+        CONTENT_LENGTH=str(BATCH_MAX_BYTES + 1),
+    )
+    assert answer.status_code == 413
+    assert "over 33554432 bytes" in answer.json()["detail"]
 
 
 def test_batch_check_refuses_malformed_json(api_client):

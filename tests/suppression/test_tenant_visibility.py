@@ -93,3 +93,17 @@ def test_the_change_feed_shows_a_bound_key_shared_changes_by_hash_only(acme_clie
     assert by_hash[bytes(lists["shared"].address_hash).hex()]["address"] is None
     assert by_hash[bytes(lists["own"].address_hash).hex()]["address"] == "own@example.com"
     assert bytes(lists["other"].address_hash).hex() not in by_hash
+
+
+def test_a_bound_key_asking_by_hash_sees_what_it_would_by_address(acme_client, lists):
+    # Own entries, and shared ones; never another tenant's, whoever holds its hash.
+    hashes = {name: bytes(lists[name].address_hash).hex() for name in ("shared", "own", "other")}
+    answer = acme_client.post(
+        "/api/v1/suppressions/check",
+        {"stream": "marketing", "hashes": list(hashes.values())},
+        format="json",
+    ).json()
+    assert {s["hash"]: s["reason"] for s in answer["suppressed"]} == {
+        hashes["shared"]: "hard_bounce",
+        hashes["own"]: "unsubscribe",
+    }

@@ -94,6 +94,11 @@ def test_a_pending_one_click_is_suppressed_everywhere_at_once(
     assert [(s["address"], s["reason"], s["scope"]) for s in answer["suppressed"]] == [
         ("pat@example.com", "unsubscribe", "stream:marketing")
     ]
+    pat = addresses.hash_address("pat@example.com", settings.ADDRESS_HASH_KEY.encode()).hex()
+    by_hash = relay.post(
+        "/api/v1/suppressions/check", {"stream": "marketing", "hashes": [pat]}, format="json"
+    ).json()
+    assert [(s["hash"], s["reason"]) for s in by_hash["suppressed"]] == [(pat, "unsubscribe")]
     assert policy_verdict(default_tenant, "pat@example.com") == "REJECT"
     assert decisions(api_client("consent:read"), ["pat@example.com", "other@example.com"]) == {
         "pat@example.com": "suppressed"

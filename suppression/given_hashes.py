@@ -1,0 +1,74 @@
+"""Keyed hashes a relay sends in place of addresses (the batch check's `hashes`).
+
+A relay that keeps a mirror of the list (docs/relays/mirror.md) holds the service's address hash
+key and hashes its addresses itself; it can then ask with the hashes, in the hex the hash export
+writes, and the service has nothing to normalise or hash. Each hash is HMAC-SHA256 of the
+normalised address: 64 hexadecimal digits, either case.
+
+It imports nothing from Django, like suppression/addresses.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+HASH_BYTES = 32
+HEX_DIGITS = 2 * HASH_BYTES
+NOT_A_HASH = f"not a hash: {HEX_DIGITS} hexadecimal digits expected"
+
+
+class Parsed(NamedTuple):
+    distinct: bytes  # the valid hashes, each once, 32 bytes each end to end (sorted)
+    keys: list[str]  # each given hash as the answer finds it: in lower case
+    invalid: list[tuple[str, str]]  # (given, reason) of those that are no hash, in given order
+
+
+def parse(given: list[str]) -> Parsed:
+    """Read a batch of hex hashes. The whole batch is decoded in one call when every item is a
+    hash, which is the usual case and costs a fraction of a millisecond for 10,000; otherwise
+    item by item, to name the bad ones."""
+    joined = "".join(given)
+    lowered = joined.lower()
+    keys = given if lowered == joined else [item.lower() for item in given]
+    if len(joined) == HEX_DIGITS * len(given):
+        # bytes.fromhex skips whitespace between digit pairs: the decoded length tells whether
+        # every character was a digit.
+        try:
+            decoded = bytes.fromhex(joined)
+        except ValueError:
+            decoded = b""
+        if len(decoded) == HASH_BYTES * len(given):
+            return Parsed(_distinct(decoded), keys, [])
+    valid: list[bytes] = []
+    invalid: list[tuple[str, str]] = []
+    for item in given:
+        digest = _decoded(item)
+        if digest is None:
+            invalid.append((item, NOT_A_HASH))
+        else:
+            valid.append(digest)
+    return Parsed(_distinct(b"".join(valid)), keys, invalid)
+
+
+def _decoded(item: str) -> bytes | None:
+    if len(item) != HEX_DIGITS:
+        return None
+    try:
+        digest = bytes.fromhex(item)
+    except ValueError:
+        return None
+    return digest if len(digest) == HASH_BYTES else None
+
+
+def _distinct(hashes: bytes) -> bytes:
+    """Sorted, each once: a sort and a comparison with the neighbour, three times as fast as
+    numpy's unique on 32-byte strings."""
+    ordered = np.sort(np.frombuffer(hashes, dtype=f"S{HASH_BYTES}"))
+    if len(ordered) < 2:
+        return ordered.tobytes()
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first].tobytes()
