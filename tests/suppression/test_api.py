@@ -194,6 +194,10 @@ def test_a_batch_of_hashes_is_answered_as_the_same_batch_of_addresses(api_client
 
 def test_a_batch_names_addresses_or_hashes_not_both(api_client):
     client = api_client(READ)
+    empty = client.post(
+        "/api/v1/suppressions/check", {"stream": "marketing", "hashes": []}, format="json"
+    )
+    assert empty.json() == {"checked": 0, "suppressed": [], "invalid": []}
     both = {"stream": "marketing", "addresses": ["a@example.com"], "hashes": [hex_hash("a@x.io")]}
     answer = client.post("/api/v1/suppressions/check", both, format="json")
     assert answer.status_code == 400
