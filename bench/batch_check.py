@@ -472,7 +472,6 @@ def measure_replica(args: argparse.Namespace, cluster) -> int:
             common.gunicorn(args.workers, env=on_replica(replica_urls[0])) as replica:
         for server in (primary, replica):
             warm_up_workers(server.port, key, body, args.workers)
-        warm_up_workers(server.port, key, hashes_body, args.workers)
         common.wait_quiet(max_wait=args.quiet_wait)
         reads_before = replica_reads(cluster, 0)
         for _ in range(args.repeat):
