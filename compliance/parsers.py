@@ -73,12 +73,13 @@ class LimitedJSONParser(LimitedBodyParser):
 
     media_type = "application/json"
     what = "a JSON body"
+    loads = staticmethod(json.loads)
 
     def parse(self, stream, media_type=None, parser_context=None):
         data = super().parse(stream, media_type, parser_context)
         try:
-            return json.loads(data)
-        except ValueError as exc:
+            return self.loads(data)
+        except ValueError as exc:  # orjson's JSONDecodeError is one too
             raise ParseError(f"JSON parse error: {exc}") from None
 
 
@@ -94,13 +95,7 @@ class BatchJSONParser(LimitedJSONParser):
     an unpaired surrogate escape, where the standard library would pass it on."""
 
     what = "a batch"
+    loads = staticmethod(orjson.loads)
 
     def limit(self) -> int:
         return BATCH_MAX_BYTES
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = read_limited(stream, parser_context, limit=self.limit(), what=self.what)
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"JSON parse error: {exc}") from None

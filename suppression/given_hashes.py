@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
+from suppression.partition_routes import HASH_BYTES
 
-HASH_BYTES = 32
 HEX_DIGITS = 2 * HASH_BYTES
 NOT_A_HASH = f"not a hash: {HEX_DIGITS} hexadecimal digits expected"
 
 
 class Parsed(NamedTuple):
-    distinct: bytes  # the valid hashes, each once, 32 bytes each end to end (sorted)
+    hashes: bytes  # the valid hashes, 32 bytes each end to end, as given (repeats too)
     keys: list[str]  # each given hash as the answer finds it: in lower case
     invalid: list[tuple[str, str]]  # (given, reason) of those that are no hash, in given order
 
@@ -40,7 +39,7 @@ def parse(given: list[str]) -> Parsed:
         except ValueError:
             decoded = b""
         if len(decoded) == HASH_BYTES * len(given):
-            return Parsed(_distinct(decoded), keys, [])
+            return Parsed(decoded, keys, [])
     valid: list[bytes] = []
     invalid: list[tuple[str, str]] = []
     for item in given:
@@ -49,7 +48,7 @@ def parse(given: list[str]) -> Parsed:
             invalid.append((item, NOT_A_HASH))
         else:
             valid.append(digest)
-    return Parsed(_distinct(b"".join(valid)), keys, invalid)
+    return Parsed(b"".join(valid), keys, invalid)
 
 
 def _decoded(item: str) -> bytes | None:
@@ -60,15 +59,3 @@ def _decoded(item: str) -> bytes | None:
     except ValueError:
         return None
     return digest if len(digest) == HASH_BYTES else None
-
-
-def _distinct(hashes: bytes) -> bytes:
-    """Sorted, each once: a sort and a comparison with the neighbour, three times as fast as
-    numpy's unique on 32-byte strings."""
-    ordered = np.sort(np.frombuffer(hashes, dtype=f"S{HASH_BYTES}"))
-    if len(ordered) < 2:
-        return ordered.tobytes()
-    first = np.empty(len(ordered), dtype=bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    return ordered[first].tobytes()

@@ -121,9 +121,15 @@ def remainders(hashes: bytes, modulus: int) -> np.ndarray:
 
 
 def sort(hashes: bytes) -> bytes:
-    """32-byte hashes end to end, sorted: probes in index order (numpy: half the time of
-    sorting them as Python bytes)."""
-    return np.sort(np.frombuffer(hashes, dtype=f"S{HASH_BYTES}")).tobytes()
+    """32-byte hashes end to end, sorted and each once: probes in index order, none twice
+    (numpy: half the time of sorting them as Python bytes)."""
+    ordered = np.sort(np.frombuffer(hashes, dtype=f"S{HASH_BYTES}"))
+    if len(ordered) < 2:
+        return ordered.tobytes()
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first].tobytes()
 
 
 def cut(hashes: bytes) -> list[bytes]:

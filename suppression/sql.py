@@ -238,8 +238,9 @@ def blocking_rows_in_parts(
     """`blocking_rows` of a batch whose hashes come in parts, as the caller makes them: each
     part's lookup is sent as soon as the part arrives (pipeline mode) and PostgreSQL runs it
     while the caller makes the next, so a large batch's hashing and its lookup overlap instead
-    of taking turns on one core. A part is its distinct 32-byte hashes end to end, in any order,
-    as they travel. The rows are read once every part is sent, as plain tuples
+    of taking turns on one core. A part is its 32-byte hashes end to end, as they travel, in any
+    order; a hash repeated within a part is looked up once. The rows are read once every part
+    is sent, as plain tuples
     (RawBlockingRow)."""
     nonempty = (part for part in parts if part)
     first = next(nonempty, None)

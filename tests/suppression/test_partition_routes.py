@@ -151,6 +151,7 @@ def test_hashes_sort_byte_by_byte_whatever_bytes_they_hold():
     hashes = [b"\x01" + b"\0" * 31, b"\0" * 32, b"\x01" * 31 + b"\0", b"\0" * 31 + b"\x01"]
     hashes += unlisted(200)
     assert partition_routes.sort(b"".join(hashes)) == b"".join(sorted(hashes))
+    assert partition_routes.sort(b"".join(hashes * 2)) == b"".join(sorted(hashes)), "each once"
     assert partition_routes.cut(b"".join(hashes)) == hashes
 
 
