@@ -20,7 +20,7 @@ NOT_A_HASH = f"not a hash: {HEX_DIGITS} hexadecimal digits expected"
 
 class Parsed(NamedTuple):
     hashes: bytes  # the valid hashes, 32 bytes each end to end, as given (repeats too)
-    keys: list[str]  # each given hash as the answer finds it: in lower case
+    keys: list[str]  # each given hash in lower case: the given list itself if all were already
     invalid: list[tuple[str, str]]  # (given, reason) of those that are no hash, in given order
 
 

@@ -214,18 +214,49 @@ def suppressed_hashes_among(
     ones are answered under the spelling given, in the order given."""
     _check_size(hashes_, "hashes")
     parsed = given_hashes.parse(hashes_)
-    rows = sql.blocking_rows_in_parts([parsed.hashes], _keys(stream, topic))
-    by_hex = {digest.hex(): entry for digest, entry in _blocked(rows, stream, topic).items()}
-    # Each given hash's entry or None, then the given hashes that have one beside their entries:
-    # the 10,000 look-ups loop in C (map, compress, filter), a sixth faster than in Python.
-    entries = list(map(by_hex.get, parsed.keys))
-    suppressed: list[SuppressedHash] = [
-        {"hash": given, "reason": reason, "scope": scope, "since": since}
-        for given, (reason, scope, since) in zip(
-            compress(hashes_, entries), filter(None, entries), strict=True
-        )
-    ]
-    return BatchVerdict(checked=len(hashes_), suppressed=suppressed, invalid=parsed.invalid)
+    answer = _HashAnswer(stream, topic)
+    sql.each_blocking_row(parsed.hashes, _keys(stream, topic), answer.add)
+    return BatchVerdict(
+        checked=len(hashes_),
+        suppressed=answer.in_order(hashes_, parsed.keys),
+        invalid=parsed.invalid,
+    )
+
+
+class _HashAnswer:
+    """The suppressed hashes of a batch, built row by row while the lookup streams
+    (sql.each_blocking_row): each hash's widest blocking entry, as the answer's item."""
+
+    def __init__(self, stream: Stream, topic: Topic | None):
+        self._stream, self._topic = stream, topic
+        self._best: dict[bytes, sql.RawBlockingRow] = {}
+        self._items: dict[str, SuppressedHash] = {}  # by the hash in lower-case hex
+        self._labels: dict[str, str] = {}  # a batch has thousands of rows but a few scopes
+
+    def add(self, row: sql.RawBlockingRow) -> None:
+        digest, scope_key, reason, since = row
+        best = self._best.get(digest)
+        if best is not None and not _better(row, best):
+            return
+        self._best[digest] = row
+        scope = self._labels.get(scope_key)
+        if scope is None:
+            scope = label_for_key(scope_key, stream=self._stream, topic=self._topic)
+            self._labels[scope_key] = scope
+        key = digest.hex()
+        self._items[key] = {"hash": key, "reason": reason, "scope": scope, "since": since}
+
+    def in_order(self, given: list[str], keys: list[str]) -> list[SuppressedHash]:
+        """The items of the given hashes that are suppressed, in the order given, each named
+        as given (`keys`: each given hash in lower case). The look-ups loop in C (map,
+        filter, compress)."""
+        items = list(map(self._items.get, keys))
+        if keys is given:  # all given in lower case, as the items name them
+            return list(filter(None, items))
+        return [
+            {**item, "hash": spelling}
+            for spelling, item in zip(compress(given, items), filter(None, items), strict=True)
+        ]
 
 
 def suppressions_visible_to(tenant_ids: list[int] | None) -> QuerySet[Suppression]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager, nullcontext
 from itertools import chain
 from typing import NamedTuple
 
@@ -254,23 +254,7 @@ def blocking_rows_in_parts(
             for part in chain([first], nonempty)
             for row in _blocking_rows_orm(partition_routes.cut(part), keys, now)
         ]
-    db.ensure_connection()
-    # Server-side-binding cursors on Django's connection (and transaction): the hashes travel
-    # as one binary value instead of 10,000 hex literals in the query text, which more than
-    # halves the time of a large batch (every hash is 32 bytes: HMAC-SHA256). Errors are
-    # wrapped as Django's, like every other query's, so callers and the API see
-    # OperationalError and friends.
-    outermost = not db.in_atomic_block
-    with (
-        db.wrap_database_errors,
-        transaction.atomic(using=db.alias),
-        psycopg.Cursor(db.connection) as cursor,
-    ):
-        cursor.execute(BATCH_SETUP)
-        cursor.nextset()  # past the lock's result
-        *settings, table_oid = cursor.fetchone()
-        previous = settings[: len(_BATCH_PLANNER)]
-        layout = _partition_layout(cursor, db.alias, table_oid)
+    with _batch_lookup(db) as layout:
         sent: list[psycopg.RawCursor] = []
         try:
             with _pipelined(db.connection):
@@ -283,9 +267,66 @@ def blocking_rows_in_parts(
         finally:
             for part_cursor in sent:
                 part_cursor.close()
+        return rows
+
+
+# Rows of a streamed lookup come from the server in chunks of this many (libpq 17 and later):
+# of 100, 500 and 2,000, the smallest left the least work for after the last row.
+STREAM_CHUNK = 100
+
+
+def each_blocking_row(
+    hashes: bytes, keys: rules.BlockingKeys, consume: Callable[[RawBlockingRow], object]
+) -> None:
+    """`blocking_rows` of the 32-byte hashes `hashes` (end to end, any order), each row handed
+    to `consume` as it arrives. PostgreSQL sends a batch's rows while it is still looking up the
+    rest, so a caller that builds its answer row by row does so beside the lookup instead of
+    after it: 10,000 hashes' answer was ready 5.7 ms sooner (bench/README.md, batch check)."""
+    if not hashes:
+        return
+    now = timezone.now()
+    db = read_connection()
+    if db.vendor != "postgresql":
+        for row in _blocking_rows_orm(partition_routes.cut(hashes), keys, now):
+            consume(row)
+        return
+    with _batch_lookup(db) as layout, psycopg.RawCursor(db.connection) as cursor:
+        query = _batch_query(hashes, keys, now, layout)
+        if not psycopg.capabilities.has_stream_chunked():
+            # An older libpq: a row at a time costs more than waiting for them all.
+            for row in cursor.execute(*query, binary=True).fetchall():
+                consume(row)
+            return
+        # Closed at once if `consume` fails: until then the stream holds the connection, and
+        # the transaction's rollback would wait for it forever.
+        with closing(cursor.stream(*query, binary=True, size=STREAM_CHUNK)) as rows:
+            for row in rows:
+                consume(row)
+
+
+@contextmanager
+def _batch_lookup(db) -> Iterator[partition_routes.Layout | None]:
+    """A batch lookup's transaction on `db` (PostgreSQL), set up for it (BATCH_SETUP); yields
+    the list's partition layout."""
+    # Server-side-binding cursors on Django's connection (and transaction): the hashes travel
+    # as one binary value instead of 10,000 hex literals in the query text, which more than
+    # halves the time of a large batch (every hash is 32 bytes: HMAC-SHA256). Errors are
+    # wrapped as Django's, like every other query's, so callers and the API see
+    # OperationalError and friends.
+    db.ensure_connection()
+    outermost = not db.in_atomic_block
+    with (
+        db.wrap_database_errors,
+        transaction.atomic(using=db.alias),
+        psycopg.Cursor(db.connection) as cursor,
+    ):
+        cursor.execute(BATCH_SETUP)
+        cursor.nextset()  # past the lock's result
+        *settings, table_oid = cursor.fetchone()
+        previous = settings[: len(_BATCH_PLANNER)]
+        yield _partition_layout(cursor, db.alias, table_oid)
         if not outermost:  # the caller's transaction goes on: as it was
             cursor.execute(RESTORE_PLANNER, previous)
-        return rows
 
 
 def _pipelined(conn: psycopg.Connection):

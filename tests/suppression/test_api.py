@@ -192,6 +192,63 @@ def test_a_batch_of_hashes_is_answered_as_the_same_batch_of_addresses(api_client
         assert answered, "the commercial stream is blocked by both entries"
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["streamed in chunks", "read whole"])
+def test_a_batch_of_hashes_over_many_rows_reports_each_widest_entry(
+    api_client, suppress, monkeypatch, chunked
+):
+    # More rows than one chunk of the streamed lookup (sql.STREAM_CHUNK), and without chunks
+    # (a libpq older than 17): the answer is built row by row either way.
+    import psycopg
+
+    from suppression import sql
+
+    monkeypatch.setattr(psycopg.capabilities, "has_stream_chunked", lambda check=False: chunked)
+    listed = [f"user{i}@example.com" for i in range(sql.STREAM_CHUNK * 3)]
+    for i, address in enumerate(listed):
+        suppress(address, "complaint" if i % 2 else "unsubscribe", scope="commercial")
+    # Two entries of one address: the wider one is reported, whichever row comes first.
+    suppress(listed[7], "hard_bounce", scope="global")
+    asked = [*reversed(listed), "new@example.com"]
+    client = api_client(READ)
+    by_hash = client.post(
+        "/api/v1/suppressions/check",
+        {"stream": "marketing", "hashes": [hex_hash(a) for a in asked]},
+        format="json",
+    ).json()
+    assert [s["hash"] for s in by_hash["suppressed"]] == [hex_hash(a) for a in reversed(listed)]
+    reported = {s["hash"]: (s["reason"], s["scope"]) for s in by_hash["suppressed"]}
+    assert reported[hex_hash(listed[7])] == ("hard_bounce", "global")
+    assert reported[hex_hash(listed[8])] == ("unsubscribe", "commercial")
+    assert reported[hex_hash(listed[9])] == ("complaint", "commercial")
+    by_address = client.post(
+        "/api/v1/suppressions/check", {"stream": "marketing", "addresses": asked}, format="json"
+    ).json()
+    answered = {hex_hash(s.pop("address")): s for s in by_address["suppressed"]}
+    assert {s.pop("hash"): s for s in by_hash["suppressed"]} == answered
+
+
+def test_a_batch_lookup_stopped_midway_leaves_the_connection_usable(suppress, default_tenant):
+    """A failure while the rows stream in (here: the caller's) ends the lookup and its
+    transaction; the connection answers the next lookup."""
+    from suppression import rules, sql
+
+    listed = [suppress(f"user{i}@example.com", scope="commercial") for i in range(250)]
+    hashes = b"".join(bytes(entry.address_hash) for entry in listed)
+    from compliance.models import Stream
+
+    marketing = Stream.objects.get(tenant=default_tenant, slug="marketing")
+    keys = rules.blocking_keys(tenant_id=default_tenant.pk, stream_id=marketing.pk, commercial=True)
+
+    def fail(row):
+        raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        sql.each_blocking_row(hashes, keys, fail)
+    found = []
+    sql.each_blocking_row(hashes, keys, found.append)
+    assert sorted(row[0] for row in found) == sorted(bytes(e.address_hash) for e in listed)
+
+
 def test_a_batch_names_addresses_or_hashes_not_both(api_client):
     client = api_client(READ)
     empty = client.post(
