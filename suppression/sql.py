@@ -339,9 +339,7 @@ def _batch_query(hashes: bytes, keys: rules.BlockingKeys, now, layout) -> tuple[
     """BLOCKING_SQL and its parameters for `hashes`, in PostgreSQL's own placeholders; routed to
     the partitions (one branch each) when the list's layout is known and the batch spreads over
     few enough of them."""
-    batch = partition_routes.sort(hashes)
     params = {
-        "hashes": batch,
         "now": now,
         "any_reason": list(keys.any_reason),
         "never_mail_only": list(keys.never_mail_only),
@@ -349,13 +347,15 @@ def _batch_query(hashes: bytes, keys: rules.BlockingKeys, now, layout) -> tuple[
     }
     query = BLOCKING_SQL
     if layout is not None:
-        grouped, runs = partition_routes.group(batch, layout.modulus)
+        grouped, runs = partition_routes.group(hashes, layout.modulus)
         if len(runs) <= partition_routes.MAX_ROUTED_PARTITIONS:
             params["hashes"] = grouped
             for remainder, (first, last) in runs.items():
                 params[f"p{remainder}_first"] = first
                 params[f"p{remainder}_last"] = last
             query = routed_blocking_sql(tuple((r, layout.partitions[r]) for r in runs))
+    if query is BLOCKING_SQL:
+        params["hashes"] = partition_routes.sort(hashes)
     numbered, names = numbered_placeholders(query)
     return numbered, [params[name] for name in names]
 

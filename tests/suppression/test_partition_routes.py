@@ -105,6 +105,37 @@ def test_runs_per_partition_keep_every_hash_once_and_sorted():
     }
 
 
+@pytest.mark.parametrize("modulus", [1, 5, 16, 64])
+def test_hashes_in_any_order_group_as_when_sorted_first(modulus):
+    hashes = unlisted(500)
+    batch = b"".join(hashes + hashes[:50] + list(reversed(hashes)))  # repeats, out of order
+    assert partition_routes.group(batch, modulus) == partition_routes.group(
+        b"".join(sorted(hashes)), modulus
+    )
+    grouped, runs = partition_routes.group(batch, modulus)
+    assert sorted(partition_routes.cut(grouped)) == sorted(hashes), "each once"
+    for remainder, (first, last) in runs.items():
+        run = partition_routes.cut(grouped[first * 32 : (last + 1) * 32])
+        assert run == sorted(run)
+        assert set(partition_routes.remainders(b"".join(run), modulus)) == {remainder}
+
+
+def test_hashes_alike_in_their_leading_bytes_still_group_sorted_and_once():
+    # Two hashes of one partition that share their first 8 bytes: the grouping cannot tell
+    # them apart by those and sorts them whole.
+    same_start = [b"\x42" * 8 + hashlib.sha256(b"tail %d" % i).digest()[:24] for i in range(64)]
+    by_partition: dict[int, list[bytes]] = {}
+    for digest in same_start:
+        by_partition.setdefault(int(partition_routes.remainders(digest, 16)[0]), []).append(digest)
+    alike = next(group for group in by_partition.values() if len(group) >= 3)
+    batch = alike + unlisted(100) + alike
+    grouped, runs = partition_routes.group(b"".join(batch), 16)
+    assert sorted(partition_routes.cut(grouped)) == sorted(set(batch))
+    for first, last in runs.values():
+        run = partition_routes.cut(grouped[first * 32 : (last + 1) * 32])
+        assert run == sorted(run)
+
+
 def test_a_batch_after_a_rebuild_with_other_partitions_still_finds_every_entry(
     rebuilt_back, suppress
 ):
