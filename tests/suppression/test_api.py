@@ -170,6 +170,22 @@ def test_a_batch_of_hashes_answers_each_hash_as_given_in_order(api_client, suppr
     assert all("64 hexadecimal digits" in i["reason"] for i in body["invalid"])
 
 
+def test_a_hash_asked_twice_in_lower_case_is_answered_twice_in_place(api_client, suppress):
+    suppress("one@example.com", "hard_bounce", scope="global")
+    suppress("two@example.com", "unsubscribe", scope="commercial")
+    one, two, new = (hex_hash(f"{name}@example.com") for name in ("one", "two", "new"))
+    answer = api_client(READ).post(
+        "/api/v1/suppressions/check",
+        {"stream": "marketing", "hashes": [one, new, two, one]},
+        format="json",
+    )
+    assert [(s["hash"], s["reason"]) for s in answer.json()["suppressed"]] == [
+        (one, "hard_bounce"),
+        (two, "unsubscribe"),
+        (one, "hard_bounce"),
+    ]
+
+
 def test_a_batch_of_hashes_is_answered_as_the_same_batch_of_addresses(api_client, suppress):
     # The same entries block, under the same rule: a transactional stream only by "never mail"
     # entries, a commercial one by opt-outs too.
