@@ -6,12 +6,13 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        # checks: registers the settings' system checks; schema: the OpenAPI scheme.
+        # checks: registers the settings' system checks; schema: the OpenAPI scheme;
+        # after_response: its request signals.
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
         from django.db.models.signals import post_migrate
 
-        from compliance import audit, checks, roles, schema  # noqa: F401
+        from compliance import after_response, audit, checks, roles, schema  # noqa: F401
         from compliance.models import (
             ApiKey,
             SendingIdentity,

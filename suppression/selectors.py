@@ -12,6 +12,7 @@ import orjson
 from django.conf import settings
 from django.db.models import QuerySet
 
+from compliance import after_response
 from compliance.errors import ServiceError
 from compliance.models import Stream, Topic
 from suppression import addresses, given_hashes, rules, sql
@@ -266,6 +267,7 @@ class _HashAnswer:
         slots = self._slots
         if slots is None:  # no row: none is suppressed
             return []
+        after_response.hold(self._best, self._entries, slots)  # tens of thousands of objects
         if self._keys is given:  # all given in lower case, as the items name them
             if len(slots) == len(given):  # and none twice: the slots are the answer's order
                 return list(filter(None, slots.values()))
