@@ -23,7 +23,6 @@ from compliance import after_response
 from compliance import selectors as core
 from compliance.authentication import key_from_header
 from compliance.errors import PermissionDenied, ServiceError
-from compliance.gc_pause import collector_paused
 from compliance.key_permissions import KeyPermission
 from compliance.parsers import BatchJSONParser, LimitedBodyParser, LimitedMultiPartParser
 from compliance.permissions import PermissionRequired
@@ -143,27 +142,29 @@ class CheckView(APIView):
         if not all(isinstance(data.get(k), str | None) for k in ("stream", "topic", "tenant")):
             raise ServiceError("'stream', 'topic' and 'tenant' must be strings", code="invalid")
         stream, topic = _stream_and_topic(request.auth, data)
-        with collector_paused():
-            if by_hash:
-                verdict = relay_read(selectors.suppressed_hashes_among)(
-                    stream=stream, topic=topic, hashes_=batch
-                )
-            else:
-                verdict = relay_read(selectors.suppressed_among)(
-                    stream=stream, topic=topic, addresses_=batch
-                )
-            # Rendered by orjson, not DRF's renderer: for a large batch, formatting each time
-            # and encoding the answer with the standard library took a fifth of the request's
-            # CPU. The same JSON: compact, UTF-8, times as datetime.isoformat() writes them.
-            item = "hash" if by_hash else "address"
-            body = orjson.dumps(
-                {
-                    "checked": verdict.checked,
-                    "suppressed": verdict.suppressed,
-                    "invalid": [{item: given, "reason": why} for given, why in verdict.invalid],
-                }
+        # No cyclic collection among the batch's objects, none of which form cycles, until the
+        # answer has gone out (compliance/after_response.py).
+        after_response.pause_collector()
+        if by_hash:
+            verdict = relay_read(selectors.suppressed_hashes_among)(
+                stream=stream, topic=topic, hashes_=batch
             )
-            after_response.hold(verdict)  # its thousands of items are freed once it is sent
+        else:
+            verdict = relay_read(selectors.suppressed_among)(
+                stream=stream, topic=topic, addresses_=batch
+            )
+        # Rendered by orjson, not DRF's renderer: for a large batch, formatting each time
+        # and encoding the answer with the standard library took a fifth of the request's
+        # CPU. The same JSON: compact, UTF-8, times as datetime.isoformat() writes them.
+        item = "hash" if by_hash else "address"
+        body = orjson.dumps(
+            {
+                "checked": verdict.checked,
+                "suppressed": verdict.suppressed,
+                "invalid": [{item: given, "reason": why} for given, why in verdict.invalid],
+            }
+        )
+        after_response.hold(verdict)  # its thousands of items are freed once it is sent
         return _cacheable(HttpResponse(body, content_type="application/json"))
 
 
