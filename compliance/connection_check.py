@@ -20,19 +20,35 @@ from django.db import OperationalError
 T = TypeVar("T")
 
 
-def as_connection_check(db, statement: Callable[[], T]) -> T:
-    """`statement()` (which uses `db`, a Django connection, PostgreSQL) as `db`'s check."""
+def as_connection_check(
+    db, statement: Callable[[], T], *, may_repeat: Callable[[], bool] = lambda: True
+) -> T:
+    """`statement()` (which uses `db`, a Django connection, PostgreSQL) as `db`'s check. The
+    statement may run a transaction of its own. `may_repeat()`, asked after a failure, says
+    whether it may still run again (not once it has handed on some of its rows, say)."""
     db.ensure_connection()
     # A connection just opened, one already checked in this request, or one inside a transaction
     # (which a new connection could not carry on) is not replaced.
     checks = not (db.health_check_done or db.in_atomic_block)
     db.health_check_done = True
+    checked = db.connection
     with db.wrap_database_errors:
         try:
             return statement()
         except (psycopg.OperationalError, OperationalError):
-            if not checks or db.connection is None or not db.connection.broken:
+            if not (checks and may_repeat() and _dead(db, checked)):
                 raise
-            db.close()
+            if db.connection is checked:  # not replaced by Django already
+                db.close()
             db.ensure_connection()
             return statement()
+
+
+def _dead(db, checked) -> bool:
+    """Was `checked`, `db`'s connection when the statement began, gone? Django replaces a
+    connection whose rollback failed at the end of a transaction; psycopg marks one it found
+    closed; and one the server closed just as a transaction began may be neither yet, which
+    only asking tells (a rare path)."""
+    if db.connection is not checked or db.connection is None or db.connection.broken:
+        return True
+    return not db.is_usable()

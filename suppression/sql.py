@@ -290,18 +290,30 @@ def each_blocking_row(
         for row in _blocking_rows_orm(partition_routes.cut(hashes), keys, now):
             consume(row)
         return
-    with _batch_lookup(db) as layout, psycopg.RawCursor(db.connection) as cursor:
-        query = _batch_query(hashes, keys, now, layout)
-        if not psycopg.capabilities.has_stream_chunked():
-            # An older libpq: a row at a time costs more than waiting for them all.
-            for row in cursor.execute(*query, binary=True).fetchall():
-                consume(row)
-            return
-        # Closed at once if `consume` fails: until then the stream holds the connection, and
-        # the transaction's rollback would wait for it forever.
-        with closing(cursor.stream(*query, binary=True, size=STREAM_CHUNK)) as rows:
-            for row in rows:
-                consume(row)
+    consumed = False
+
+    def look_up() -> None:
+        nonlocal consumed
+        with _batch_lookup(db) as layout, psycopg.RawCursor(db.connection) as cursor:
+            query = _batch_query(hashes, keys, now, layout)
+            if not psycopg.capabilities.has_stream_chunked():
+                # An older libpq: a row at a time costs more than waiting for them all.
+                rows = cursor.execute(*query, binary=True).fetchall()
+                consumed = True
+                for row in rows:
+                    consume(row)
+                return
+            # Closed at once if `consume` fails: until then the stream holds the connection, and
+            # the transaction's rollback would wait for it forever.
+            with closing(cursor.stream(*query, binary=True, size=STREAM_CHUNK)) as rows:
+                for row in rows:
+                    consumed = True
+                    consume(row)
+
+    # The lookup is the request's connection check, instead of Django's `SELECT 1` (a round
+    # trip) before its transaction; on a connection found dead it runs again, unless some rows
+    # were handed on already.
+    as_connection_check(db, look_up, may_repeat=lambda: not consumed)
 
 
 @contextmanager

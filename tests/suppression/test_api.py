@@ -561,6 +561,87 @@ def test_a_single_check_on_a_connection_that_died_between_requests_still_answers
     assert connection.connection.info.backend_pid != first
 
 
+@pytest.fixture
+def cached_lookups(settings):
+    """Keys and streams from the per-process caches, as a web process serves them (the tests'
+    settings turn those off)."""
+    from compliance import selectors as core
+    from compliance import services as core_services
+
+    settings.LOOKUP_CACHE_SECONDS = 60
+    caches = (core._lookups, core_services._keys_by_hash)
+    for cache in caches:
+        cache.clear()
+    yield
+    for cache in caches:
+        cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_by_hashes_is_its_own_connection_check(
+    api_client, suppress, monkeypatch, cached_lookups
+):
+    """No `SELECT 1` before a batch by hashes: its lookup checks the request's connection, and
+    one the server closed between requests is replaced and the batch answered."""
+    import psycopg
+    from django.db import connection
+
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    suppress("gone@example.com", "hard_bounce", scope="global")
+    client = api_client(READ)
+    body = {"stream": "marketing", "hashes": [hex_hash("gone@example.com"), hex_hash("x@y.io")]}
+
+    def ask() -> list[str]:
+        connection.close_if_unusable_or_obsolete()  # as Django does when a request starts
+        answer = client.post("/api/v1/suppressions/check", body, format="json")
+        assert answer.status_code == 200, answer.content
+        return [s["reason"] for s in answer.json()["suppressed"]]
+
+    assert ask() == ["hard_bounce"]  # the key and the stream are looked up, then cached
+    checks = []
+    real = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or real())
+    assert ask() == ["hard_bounce"]
+    assert checks == []
+
+    first = connection.connection.info.backend_pid
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [first])
+    assert ask() == ["hard_bounce"]
+    assert connection.connection.info.backend_pid != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_by_hashes_cancelled_on_a_live_connection_is_not_run_again(
+    default_tenant, monkeypatch
+):
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from compliance.selectors import stream_of
+    from suppression import sql
+    from tests.support import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    stream = stream_of(default_tenant, "marketing")
+    connection.ensure_connection()
+    first = connection.connection.info.backend_pid
+    calls = []
+
+    def cancelled(*args):
+        calls.append(args)
+        raise psycopg.errors.QueryCanceled("canceling statement due to conflict with recovery")
+
+    monkeypatch.setattr(sql, "_batch_query", cancelled)
+    connection.close_if_unusable_or_obsolete()  # as Django does when the next request starts
+    with pytest.raises(OperationalError):
+        selectors.suppressed_hashes_among(stream=stream, hashes_=[hex_hash("any@example.com")])
+    assert len(calls) == 1
+    assert connection.connection.info.backend_pid == first
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_single_check_cancelled_on_a_live_connection_is_not_run_again(
     suppress, default_tenant, monkeypatch
