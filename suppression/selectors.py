@@ -240,24 +240,22 @@ class _HashAnswer:
         # first row arrives, while the database still works, so that the answer is then read
         # off in order instead of looking up 10,000 hashes after the last row.
         self._slots: dict[str, orjson.Fragment | None] | None = None
-        self._best: dict[bytes, sql.RawBlockingRow] = {}
-        self._entries: dict[str, Blocked] = {}  # by the hash in lower-case hex
+        self._best: dict[str, sql.RawBlockingRow] = {}  # by the hash in lower-case hex
         self._labels: dict[str, str] = {}  # a batch has thousands of rows but a few scopes
 
     def add(self, row: sql.RawBlockingRow) -> None:
         if self._slots is None:
             self._slots = dict.fromkeys(self._keys)
         digest, scope_key, reason, since = row
-        best = self._best.get(digest)
+        key = digest.hex()
+        best = self._best.get(key)
         if best is not None and not _better(row, best):
             return
-        self._best[digest] = row
+        self._best[key] = row
         scope = self._labels.get(scope_key)
         if scope is None:
             scope = label_for_key(scope_key, stream=self._stream, topic=self._topic)
             self._labels[scope_key] = scope
-        key = digest.hex()
-        self._entries[key] = (reason, scope, since)
         item: SuppressedHash = {"hash": key, "reason": reason, "scope": scope, "since": since}
         self._slots[key] = orjson.Fragment(orjson.dumps(item))
 
@@ -267,16 +265,16 @@ class _HashAnswer:
         slots = self._slots
         if slots is None:  # no row: none is suppressed
             return []
-        after_response.hold(self._best, self._entries, slots)  # tens of thousands of objects
+        after_response.hold(self._best, slots)  # tens of thousands of objects
         if self._keys is given:  # all given in lower case, as the items name them
             if len(slots) == len(given):  # and none twice: the slots are the answer's order
                 return list(filter(None, slots.values()))
             return list(filter(None, map(slots.get, given)))
-        entries = list(map(self._entries.get, self._keys))
+        rows = list(map(self._best.get, self._keys))
         return [
-            {"hash": spelling, "reason": reason, "scope": scope, "since": since}
-            for spelling, (reason, scope, since) in zip(
-                compress(given, entries), filter(None, entries), strict=True
+            {"hash": spelling, "reason": reason, "scope": self._labels[scope_key], "since": since}
+            for spelling, (_, scope_key, reason, since) in zip(
+                compress(given, rows), filter(None, rows), strict=True
             )
         ]
 
