@@ -130,6 +130,25 @@ def mint(db, default_tenant):
     return make
 
 
+@pytest.fixture
+def requests_as_served(settings):
+    """Requests as a web process serves them: API keys and streams come from the per-process
+    caches (the tests' settings turn them off), and each request starts as Django starts one,
+    with its connection not yet checked (the test client leaves that out): call the fixture's
+    value before each request."""
+    from django.db import connection
+
+    from compliance import selectors
+
+    settings.LOOKUP_CACHE_SECONDS = 60
+    caches = (selectors._lookups, services._keys_by_hash)
+    for lookups in caches:
+        lookups.clear()
+    yield connection.close_if_unusable_or_obsolete
+    for lookups in caches:
+        lookups.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Every test starts with empty per-client budgets (the unsubscribe pages count them)."""

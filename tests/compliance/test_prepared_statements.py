@@ -12,7 +12,6 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from compliance import selectors
 from suppression import addresses, policy_server, rules
 from tests.support import require
 from unsubscribe import services
@@ -115,17 +114,6 @@ def sql_start() -> str:
     from suppression import sql
 
     return sql.POLICY_LOOKUP_SQL.strip()[:40]
-
-
-@pytest.fixture
-def requests_as_served(settings):
-    """Clicks as a web process serves them: the link's stream comes from the per-process cache
-    (the tests' settings turn it off) and each request starts as Django starts one, with its
-    connection not yet checked (the test client leaves that out)."""
-    settings.LOOKUP_CACHE_SECONDS = 60
-    selectors._lookups.clear()
-    yield connection.close_if_unusable_or_obsolete
-    selectors._lookups.clear()
 
 
 @pytest.mark.django_db(transaction=True)

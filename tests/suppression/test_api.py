@@ -561,25 +561,9 @@ def test_a_single_check_on_a_connection_that_died_between_requests_still_answers
     assert connection.connection.info.backend_pid != first
 
 
-@pytest.fixture
-def cached_lookups(settings):
-    """Keys and streams from the per-process caches, as a web process serves them (the tests'
-    settings turn those off)."""
-    from compliance import selectors as core
-    from compliance import services as core_services
-
-    settings.LOOKUP_CACHE_SECONDS = 60
-    caches = (core._lookups, core_services._keys_by_hash)
-    for cache in caches:
-        cache.clear()
-    yield
-    for cache in caches:
-        cache.clear()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_by_hashes_is_its_own_connection_check(
-    api_client, suppress, monkeypatch, cached_lookups
+    api_client, suppress, monkeypatch, requests_as_served
 ):
     """No `SELECT 1` before a batch by hashes: its lookup checks the request's connection, and
     one the server closed between requests is replaced and the batch answered."""
@@ -594,7 +578,7 @@ def test_a_batch_by_hashes_is_its_own_connection_check(
     body = {"stream": "marketing", "hashes": [hex_hash("gone@example.com"), hex_hash("x@y.io")]}
 
     def ask() -> list[str]:
-        connection.close_if_unusable_or_obsolete()  # as Django does when a request starts
+        requests_as_served()
         answer = client.post("/api/v1/suppressions/check", body, format="json")
         assert answer.status_code == 200, answer.content
         return [s["reason"] for s in answer.json()["suppressed"]]
